@@ -1,0 +1,90 @@
+use lambda_http::http::header::{HeaderValue, ALLOW, RETRY_AFTER};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+use super::{json_response, Route};
+use crate::domain::{ContentError, CursorError, PageLimitError};
+
+/// Every way a request can fail, each mapped to one status in [`ApiError::into_response`].
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    BadContent(#[from] ContentError),
+    #[error(transparent)]
+    BadLimit(#[from] PageLimitError),
+    #[error(transparent)]
+    BadCursor(#[from] CursorError),
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("body is {size} bytes; the limit is {limit}")]
+    PayloadTooLarge { size: usize, limit: usize },
+    #[error("no message with id `{0}`")]
+    MessageNotFound(String),
+    #[error("no such path: `{0}`; the API serves /messages, /messages/{{id}} and /add_message")]
+    UnknownPath(String),
+    #[error("method not allowed here; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
+    /// A route that reached a function which does not serve it: a deployment mistake.
+    #[error("route {0:?} is not served by this function")]
+    NotServedHere(Route),
+    /// A backend (SQS, DynamoDB) failed. The client sees a generic body; the cause goes to the log.
+    #[error("a backend is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+impl PartialEq for ApiError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::BadContent(_) | Self::BadLimit(_) | Self::BadCursor(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MessageNotFound(_) | Self::UnknownPath(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotServedHere(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let message = match &self {
+            Self::Unavailable(cause) => {
+                tracing::error!(error = ?cause, "backend unavailable");
+                "the service is temporarily unavailable; retry shortly".to_owned()
+            }
+            Self::NotServedHere(route) => {
+                tracing::error!(?route, "route mapped to the wrong function");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = json_response(status, &ErrorBody { error: &message });
+        let headers = response.headers_mut();
+        match &self {
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::Unavailable(_) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,101 @@
+//! Each function's configuration, read once from the environment at cold start. A missing or
+//! invalid variable stops the cold start with an error that names it.
+
+use std::env;
+use std::str::FromStr;
+
+use crate::api::EnqueueLimits;
+use crate::domain::ContentLimit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// The enqueue function's configuration.
+#[derive(Debug, Clone)]
+pub struct EnqueueConfig {
+    pub queue_url: String,
+    pub limits: EnqueueLimits,
+}
+
+impl EnqueueConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = EnqueueLimits::for_content(content_limit()?);
+        Ok(Self {
+            queue_url: required("QUEUE_URL")?,
+            limits: EnqueueLimits {
+                content: defaults.content,
+                max_body_bytes: optional("MAX_BODY_BYTES")?.unwrap_or(defaults.max_body_bytes),
+            },
+        })
+    }
+}
+
+/// The consumer's configuration.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub table_name: String,
+    pub content_limit: ContentLimit,
+}
+
+impl ConsumerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            content_limit: content_limit()?,
+        })
+    }
+}
+
+/// The list function's configuration.
+#[derive(Debug, Clone)]
+pub struct ListConfig {
+    pub table_name: String,
+}
+
+impl ListConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+        })
+    }
+}
+
+/// `MAX_CONTENT_CHARS`: the same limit for enqueue and consumer (the template sets it once).
+fn content_limit() -> Result<ContentLimit, ConfigError> {
+    match optional::<usize>("MAX_CONTENT_CHARS")? {
+        None => Ok(ContentLimit::DEFAULT),
+        Some(n) => ContentLimit::new(n).map_err(|reason| ConfigError::Invalid {
+            name: "MAX_CONTENT_CHARS",
+            reason,
+        }),
+    }
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    match env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+fn optional<T: FromStr>(name: &'static str) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match env::var(name) {
+        Err(_) => Ok(None),
+        Ok(value) => value
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: format!("`{value}`: {e}"),
+            }),
+    }
+}

@@ -1,0 +1,106 @@
+use serde::{Deserialize, Serialize};
+
+use super::{ContentError, ContentLimit, JobId, Message, MessageContent};
+
+/// The body of an SQS message: what the enqueue function sends and the consumer decodes.
+///
+/// Versioned so that a consumer can refuse a shape it does not know instead of guessing.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct QueuedMessage {
+    pub v: u8,
+    pub job_id: String,
+    pub content: String,
+}
+
+impl QueuedMessage {
+    const VERSION: u8 = 1;
+
+    pub fn body_of(message: &Message) -> String {
+        let envelope = Self {
+            v: Self::VERSION,
+            job_id: message.id.to_string(),
+            content: message.content.as_str().to_owned(),
+        };
+        // Serialising a struct of strings into a String cannot fail.
+        serde_json::to_string(&envelope).unwrap_or_default()
+    }
+
+    /// Decodes and re-validates a body. The queue is a trust boundary too: anything with
+    /// permission to send can put a body there that never went through the API.
+    pub fn decode(body: &str, limit: ContentLimit) -> Result<Message, EnvelopeError> {
+        let envelope: Self = serde_json::from_str(body).map_err(EnvelopeError::NotAnEnvelope)?;
+        if envelope.v != Self::VERSION {
+            return Err(EnvelopeError::UnknownVersion(envelope.v));
+        }
+        let id = envelope
+            .job_id
+            .parse::<JobId>()
+            .map_err(|e| EnvelopeError::BadJobId(e.to_string()))?;
+        let content = MessageContent::parse(envelope.content, limit)?;
+        Ok(Message { id, content })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("body is not a message envelope: {0}")]
+    NotAnEnvelope(#[source] serde_json::Error),
+    #[error("envelope version {0} is not known to this consumer")]
+    UnknownVersion(u8),
+    #[error("{0}")]
+    BadJobId(String),
+    #[error(transparent)]
+    BadContent(#[from] ContentError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(text: &str) -> Message {
+        Message::accept(MessageContent::parse(text.into(), ContentLimit::DEFAULT).unwrap())
+    }
+
+    #[test]
+    fn a_body_decodes_to_the_message_it_was_made_from() {
+        let original = message("line one\nline \"two\"\u{0}");
+        let decoded =
+            QueuedMessage::decode(&QueuedMessage::body_of(&original), ContentLimit::DEFAULT);
+        assert_eq!(decoded.unwrap(), original);
+    }
+
+    #[test]
+    fn control_characters_travel_escaped() {
+        let body = QueuedMessage::body_of(&message("bell\u{7}"));
+        assert!(body.contains("\\u0007"), "{body}");
+        assert!(!body.chars().any(|c| c.is_control()));
+    }
+
+    #[test]
+    fn refuses_bodies_that_are_not_envelopes() {
+        for body in ["", "hello", "{}", r#"{"v":1,"job_id":"x","content":"hi"}"#] {
+            assert!(
+                QueuedMessage::decode(body, ContentLimit::DEFAULT).is_err(),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_an_unknown_version() {
+        let body = QueuedMessage::body_of(&message("hi")).replace("\"v\":1", "\"v\":9");
+        assert!(matches!(
+            QueuedMessage::decode(&body, ContentLimit::DEFAULT),
+            Err(EnvelopeError::UnknownVersion(9))
+        ));
+    }
+
+    #[test]
+    fn revalidates_content_that_bypassed_the_api() {
+        let body = format!(r#"{{"v":1,"job_id":"{}","content":"  "}}"#, JobId::new());
+        assert!(matches!(
+            QueuedMessage::decode(&body, ContentLimit::DEFAULT),
+            Err(EnvelopeError::BadContent(ContentError::Blank))
+        ));
+    }
+}

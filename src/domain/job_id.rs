@@ -1,0 +1,107 @@
+use std::fmt;
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The id a client receives with its 202: a UUIDv7.
+///
+/// Version 7 puts the acceptance time (milliseconds since the epoch) in the leading bits, so
+/// ids sort by time as strings, the timestamp of a message comes from its id rather than from
+/// the clock of whichever worker stores it, and redelivering a job rewrites the same item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn from_uuid(uuid: Uuid) -> Option<Self> {
+        (uuid.get_version_num() == 7).then_some(Self(uuid))
+    }
+
+    /// When the message was accepted, to the millisecond.
+    pub fn accepted_at(&self) -> OffsetDateTime {
+        let millis = self.unix_millis();
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    pub fn unix_millis(&self) -> u64 {
+        let bytes = self.0.as_bytes();
+        // The first 48 bits of a UUIDv7 are the Unix time in milliseconds, big-endian.
+        bytes[..6]
+            .iter()
+            .fold(0u64, |millis, byte| (millis << 8) | u64::from(*byte))
+    }
+
+    /// A stable, uniformly spread number derived from the id's random bits.
+    pub fn spread(&self) -> u8 {
+        self.0.as_bytes()[15]
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a job id (a UUIDv7 as returned by POST /messages)")]
+pub struct NotAJobId(String);
+
+impl FromStr for JobId {
+    type Err = NotAJobId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(s)
+            .ok()
+            .and_then(Self::from_uuid)
+            .ok_or_else(|| NotAJobId(s.chars().take(64).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_acceptance_time_as_strings() {
+        let first = JobId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = JobId::new();
+        assert!(first.to_string() < second.to_string());
+        assert!(first.unix_millis() < second.unix_millis());
+    }
+
+    #[test]
+    fn the_timestamp_is_the_time_of_acceptance() {
+        let before = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let id = JobId::new();
+        let after = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let millis = i128::from(id.unix_millis());
+        assert!(before <= millis && millis <= after);
+        assert_eq!(id.accepted_at().unix_timestamp_nanos() / 1_000_000, millis);
+    }
+
+    #[test]
+    fn round_trips_through_its_string_form() {
+        let id = JobId::new();
+        assert_eq!(id.to_string().parse::<JobId>(), Ok(id));
+        assert_eq!(id.to_string().to_uppercase().parse::<JobId>(), Ok(id));
+    }
+
+    #[test]
+    fn refuses_strings_that_are_not_version_7_uuids() {
+        assert!("not-a-uuid".parse::<JobId>().is_err());
+        assert!(Uuid::new_v4().to_string().parse::<JobId>().is_err());
+    }
+}

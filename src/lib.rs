@@ -1,0 +1,26 @@
+//! A message queue pipeline on AWS Lambda: a client POSTs a message, it is queued on SQS and
+//! acknowledged at once with a job id; a consumer stores it in DynamoDB exactly once; clients
+//! read messages back, newest first.
+//!
+//! This crate is everything but the three `main` functions in `functions/`, which only read
+//! their configuration, build their SDK clients and hand requests to the handlers here.
+//!
+//! # Layout
+//! - [`domain`]: validated content, job ids (UUIDv7, which carry the acceptance time), the
+//!   SQS envelope, pages and cursors. No I/O.
+//! - [`ports`]: the two capabilities the handlers need, a queue that sends and a store that
+//!   puts, gets and lists.
+//! - [`api`]: the HTTP API (routing, validation, error mapping) on `lambda_http` types.
+//! - [`worker`]: the SQS consumer, with per-record failure reporting.
+//! - [`aws`]: the SQS and DynamoDB adapters, and provisioning that mirrors `template.yaml`.
+//! - [`config`]: each function's environment, checked at cold start.
+
+pub mod api;
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod ports;
+pub mod worker;
+
+#[cfg(test)]
+mod testing;

@@ -1,0 +1,157 @@
+//! In-memory fakes of the ports and request helpers, for unit tests of the handlers.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+
+use crate::domain::{ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit};
+use crate::ports::{MessageQueue, MessageStore, PutBatchError};
+
+pub fn post(path: &str, body: &str) -> Request {
+    let mut request = Request::new(Body::Text(body.to_owned()));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = path.parse().unwrap();
+    request
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    request
+}
+
+pub fn body_json(response: &Response<Body>) -> serde_json::Value {
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    serde_json::from_slice(response.body().as_ref()).unwrap()
+}
+
+/// `n` messages "message 0" .. "message n-1", oldest first.
+pub fn stored_messages(n: usize) -> Vec<Message> {
+    (0..n)
+        .map(|i| {
+            Message::accept(
+                MessageContent::parse(format!("message {i}"), ContentLimit::DEFAULT).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[derive(Debug, Default)]
+pub struct InMemoryQueue {
+    sent: Mutex<Vec<Message>>,
+    failing: bool,
+}
+
+impl InMemoryQueue {
+    pub fn failing() -> Self {
+        Self {
+            failing: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn sent(&self) -> Vec<Message> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl MessageQueue for InMemoryQueue {
+    async fn send(&self, message: &Message) -> anyhow::Result<()> {
+        if self.failing {
+            anyhow::bail!("injected queue failure");
+        }
+        self.sent.lock().unwrap().push(message.clone());
+        Ok(())
+    }
+}
+
+/// A store that keeps messages in a map; it can fail everything, fail chosen jobs, or panic.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    items: Mutex<BTreeMap<JobId, Message>>,
+    puts: Mutex<usize>,
+    failing: bool,
+    pub refuse: HashSet<String>,
+    pub panic_on: Option<String>,
+}
+
+impl InMemoryStore {
+    pub fn with(messages: Vec<Message>) -> Self {
+        let store = Self::default();
+        store
+            .items
+            .lock()
+            .unwrap()
+            .extend(messages.into_iter().map(|m| (m.id, m)));
+        store
+    }
+
+    pub fn failing() -> Self {
+        Self {
+            failing: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn items(&self) -> Vec<Message> {
+        self.items.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn put_calls(&self) -> usize {
+        *self.puts.lock().unwrap()
+    }
+}
+
+#[async_trait]
+impl MessageStore for InMemoryStore {
+    async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
+        *self.puts.lock().unwrap() += 1;
+        let ids: HashSet<JobId> = messages.iter().map(|m| m.id).collect();
+        assert_eq!(ids.len(), messages.len(), "a batch must not repeat a job");
+        if messages
+            .iter()
+            .any(|m| Some(m.content.as_str()) == self.panic_on.as_deref())
+        {
+            panic!("injected panic while storing");
+        }
+        let mut unwritten = Vec::new();
+        let mut items = self.items.lock().unwrap();
+        for message in messages {
+            if self.failing || self.refuse.contains(message.content.as_str()) {
+                unwritten.push(message.id);
+            } else {
+                items.insert(message.id, message.clone());
+            }
+        }
+        if unwritten.is_empty() {
+            Ok(())
+        } else {
+            Err(PutBatchError {
+                unwritten,
+                cause: anyhow::anyhow!("injected store failure"),
+            })
+        }
+    }
+
+    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
+        anyhow::ensure!(!self.failing, "injected store failure");
+        Ok(self.items.lock().unwrap().get(&id).cloned())
+    }
+
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
+        anyhow::ensure!(!self.failing, "injected store failure");
+        let items = self.items.lock().unwrap();
+        let mut older = items
+            .values()
+            .rev()
+            .filter(|m| before.is_none_or(|b| m.id < b));
+        let messages: Vec<Message> = older.by_ref().take(limit.get()).cloned().collect();
+        let next = match (older.next(), messages.last()) {
+            (Some(_), Some(last)) => Some(Cursor::after(last)),
+            _ => None,
+        };
+        Ok(Page { messages, next })
+    }
+}
