@@ -7,12 +7,20 @@ use std::str::FromStr;
 use crate::api::EnqueueLimits;
 use crate::domain::ContentLimit;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is required but not set")]
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+}
+
+// `main` returns this error and Rust prints a returned error with `Debug`: make that the
+// sentence that names the variable.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// The enqueue function's configuration.
@@ -97,5 +105,27 @@ where
                 name,
                 reason: format!("`{value}`: {e}"),
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Each test uses variables no other test touches: tests run in parallel in one process.
+    #[test]
+    fn a_missing_variable_is_named() {
+        let error = required("PIPELINE_TEST_SURELY_UNSET").unwrap_err();
+        assert_eq!(
+            format!("{error:?}"),
+            "environment variable PIPELINE_TEST_SURELY_UNSET is required but not set"
+        );
+    }
+
+    #[test]
+    fn an_unparsable_variable_is_named_with_its_value() {
+        env::set_var("PIPELINE_TEST_NUMBER", "12x");
+        let error = optional::<usize>("PIPELINE_TEST_NUMBER").unwrap_err();
+        assert!(error.to_string().contains("PIPELINE_TEST_NUMBER is invalid: `12x`"), "{error}");
     }
 }

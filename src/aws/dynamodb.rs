@@ -54,6 +54,14 @@ impl DynamoDbStore {
         }
     }
 
+    /// A client configured from the environment (see [`super::sdk_config`]).
+    pub async fn connect(table: impl Into<String>) -> Self {
+        Self::new(
+            aws_sdk_dynamodb::Client::new(&super::sdk_config().await),
+            table,
+        )
+    }
+
     /// Writes up to 25 messages, retrying what DynamoDB leaves unprocessed with bounded,
     /// jittered exponential backoff. Returns the jobs that are still unwritten.
     async fn put_chunk(&self, chunk: &[Message]) -> Result<(), PutBatchError> {

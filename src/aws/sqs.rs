@@ -18,6 +18,14 @@ impl SqsQueue {
             queue_url: queue_url.into(),
         }
     }
+
+    /// A client configured from the environment (see [`super::sdk_config`]).
+    pub async fn connect(queue_url: impl Into<String>) -> Self {
+        Self::new(
+            aws_sdk_sqs::Client::new(&super::sdk_config().await),
+            queue_url,
+        )
+    }
 }
 
 #[async_trait]

@@ -1,1 +1,23 @@
-fn main() {}
+//! The consumer Lambda, triggered by SQS: stores each message in DynamoDB and reports the
+//! records it could not store as batch item failures (the event source mapping must have
+//! `ReportBatchItemFailures`), so only those are retried and, in the end, dead-lettered.
+//!
+//! Environment: `TABLE_NAME` (required), `MAX_CONTENT_CHARS`.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use message_pipeline::aws::DynamoDbStore;
+use message_pipeline::config::ConsumerConfig;
+use message_pipeline::worker::store_batch;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = ConsumerConfig::from_env()?;
+    let store = DynamoDbStore::connect(config.table_name).await;
+    let (store, limit) = (&store, config.content_limit);
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(store_batch(event.payload, store, limit).await)
+    }))
+    .await
+}
