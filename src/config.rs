@@ -126,6 +126,11 @@ mod tests {
     fn an_unparsable_variable_is_named_with_its_value() {
         env::set_var("PIPELINE_TEST_NUMBER", "12x");
         let error = optional::<usize>("PIPELINE_TEST_NUMBER").unwrap_err();
-        assert!(error.to_string().contains("PIPELINE_TEST_NUMBER is invalid: `12x`"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("PIPELINE_TEST_NUMBER is invalid: `12x`"),
+            "{error}"
+        );
     }
 }

@@ -1,0 +1,149 @@
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use message_pipeline::domain::{ContentLimit, Message, MessageContent, PageLimit, QueuedMessage};
+use message_pipeline::ports::{MessageQueue, MessageStore};
+use message_pipeline::worker::store_batch;
+
+use crate::helpers::{approximate_count, failed_ids, TestStack};
+
+fn message(text: &str) -> Message {
+    Message::accept(MessageContent::parse(text.into(), ContentLimit::DEFAULT).unwrap())
+}
+
+async fn stored(stack: &TestStack) -> Vec<Message> {
+    let page = stack
+        .store()
+        .list(PageLimit::parse("1000").unwrap(), None)
+        .await
+        .unwrap();
+    assert!(page.next.is_none());
+    page.messages
+}
+
+#[tokio::test]
+async fn a_batch_received_from_sqs_is_stored_in_dynamodb() {
+    let stack = TestStack::new().await;
+    let sent: Vec<Message> = (0..7).map(|i| message(&format!("batch {i}"))).collect();
+    for m in &sent {
+        stack.queue().send(m).await.unwrap();
+    }
+    let event = stack.receive_event(7, Duration::from_secs(10)).await;
+    assert_eq!(event.records.len(), 7);
+
+    let response = store_batch(event, &stack.store(), ContentLimit::DEFAULT).await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    for m in &sent {
+        assert_eq!(stack.store().get(m.id).await.unwrap().as_ref(), Some(m));
+    }
+    stack.teardown().await;
+}
+
+#[tokio::test]
+async fn redelivering_the_same_batch_leaves_one_item_per_job() {
+    let stack = TestStack::new().await;
+    let sent: Vec<Message> = (0..3).map(|i| message(&format!("again {i}"))).collect();
+    for m in &sent {
+        stack.queue().send(m).await.unwrap();
+    }
+    // A send the SDK retried after a lost response: SQS holds the same job twice.
+    stack.queue().send(&sent[0]).await.unwrap();
+    let event = stack.receive_event(4, Duration::from_secs(10)).await;
+    assert_eq!(event.records.len(), 4);
+
+    let first = store_batch(event.clone(), &stack.store(), ContentLimit::DEFAULT).await;
+    let second = store_batch(event, &stack.store(), ContentLimit::DEFAULT).await;
+
+    assert!(first.batch_item_failures.is_empty() && second.batch_item_failures.is_empty());
+    let mut expected = sent.clone();
+    expected.reverse();
+    assert_eq!(stored(&stack).await, expected);
+    stack.teardown().await;
+}
+
+#[tokio::test]
+async fn a_poison_record_is_a_batch_item_failure_and_the_others_are_stored() {
+    let stack = TestStack::new().await;
+    let good = message("good");
+    stack.queue().send(&good).await.unwrap();
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.queues.queue_url)
+        .message_body("{\"not\": \"an envelope\"}")
+        .send()
+        .await
+        .unwrap();
+    let event = stack.receive_event(2, Duration::from_secs(10)).await;
+    let poison_id = event
+        .records
+        .iter()
+        .find(|r| r.body.as_deref() != Some(QueuedMessage::body_of(&good).as_str()))
+        .and_then(|r| r.message_id.clone())
+        .unwrap();
+
+    let response = store_batch(event.clone(), &stack.store(), ContentLimit::DEFAULT).await;
+
+    assert_eq!(failed_ids(&response), vec![poison_id]);
+    assert_eq!(stored(&stack).await, vec![good]);
+    stack.teardown().await;
+}
+
+#[tokio::test]
+async fn a_record_that_keeps_failing_ends_in_the_dead_letter_queue() {
+    let stack = TestStack::new().await;
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.queues.queue_url)
+        .message_body("poison")
+        .send()
+        .await
+        .unwrap();
+
+    // Each receive that reports the record failed leaves it to reappear after the visibility
+    // timeout; past maxReceiveCount SQS moves it to the dead-letter queue.
+    let mut receives = 0;
+    for _ in 0..20 {
+        let event = stack.receive_event(1, Duration::from_secs(3)).await;
+        if event.records.is_empty()
+            && approximate_count(&stack.sqs, &stack.queues.dlq_url).await == 1
+        {
+            break;
+        }
+        let response = store_batch(event.clone(), &stack.store(), ContentLimit::DEFAULT).await;
+        assert_eq!(response.batch_item_failures.len(), event.records.len());
+        receives += event.records.len();
+    }
+
+    assert_eq!(receives, 2, "received {receives} times before redrive");
+    assert_eq!(
+        approximate_count(&stack.sqs, &stack.queues.dlq_url).await,
+        1
+    );
+    assert_eq!(
+        approximate_count(&stack.sqs, &stack.queues.queue_url).await,
+        0
+    );
+    stack.teardown().await;
+}
+
+#[tokio::test]
+async fn more_records_than_one_batch_write_holds_are_all_stored() {
+    let stack = TestStack::new().await;
+    let sent: Vec<Message> = (0..60).map(|i| message(&format!("big {i}"))).collect();
+    let mut event = SqsEvent::default();
+    for (i, m) in sent.iter().enumerate() {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(format!("record-{i}"));
+        record.body = Some(QueuedMessage::body_of(m));
+        event.records.push(record);
+    }
+
+    let response = store_batch(event, &stack.store(), ContentLimit::DEFAULT).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(stored(&stack).await.len(), 60);
+    stack.teardown().await;
+}

@@ -1,0 +1,101 @@
+use std::time::Duration;
+
+use lambda_http::http::Method;
+use message_pipeline::api::{enqueue_function, EnqueueLimits};
+use message_pipeline::aws::SqsQueue;
+use message_pipeline::domain::{ContentLimit, QueuedMessage};
+
+use crate::helpers::{approximate_count, json, request, TestStack};
+
+#[tokio::test]
+async fn enqueue_puts_the_message_on_sqs_with_the_job_id_it_answers() {
+    let stack = TestStack::new().await;
+
+    let response = enqueue_function(
+        request(
+            Method::POST,
+            "/messages",
+            r#"{"content": "Hello from Flask Queue!"}"#,
+        ),
+        &stack.queue(),
+        &EnqueueLimits::default(),
+    )
+    .await;
+
+    assert_eq!(response.status(), 202);
+    let job_id = json(&response)["job_id"].as_str().unwrap().to_owned();
+    let event = stack.receive_event(1, Duration::from_secs(5)).await;
+    assert_eq!(event.records.len(), 1);
+    let queued = QueuedMessage::decode(
+        event.records[0].body.as_deref().unwrap(),
+        ContentLimit::DEFAULT,
+    )
+    .unwrap();
+    assert_eq!(queued.id.to_string(), job_id);
+    assert_eq!(queued.content.as_str(), "Hello from Flask Queue!");
+    stack.teardown().await;
+}
+
+#[tokio::test]
+async fn the_tutorial_path_enqueues_too() {
+    let stack = TestStack::new().await;
+
+    let response = enqueue_function(
+        request(Method::POST, "/add_message", r#"{"content": "tutorial"}"#),
+        &stack.queue(),
+        &EnqueueLimits::default(),
+    )
+    .await;
+
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        stack
+            .receive_event(1, Duration::from_secs(5))
+            .await
+            .records
+            .len(),
+        1
+    );
+    stack.teardown().await;
+}
+
+#[tokio::test]
+async fn invalid_requests_never_reach_the_queue() {
+    let stack = TestStack::new().await;
+
+    for body in ["", "{}", r#"{"content": ""}"#, r#"{"content": 1}"#] {
+        let response = enqueue_function(
+            request(Method::POST, "/messages", body),
+            &stack.queue(),
+            &EnqueueLimits::default(),
+        )
+        .await;
+        assert_eq!(response.status(), 400, "{body}");
+    }
+
+    assert_eq!(
+        approximate_count(&stack.sqs, &stack.queues.queue_url).await,
+        0
+    );
+    stack.teardown().await;
+}
+
+#[tokio::test]
+async fn a_queue_that_cannot_be_reached_gives_503_not_202() {
+    let stack = TestStack::new().await;
+    let gone = SqsQueue::new(
+        stack.sqs.clone(),
+        format!("{}-deleted", stack.queues.queue_url),
+    );
+
+    let response = enqueue_function(
+        request(Method::POST, "/messages", r#"{"content": "lost?"}"#),
+        &gone,
+        &EnqueueLimits::default(),
+    )
+    .await;
+
+    assert_eq!(response.status(), 503);
+    assert!(json(&response)["job_id"].is_null());
+    stack.teardown().await;
+}

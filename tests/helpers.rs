@@ -1,0 +1,183 @@
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use message_pipeline::aws::provision::{self, QueueSettings, Queues};
+use message_pipeline::aws::{sdk_config, DynamoDbStore, SqsQueue};
+
+/// A queue with its dead-letter queue and a table, named for one test.
+pub struct TestStack {
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub queues: Queues,
+    pub table: String,
+}
+
+/// Short timeouts so redelivery and redrive happen within a test.
+pub const TEST_QUEUE: QueueSettings = QueueSettings {
+    visibility_timeout: Duration::from_secs(1),
+    max_receive_count: 2,
+};
+
+impl TestStack {
+    pub async fn new() -> Self {
+        require_a_target();
+        let config = sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let name = format!(
+            "mp-test-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let queues = provision::create_queues(&sqs, &name, TEST_QUEUE)
+            .await
+            .expect("create queues");
+        provision::create_table(&dynamodb, &name)
+            .await
+            .expect("create table");
+        Self {
+            sqs,
+            dynamodb,
+            queues,
+            table: name,
+        }
+    }
+
+    pub fn queue(&self) -> SqsQueue {
+        SqsQueue::new(self.sqs.clone(), &self.queues.queue_url)
+    }
+
+    pub fn store(&self) -> DynamoDbStore {
+        DynamoDbStore::new(self.dynamodb.clone(), &self.table)
+    }
+
+    /// Receives up to `max` messages (10 at most per call) as the Lambda event source mapping
+    /// would hand them to the consumer, waiting up to `wait` for the first ones.
+    pub async fn receive_event(&self, max: usize, wait: Duration) -> SqsEvent {
+        receive_event(&self.sqs, &self.queues.queue_url, max, wait).await
+    }
+
+    /// Deletes the records of `event` that are not listed as failures, as the event source
+    /// mapping does after the consumer returns.
+    pub async fn delete_succeeded(&self, event: &SqsEvent, failed: &[String]) {
+        for record in &event.records {
+            if failed.contains(record.message_id.as_ref().unwrap()) {
+                continue;
+            }
+            self.sqs
+                .delete_message()
+                .queue_url(&self.queues.queue_url)
+                .receipt_handle(record.receipt_handle.as_ref().unwrap())
+                .send()
+                .await
+                .expect("delete message");
+        }
+    }
+
+    pub async fn teardown(self) {
+        provision::delete_queues(&self.sqs, &self.queues)
+            .await
+            .expect("delete queues");
+        provision::delete_table(&self.dynamodb, &self.table)
+            .await
+            .expect("delete table");
+    }
+}
+
+pub async fn receive_event(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    max: usize,
+    wait: Duration,
+) -> SqsEvent {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut event = SqsEvent::default();
+    while event.records.len() < max && tokio::time::Instant::now() < deadline {
+        let wanted = (max - event.records.len()).min(10);
+        let output = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(wanted as i32)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive message");
+        for message in output.messages.unwrap_or_default() {
+            let mut record = SqsMessage::default();
+            record.message_id = message.message_id;
+            record.receipt_handle = message.receipt_handle;
+            record.body = message.body;
+            record.attributes = message
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v))
+                .collect();
+            event.records.push(record);
+        }
+    }
+    event
+}
+
+/// Counts what is in a queue right now (visible and in flight).
+pub async fn approximate_count(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("get queue attributes")
+        .attributes
+        .unwrap_or_default();
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|a| {
+        attributes
+            .get(a)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+    })
+    .sum()
+}
+
+pub fn request(method: Method, path: &str, body: &str) -> Request {
+    let mut request = Request::new(Body::Text(body.to_owned()));
+    *request.method_mut() = method;
+    *request.uri_mut() = path.parse().unwrap();
+    request
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    request
+}
+
+pub fn json(response: &Response<Body>) -> serde_json::Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap()
+}
+
+pub fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+fn require_a_target() {
+    let emulator = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let aws = std::env::var("PIPELINE_TESTS_ON_AWS").as_deref() == Ok("1");
+    assert!(
+        emulator || aws,
+        "integration tests need an emulator or an AWS account: run `infra/test.sh`, or set \
+         AWS_ENDPOINT_URL=http://127.0.0.1:4566 after `infra/emulator.sh start`, or \
+         PIPELINE_TESTS_ON_AWS=1 to create (and delete) resources in the configured account"
+    );
+}
