@@ -21,7 +21,7 @@ start() {
     return
   fi
   local bin
-  bin=$("$root/infra/tools.sh")
+  bin=$("$root/infra/tools.sh" emulator)
   mkdir -p "$state/tmp"
   # BIND_HOST keeps it on loopback (it binds all interfaces otherwise); IOT_MTLS_ENABLED=0 and
   # SFTP_ENABLED=0 stop the extra listeners of ministack[full]. AWS_ENDPOINT_URL is what it hands

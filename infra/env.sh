@@ -8,3 +8,5 @@ export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 # No instance-metadata lookups on a laptop or CI machine.
 export AWS_EC2_METADATA_DISABLED=true
+# The SAM CLI reports telemetry to AWS unless told not to; nothing leaves this machine.
+export SAM_CLI_TELEMETRY=0

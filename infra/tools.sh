@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Installs the host tools (infra/requirements.txt) into one venv and prints its bin directory.
+# Installs one set of host tools (infra/requirements/<set>.txt) into its own venv and prints
+# the venv's bin directory. Sets: `emulator` (ministack), `cli` (cargo-lambda, sam, cfn-lint,
+# aws). Two venvs because ministack and the SAM CLI pin different botocore versions.
 #
-# The venv lives outside the clone (CI clones afresh every run) and is rebuilt only when
-# requirements.txt changes, so a warm machine pays nothing and a fresh one about 30 s.
-# Usage: PATH="$(infra/tools.sh):$PATH"
+# The venvs live outside the clone (CI clones afresh every run) and are rebuilt only when
+# their requirements change: a warm machine pays nothing, a fresh one about 20 s a set.
+#   PATH="$(infra/tools.sh cli):$PATH"
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-requirements="$here/requirements.txt"
+set_name="${1:?usage: $0 emulator|cli}"
+requirements="$here/requirements/$set_name.txt"
+[ -f "$requirements" ] || { echo "tools: no such set: $set_name" >&2; exit 2; }
 cache="${PIPELINE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/message-pipeline}"
-stamp_wanted=$(sha256sum "$requirements" | cut -c1-16)
-venv="$cache/venv-$stamp_wanted"
+venv="$cache/$set_name-$(sha256sum "$requirements" | cut -c1-16)"
 
-if [ ! -x "$venv/bin/ministack" ] || [ ! -f "$venv/.complete" ]; then
-  echo "tools: installing $(grep -cv '^#' "$requirements") packages into $venv" >&2
+if [ ! -f "$venv/.complete" ]; then
+  echo "tools: installing $set_name tools into $venv" >&2
   rm -rf "$venv"
   mkdir -p "$cache"
   python3 -m venv "$venv" >&2
-  # uv resolves in seconds where pip backtracks for minutes (aws-sam-cli, botocore pins).
+  # uv resolves in seconds where pip backtracks for minutes (aws-sam-cli's botocore pins).
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'uv==0.9.30' >&2
   "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" -r "$requirements" >&2
   touch "$venv/.complete"
