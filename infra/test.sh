@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, clippy, unit tests, and the integration tests against the
+# Runs every test: template lint, formatting, clippy, unit tests, and the integration tests against the
 # LocalStack-compatible emulator, which it starts (and stops again) unless one is already up.
 #
 #   infra/test.sh                 # everything
@@ -17,6 +17,11 @@ if ! infra/emulator.sh status >/dev/null 2>&1; then
 fi
 cleanup() { if [ -n "$started" ]; then infra/emulator.sh stop; fi; }
 trap cleanup EXIT
+
+# The template: CloudFormation's linter and SAM's own validation, offline.
+PATH="$(infra/tools.sh cli):$PATH"
+cfn-lint template.yaml
+sam validate --lint >/dev/null
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

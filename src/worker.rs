@@ -272,4 +272,22 @@ mod tests {
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(store.put_calls(), 0);
     }
+
+    #[tokio::test]
+    async fn the_sample_event_in_events_stores_two_and_fails_the_poison_record() {
+        let sample = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/events/sqs-batch.json"
+        ));
+        let event: SqsEvent = serde_json::from_str(sample).unwrap();
+        let store = InMemoryStore::default();
+
+        let response = store_batch(event, &store, ContentLimit::DEFAULT).await;
+
+        assert_eq!(
+            failed_ids(&response),
+            ["33333333-3333-4333-8333-333333333333"]
+        );
+        assert_eq!(store.items().len(), 2);
+    }
 }
