@@ -7,6 +7,7 @@
 #   infra/local.sh up      # start the emulator, build, deploy; prints the API URL and curl lines
 #   infra/local.sh down    # delete the stack and stop the emulator
 #   infra/local.sh url     # the API URL of the running stack
+#   infra/local.sh watch   # `cargo lambda watch` on 127.0.0.1:9000 with the stack's queue and table
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -106,6 +107,27 @@ Stop with: infra/local.sh down
 EOT
 }
 
+# Hot-reloading functions that use the running stack's queue and table:
+#   curl -X POST http://127.0.0.1:9000/lambda-url/enqueue/messages -H 'Content-Type: application/json' -d '{"content": "hi"}'
+#   curl http://127.0.0.1:9000/lambda-url/list/messages
+#   cargo lambda invoke consumer --invoke-address 127.0.0.1 --data-file events/sqs-batch.json
+watch() {
+  local queue_url env_file="$root/.local/watch.env"
+  queue_url=$(output QueueUrl) || { echo "watch: no local stack; run infra/local.sh up first" >&2; exit 1; }
+  cat >"$env_file" <<EOT
+QUEUE_URL=$queue_url
+TABLE_NAME=$(output TableName)
+AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
+AWS_REGION=$AWS_REGION
+AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID
+AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+RUST_LOG=info
+EOT
+  echo "watch: functions use the queue and table of stack $stack (see $env_file)"
+  # Its default invoke address is every interface; servers here bind loopback only.
+  exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT:-9000}" --env-file "$env_file" "$@"
+}
+
 down() {
   if infra/emulator.sh status >/dev/null 2>&1; then
     aws_ cloudformation delete-stack --stack-name "$stack" || true
@@ -117,5 +139,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   url) api_url ;;
-  *) echo "usage: $0 up|down|url" >&2; exit 2 ;;
+  watch) shift; watch "$@" ;;
+  *) echo "usage: $0 up|down|url|watch" >&2; exit 2 ;;
 esac

@@ -5,7 +5,7 @@ use message_pipeline::domain::{ContentLimit, Message, MessageContent, PageLimit,
 use message_pipeline::ports::{MessageQueue, MessageStore};
 use message_pipeline::worker::store_batch;
 
-use crate::helpers::{approximate_count, failed_ids, TestStack};
+use crate::helpers::{failed_ids, TestStack};
 
 fn message(text: &str) -> Message {
     Message::accept(MessageContent::parse(text.into(), ContentLimit::DEFAULT).unwrap())
@@ -67,14 +67,7 @@ async fn a_poison_record_is_a_batch_item_failure_and_the_others_are_stored() {
     let stack = TestStack::new().await;
     let good = message("good");
     stack.queue().send(&good).await.unwrap();
-    stack
-        .sqs
-        .send_message()
-        .queue_url(&stack.queues.queue_url)
-        .message_body("{\"not\": \"an envelope\"}")
-        .send()
-        .await
-        .unwrap();
+    stack.send_raw("{\"not\": \"an envelope\"}").await;
     let event = stack.receive_event(2, Duration::from_secs(10)).await;
     let poison_id = event
         .records
@@ -93,23 +86,14 @@ async fn a_poison_record_is_a_batch_item_failure_and_the_others_are_stored() {
 #[tokio::test]
 async fn a_record_that_keeps_failing_ends_in_the_dead_letter_queue() {
     let stack = TestStack::new().await;
-    stack
-        .sqs
-        .send_message()
-        .queue_url(&stack.queues.queue_url)
-        .message_body("poison")
-        .send()
-        .await
-        .unwrap();
+    stack.send_raw("poison").await;
 
     // Each receive that reports the record failed leaves it to reappear after the visibility
     // timeout; past maxReceiveCount SQS moves it to the dead-letter queue.
     let mut receives = 0;
     for _ in 0..20 {
         let event = stack.receive_event(1, Duration::from_secs(3)).await;
-        if event.records.is_empty()
-            && approximate_count(&stack.sqs, &stack.queues.dlq_url).await == 1
-        {
+        if event.records.is_empty() && stack.dead_lettered().await == 1 {
             break;
         }
         let response = store_batch(event.clone(), &stack.store(), ContentLimit::DEFAULT).await;
@@ -118,14 +102,8 @@ async fn a_record_that_keeps_failing_ends_in_the_dead_letter_queue() {
     }
 
     assert_eq!(receives, 2, "received {receives} times before redrive");
-    assert_eq!(
-        approximate_count(&stack.sqs, &stack.queues.dlq_url).await,
-        1
-    );
-    assert_eq!(
-        approximate_count(&stack.sqs, &stack.queues.queue_url).await,
-        0
-    );
+    assert_eq!(stack.dead_lettered().await, 1);
+    assert_eq!(stack.queued().await, 0);
     stack.teardown().await;
 }
 

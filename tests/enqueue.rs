@@ -5,7 +5,7 @@ use message_pipeline::api::{enqueue_function, EnqueueLimits};
 use message_pipeline::aws::SqsQueue;
 use message_pipeline::domain::{ContentLimit, QueuedMessage};
 
-use crate::helpers::{approximate_count, json, request, TestStack};
+use crate::helpers::{json, request, TestStack};
 
 #[tokio::test]
 async fn enqueue_puts_the_message_on_sqs_with_the_job_id_it_answers() {
@@ -73,10 +73,7 @@ async fn invalid_requests_never_reach_the_queue() {
         assert_eq!(response.status(), 400, "{body}");
     }
 
-    assert_eq!(
-        approximate_count(&stack.sqs, &stack.queues.queue_url).await,
-        0
-    );
+    assert_eq!(stack.queued().await, 0);
     stack.teardown().await;
 }
 

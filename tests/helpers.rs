@@ -76,6 +76,27 @@ impl TestStack {
         }
     }
 
+    /// Sends a body straight to the queue, bypassing the API, as any sender with access could.
+    pub async fn send_raw(&self, body: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(&self.queues.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send message");
+    }
+
+    /// Messages in the queue now, visible or in flight.
+    pub async fn queued(&self) -> usize {
+        approximate_count(&self.sqs, &self.queues.queue_url).await
+    }
+
+    /// Messages in the dead-letter queue now.
+    pub async fn dead_lettered(&self) -> usize {
+        approximate_count(&self.sqs, &self.queues.dlq_url).await
+    }
+
     pub async fn teardown(self) {
         provision::delete_queues(&self.sqs, &self.queues)
             .await
@@ -123,7 +144,7 @@ pub async fn receive_event(
 }
 
 /// Counts what is in a queue right now (visible and in flight).
-pub async fn approximate_count(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
+async fn approximate_count(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize {
     use aws_sdk_sqs::types::QueueAttributeName as A;
     let attributes = sqs
         .get_queue_attributes()

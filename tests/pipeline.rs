@@ -5,7 +5,7 @@ use message_pipeline::api::{enqueue_function, read_function, EnqueueLimits};
 use message_pipeline::domain::ContentLimit;
 use message_pipeline::worker::store_batch;
 
-use crate::helpers::{approximate_count, failed_ids, json, request, TestStack};
+use crate::helpers::{failed_ids, json, request, TestStack};
 
 /// POST → SQS → consumer → DynamoDB → GET, each hop through the real service, the consumer
 /// driven the way the event source mapping drives it.
@@ -29,10 +29,7 @@ async fn a_posted_message_is_stored_once_and_read_back() {
     let response = store_batch(event.clone(), &stack.store(), ContentLimit::DEFAULT).await;
     stack.delete_succeeded(&event, &failed_ids(&response)).await;
 
-    assert_eq!(
-        approximate_count(&stack.sqs, &stack.queues.queue_url).await,
-        0
-    );
+    assert_eq!(stack.queued().await, 0);
     let listed = json(&read_function(request(Method::GET, "/messages", ""), &stack.store()).await);
     let contents: Vec<&str> = listed["messages"]
         .as_array()
