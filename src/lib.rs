@@ -14,11 +14,17 @@
 //! - [`worker`]: the SQS consumer, with per-record failure reporting.
 //! - [`aws`]: the SQS and DynamoDB adapters, and provisioning that mirrors `template.yaml`.
 //! - [`config`]: each function's environment, checked at cold start.
+//! - [`event_source`]: Lambda's SQS event source mapping, for workers outside Lambda.
+//! - `local` (feature `local`, on by default; off for the functions): the local runner
+//!   behind `cargo run`, with the embedded SQLite backend and an HTTP server.
 
 pub mod api;
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod event_source;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod ports;
 pub mod worker;
 

@@ -1,20 +1,37 @@
 //! The narrow capabilities the handlers need, one trait each, implemented by the adapters in
 //! [`crate::aws`] and by in-memory fakes in tests.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::domain::{JobId, Message, Page, PageLimit};
 
 /// Somewhere to put accepted messages until a worker stores them.
 #[async_trait]
-pub trait MessageQueue: Send + Sync {
+pub trait MessageQueue: Send + Sync + std::fmt::Debug {
     /// Returns only once the queue has durably accepted the message.
     async fn send(&self, message: &Message) -> anyhow::Result<()>;
 }
 
+/// Where a worker takes messages from, with SQS's semantics: a received message is hidden
+/// for the queue's visibility timeout and comes back unless deleted; one received more than
+/// the queue's `maxReceiveCount` times moves to the dead-letter queue instead.
+#[async_trait]
+pub trait QueueSource: Send + Sync + std::fmt::Debug {
+    /// Up to `max` messages as the SQS records a Lambda event carries (message id, receipt
+    /// handle, body, `ApproximateReceiveCount`), waiting up to `wait` for the first one.
+    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>>;
+
+    /// Removes received messages for good. A stale receipt handle (the message was received
+    /// again since) removes nothing.
+    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()>;
+}
+
 /// Where messages are kept and read back.
 #[async_trait]
-pub trait MessageStore: Send + Sync {
+pub trait MessageStore: Send + Sync + std::fmt::Debug {
     /// Writes every message, idempotently: putting the same job twice leaves one item.
     /// On failure, names the jobs that were not written (the others were).
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError>;

@@ -75,7 +75,6 @@ fn parse_body(request: &Request, limits: &EnqueueLimits) -> Result<MessageConten
     };
     if bytes.len() > limits.max_body_bytes {
         return Err(ApiError::PayloadTooLarge {
-            size: bytes.len(),
             limit: limits.max_body_bytes,
         });
     }

@@ -19,8 +19,8 @@ pub enum ApiError {
     BadCursor(#[from] CursorError),
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
-    #[error("body is {size} bytes; the limit is {limit}")]
-    PayloadTooLarge { size: usize, limit: usize },
+    #[error("body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
     #[error("no message with id `{0}`")]
     MessageNotFound(String),
     #[error("no such path: `{0}`; the API serves /messages, /messages/{{id}} and /add_message")]

@@ -1,6 +1,6 @@
 //! The HTTP API, the same wherever it runs: the Lambda functions behind API Gateway call
-//! [`enqueue_function`] and [`read_function`]; both share the router and the error mapping,
-//! so an unknown path or method gets the same JSON answer whichever function receives it.
+//! [`enqueue_function`] and [`read_function`], the local runner calls [`handle`]; all share
+//! the router and the error mapping, so every path and method gets the same answer anywhere.
 
 mod enqueue;
 mod error;
@@ -25,27 +25,35 @@ pub async fn enqueue_function(
     queue: &dyn MessageQueue,
     limits: &EnqueueLimits,
 ) -> Response<Body> {
-    let outcome = match route(request.method(), request.uri().path()) {
-        Ok(Route::Enqueue) => enqueue(&request, queue, limits).await,
-        Ok(other) => Err(ApiError::NotServedHere(other)),
-        Err(e) => Err(e),
-    };
-    outcome.unwrap_or_else(|e| e.into_response())
+    handle(request, Some(queue), None, limits).await
 }
 
 /// The list Lambda: GET /messages and GET /messages/{id}, and the catch-all route that
 /// answers 404 and 405 for everything else.
 pub async fn read_function(request: Request, store: &dyn MessageStore) -> Response<Body> {
-    let outcome = match route(request.method(), request.uri().path()) {
-        Ok(Route::List) => list_messages(request.uri().query(), store).await,
-        Ok(Route::Get(id)) => get_message(&id, store).await,
-        Ok(other) => Err(ApiError::NotServedHere(other)),
-        Err(e) => Err(e),
+    handle(request, None, Some(store), &EnqueueLimits::default()).await
+}
+
+/// Routes a request to the handler that serves it. A function is given only the port it
+/// needs; a route whose port is missing reached the wrong function (a deployment mistake).
+/// The local runner gives both and so serves the whole API.
+pub async fn handle(
+    request: Request,
+    queue: Option<&dyn MessageQueue>,
+    store: Option<&dyn MessageStore>,
+    limits: &EnqueueLimits,
+) -> Response<Body> {
+    let outcome = match (route(request.method(), request.uri().path()), queue, store) {
+        (Ok(Route::Enqueue), Some(queue), _) => enqueue(&request, queue, limits).await,
+        (Ok(Route::List), _, Some(store)) => list_messages(request.uri().query(), store).await,
+        (Ok(Route::Get(id)), _, Some(store)) => get_message(&id, store).await,
+        (Ok(other), _, _) => Err(ApiError::NotServedHere(other)),
+        (Err(e), _, _) => Err(e),
     };
     outcome.unwrap_or_else(|e| e.into_response())
 }
 
-pub(crate) fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     // Our response types are plain structs of strings and numbers: serialising cannot fail.
     let text = serde_json::to_string(body).unwrap_or_default();
     let mut response = Response::new(Body::Text(text));

@@ -10,7 +10,7 @@ pub mod provision;
 mod sqs;
 
 pub use dynamodb::{DynamoDbStore, SHARDS};
-pub use sqs::SqsQueue;
+pub use sqs::{record_of, SqsQueue};
 
 /// The shared SDK configuration: region, credentials and endpoints from the environment.
 pub async fn sdk_config() -> aws_config::SdkConfig {

@@ -1,0 +1,152 @@
+//! Lambda's SQS event source mapping, for workers that run outside Lambda (the local runner):
+//! pollers receive batches from a [`QueueSource`], hand them to the same consumer code the
+//! Lambda runs ([`crate::worker::store_batch`]) as an `SqsEvent`, and delete exactly the
+//! records it did not report as failed. Failed records come back after the visibility
+//! timeout; the queue moves a record received more than `maxReceiveCount` times to the
+//! dead-letter queue, as SQS does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::domain::ContentLimit;
+use crate::ports::{MessageStore, QueueSource};
+use crate::worker::store_batch;
+
+/// How a mapping batches and how many batches it works on at once.
+#[derive(Debug, Clone, Copy)]
+pub struct MappingSettings {
+    /// Most records per batch (Lambda: `BatchSize`).
+    pub batch_size: usize,
+    /// How long to keep gathering once the first record arrived (Lambda:
+    /// `MaximumBatchingWindowInSeconds`, here with millisecond resolution).
+    pub batching_window: Duration,
+    /// Pollers working in parallel (Lambda: `ScalingConfig.MaximumConcurrency`).
+    pub concurrency: usize,
+    pub content_limit: ContentLimit,
+}
+
+impl Default for MappingSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 10,
+            batching_window: Duration::ZERO,
+            concurrency: 2,
+            content_limit: ContentLimit::DEFAULT,
+        }
+    }
+}
+
+/// How long an idle poller waits for a first record before looking at `shutdown` again.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Pause after the queue itself failed, so a broken backend is not hammered.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Runs the mapping until `shutdown` turns true; batches already being handled finish first.
+pub async fn run_mapping(
+    source: Arc<dyn QueueSource>,
+    store: Arc<dyn MessageStore>,
+    settings: MappingSettings,
+    shutdown: watch::Receiver<bool>,
+) {
+    let pollers: Vec<_> = (0..settings.concurrency.max(1))
+        .map(|poller| {
+            let (source, store, shutdown) = (source.clone(), store.clone(), shutdown.clone());
+            tokio::spawn(async move { poll(poller, &*source, &*store, settings, shutdown).await })
+        })
+        .collect();
+    for poller in pollers {
+        if let Err(error) = poller.await {
+            tracing::error!(%error, "a poller stopped abnormally");
+        }
+    }
+}
+
+async fn poll(
+    poller: usize,
+    source: &dyn QueueSource,
+    store: &dyn MessageStore,
+    settings: MappingSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        // Only the wait for records is interrupted by shutdown: a batch in hand is finished.
+        // Records received in an interrupted wait come back after the visibility timeout.
+        let event = tokio::select! {
+            event = gather(source, settings) => event,
+            _ = shutdown.changed() => break,
+        };
+        let event = match event {
+            Ok(event) if event.records.is_empty() => continue,
+            Ok(event) => event,
+            Err(error) => {
+                tracing::error!(poller, error = ?error, "receive failed");
+                tokio::time::sleep(ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        handle(source, store, settings, event).await;
+    }
+    tracing::debug!(poller, "poller stopped");
+}
+
+/// One invocation: the consumer's verdict decides which records are deleted.
+pub async fn handle(
+    source: &dyn QueueSource,
+    store: &dyn MessageStore,
+    settings: MappingSettings,
+    event: SqsEvent,
+) {
+    let receipts: Vec<(Option<String>, Option<String>)> = event
+        .records
+        .iter()
+        .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
+        .collect();
+    let response = store_batch(event, store, settings.content_limit).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    // Lambda's rule: an empty or unknown identifier fails the whole batch.
+    let whole_batch_failed = failed
+        .iter()
+        .any(|id| id.is_empty() || !receipts.iter().any(|(m, _)| m.as_deref() == Some(id)));
+    if whole_batch_failed {
+        return;
+    }
+    let done: Vec<String> = receipts
+        .into_iter()
+        .filter(|(id, _)| !failed.contains(&id.as_deref().unwrap_or_default()))
+        .filter_map(|(_, receipt)| receipt)
+        .collect();
+    if let Err(error) = source.delete(&done).await {
+        tracing::warn!(error = ?error, "delete failed; the stored records will be redelivered and rewritten");
+    }
+}
+
+/// Receives until the batch is full or the batching window, counted from the first record,
+/// has passed. An empty event means nothing arrived within the idle poll.
+async fn gather(source: &dyn QueueSource, settings: MappingSettings) -> anyhow::Result<SqsEvent> {
+    let mut event = SqsEvent::default();
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let wanted = settings.batch_size - event.records.len();
+        let wait = match deadline {
+            None => IDLE_POLL,
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+        };
+        let received = source.receive(wanted, wait).await?;
+        if event.records.is_empty() && received.is_empty() {
+            return Ok(event);
+        }
+        event.records.extend(received);
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + settings.batching_window);
+        if event.records.len() >= settings.batch_size || Instant::now() >= deadline {
+            return Ok(event);
+        }
+    }
+}

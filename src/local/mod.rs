@@ -1,0 +1,196 @@
+//! The local runner (`cargo run`): the whole pipeline in one process, serving the same HTTP
+//! API as the deployed stack, with a queue, a worker and a store behind it.
+//!
+//! The worker is the Lambda consumer's own code driven by [`crate::event_source`], the
+//! event source mapping emulated. Two backends:
+//! - `embedded` (default): queue, dead-letter queue and store in one SQLite file
+//!   ([`sqlite`]), durable across kills;
+//! - `aws`: the real adapters, polling SQS and writing DynamoDB (or the emulator, with
+//!   `AWS_ENDPOINT_URL`), chosen when `QUEUE_URL` is set or with `--backend aws`.
+
+pub mod server;
+pub mod sqlite;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::EnqueueLimits;
+use crate::aws::provision::QueueSettings;
+use crate::aws::{DynamoDbStore, SqsQueue};
+use crate::domain::ContentLimit;
+use crate::event_source::{run_mapping, MappingSettings};
+use crate::ports::{MessageQueue, MessageStore, QueueSource};
+use server::AppState;
+use sqlite::{Durability, SqliteDb, SqliteQueue, SqliteStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// SQLite file: no emulator, no AWS account.
+    Embedded,
+    /// SQS and DynamoDB (or an emulator via AWS_ENDPOINT_URL): needs QUEUE_URL and TABLE_NAME.
+    Aws,
+}
+
+/// Runs the message pipeline locally: the deployed stack's HTTP API, queue, worker and store
+/// in one process.
+#[derive(Debug, clap::Parser)]
+#[command(name = "message-pipeline", version)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Backend; default `aws` when QUEUE_URL is set, `embedded` otherwise.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// The embedded backend's database file.
+    #[arg(long, env = "DATA_FILE", default_value = ".local/pipeline.db")]
+    pub data: PathBuf,
+    /// What an acknowledged message survives (embedded backend).
+    #[arg(long, value_enum, default_value = "process")]
+    pub durability: Durability,
+    /// Records per consumer batch (Lambda BatchSize).
+    #[arg(long, default_value_t = 10)]
+    pub batch_size: usize,
+    /// Milliseconds to keep gathering a batch once it has a record (Lambda batching window).
+    #[arg(long, default_value_t = 0)]
+    pub batching_window_ms: u64,
+    /// Batches worked on at once (Lambda MaximumConcurrency).
+    #[arg(long, default_value_t = 2)]
+    pub consumers: usize,
+    /// Seconds a received message stays hidden before it is retried (embedded backend; on
+    /// SQS it is the queue's own setting).
+    #[arg(long, default_value_t = 30)]
+    pub visibility_timeout_secs: u64,
+    /// Receives before a message moves to the dead-letter queue (embedded backend).
+    #[arg(long, default_value_t = 5)]
+    pub max_receive_count: u32,
+    /// Longest message content, in characters.
+    #[arg(long, env = "MAX_CONTENT_CHARS", default_value_t = ContentLimit::DEFAULT.max_chars())]
+    pub max_content_chars: usize,
+}
+
+struct Pipeline {
+    queue: Arc<dyn MessageQueue>,
+    source: Arc<dyn QueueSource>,
+    store: Arc<dyn MessageStore>,
+    db: Option<Arc<SqliteDb>>,
+    description: String,
+}
+
+async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
+    let backend = args
+        .backend
+        .unwrap_or(if std::env::var_os("QUEUE_URL").is_some() {
+            Backend::Aws
+        } else {
+            Backend::Embedded
+        });
+    match backend {
+        Backend::Embedded => {
+            let db = SqliteDb::open(&args.data, args.durability)?;
+            let settings = QueueSettings {
+                visibility_timeout: Duration::from_secs(args.visibility_timeout_secs),
+                max_receive_count: args.max_receive_count,
+            };
+            let queue = Arc::new(SqliteQueue::new(db.clone(), settings));
+            Ok(Pipeline {
+                queue: queue.clone(),
+                source: queue,
+                store: Arc::new(SqliteStore::new(db.clone())),
+                db: Some(db),
+                description: format!(
+                    "embedded (SQLite at {}, durability {:?})",
+                    args.data.display(),
+                    args.durability
+                ),
+            })
+        }
+        Backend::Aws => {
+            let config = crate::config::EnqueueConfig::from_env()?;
+            let table = crate::config::ListConfig::from_env()?.table_name;
+            let queue = Arc::new(SqsQueue::connect(&config.queue_url).await);
+            let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into());
+            Ok(Pipeline {
+                queue: queue.clone(),
+                source: queue,
+                store: Arc::new(DynamoDbStore::connect(&table).await),
+                db: None,
+                description: format!(
+                    "aws (queue {}, table {table}, endpoint {endpoint})",
+                    config.queue_url
+                ),
+            })
+        }
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, then stops taking requests and finishes in-flight batches.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let content_limit = ContentLimit::new(args.max_content_chars)
+        .map_err(|e| anyhow::anyhow!("--max-content-chars {e}"))?;
+    anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    let pipeline = pipeline(&args).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let mapping = MappingSettings {
+        batch_size: args.batch_size,
+        batching_window: Duration::from_millis(args.batching_window_ms),
+        concurrency: args.consumers,
+        content_limit,
+    };
+    println!("message-pipeline local runner");
+    println!("  listening on {url}");
+    println!("  backend: {}", pipeline.description);
+    println!(
+        "  consumer: batches of {} within {} ms, {} at once",
+        mapping.batch_size, args.batching_window_ms, mapping.concurrency
+    );
+    println!("  try: curl -i -X POST {url}/messages -H 'Content-Type: application/json' -d '{{\"content\": \"hello\"}}'");
+    println!("       curl -s {url}/messages");
+
+    let (stop, stopped) = watch::channel(false);
+    let state = Arc::new(AppState {
+        queue: pipeline.queue,
+        store: pipeline.store.clone(),
+        limits: EnqueueLimits::for_content(content_limit),
+        db: pipeline.db,
+    });
+    let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
+    let worker = tokio::spawn(run_mapping(
+        pipeline.source,
+        pipeline.store,
+        mapping,
+        stopped,
+    ));
+
+    shutdown_signal().await;
+    println!("shutting down: finishing requests and batches in flight");
+    let _ = stop.send(true);
+    server.await?;
+    worker.await?;
+    println!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The HTTP front of the local runner: hyper on a TCP listener, each request turned into the
+//! `lambda_http` request the functions get from API Gateway and handed to [`api::handle`].
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::sqlite::SqliteDb;
+use crate::api::{self, json_response, ApiError, EnqueueLimits};
+use crate::ports::{MessageQueue, MessageStore};
+
+/// Everything a request may need.
+#[derive(Debug)]
+pub struct AppState {
+    pub queue: Arc<dyn MessageQueue>,
+    pub store: Arc<dyn MessageStore>,
+    pub limits: EnqueueLimits,
+    /// The embedded database, for `GET /_local/stats`; none on the AWS backend.
+    pub db: Option<Arc<SqliteDb>>,
+}
+
+/// How long shutdown waits for open connections to finish their requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` turns true, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let state = state.clone();
+        let service = service_fn(move |request| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(respond(request, &state).await) }
+        });
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+    }
+}
+
+async fn respond(
+    request: hyper::Request<Incoming>,
+    state: &AppState,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    // Read at most one byte past the limit: a huge body is refused without being buffered.
+    let bytes = match Limited::new(body, state.limits.max_body_bytes)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let limit = state.limits.max_body_bytes;
+            return into_hyper(ApiError::PayloadTooLarge { limit }.into_response());
+        }
+    };
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        Body::Binary(bytes.to_vec())
+    };
+    let request = Request::from_parts(parts, body);
+    if request.uri().path() == "/_local/stats" && request.method() == Method::GET {
+        return into_hyper(stats(state).await);
+    }
+    let response = api::handle(
+        request,
+        Some(&*state.queue),
+        Some(&*state.store),
+        &state.limits,
+    )
+    .await;
+    into_hyper(response)
+}
+
+/// Queue depth, in flight, dead-lettered and stored: what rq-dashboard showed the tutorial.
+async fn stats(state: &AppState) -> Response<Body> {
+    let Some(db) = &state.db else {
+        return ApiError::UnknownPath("/_local/stats (embedded backend only)".into())
+            .into_response();
+    };
+    match db.stats().await {
+        Ok(stats) => json_response(StatusCode::OK, &stats),
+        Err(error) => ApiError::Unavailable(error).into_response(),
+    }
+}
+
+fn into_hyper(response: Response<Body>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}

@@ -1,0 +1,392 @@
+//! The embedded backend: queue, dead-letter queue and store in one SQLite file.
+//!
+//! SQLite in WAL mode: a transaction that returned is in the write-ahead log, which survives
+//! the process being killed (SIGKILL included). `Durability::Full` also fsyncs every commit,
+//! which is what survives losing the machine. Two connections: readers (listing) never wait
+//! for the writer in WAL mode.
+//!
+//! The queue keeps SQS's contract, checked by the same contract tests as SQS itself: a
+//! received message is hidden for the visibility timeout under a fresh receipt handle, comes
+//! back unless deleted, and on the receive after its `max_receive_count`-th it moves to the
+//! dead-letter table instead.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context as _};
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsMessage;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::aws::provision::QueueSettings;
+use crate::domain::{
+    ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit, QueuedMessage,
+};
+use crate::ports::{MessageQueue, MessageStore, PutBatchError, QueueSource};
+
+/// What a commit survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// The process being killed (WAL, `synchronous=NORMAL`).
+    Process,
+    /// The machine losing power (WAL, `synchronous=FULL`: an fsync per commit).
+    Full,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS queue (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id    TEXT    NOT NULL UNIQUE,
+    body          TEXT    NOT NULL,
+    sent_at_ms    INTEGER NOT NULL,
+    visible_at_ms INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT    UNIQUE
+);
+CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at_ms, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    message_id    TEXT    PRIMARY KEY,
+    body          TEXT    NOT NULL,
+    sent_at_ms    INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL,
+    dead_at_ms    INTEGER NOT NULL
+);
+-- Job ids are UUIDv7 strings: ordering by id is ordering by acceptance time.
+CREATE TABLE IF NOT EXISTS messages (
+    id      TEXT PRIMARY KEY,
+    content TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The database file and its two connections.
+#[derive(Debug)]
+pub struct SqliteDb {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteDb {
+    pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Arc<Self>> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let open = || -> anyhow::Result<Connection> {
+            let conn =
+                Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            let synchronous = match durability {
+                Durability::Process => "NORMAL",
+                Durability::Full => "FULL",
+            };
+            conn.pragma_update(None, "synchronous", synchronous)?;
+            Ok(conn)
+        };
+        let writer = open()?;
+        writer
+            .execute_batch(SCHEMA)
+            .context("creating the schema")?;
+        Ok(Arc::new(Self {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(open()?),
+        }))
+    }
+
+    /// Runs `work` on the writer connection off the async runtime.
+    async fn write<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || work(&mut lock(&db.writer))).await?
+    }
+
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || work(&lock(&db.reader))).await?
+    }
+
+    /// Counts for the runner's stats endpoint, the local stand-in for queue metrics.
+    pub async fn stats(self: &Arc<Self>) -> anyhow::Result<Stats> {
+        self.read(|conn| {
+            let now = now_ms();
+            Ok(Stats {
+                queued: conn.query_row(
+                    "SELECT count(*) FROM queue WHERE visible_at_ms <= ?1",
+                    [now],
+                    |r| r.get(0),
+                )?,
+                in_flight: conn.query_row(
+                    "SELECT count(*) FROM queue WHERE visible_at_ms > ?1",
+                    [now],
+                    |r| r.get(0),
+                )?,
+                dead_lettered: conn
+                    .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?,
+                stored: conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?,
+            })
+        })
+        .await
+    }
+}
+
+// A panic while holding a connection leaves SQLite consistent (the transaction rolls back
+// when dropped), so a poisoned lock is safe to take over.
+fn lock(mutex: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub queued: i64,
+    pub in_flight: i64,
+    pub dead_lettered: i64,
+    pub stored: i64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The queue and its dead-letter queue.
+#[derive(Debug)]
+pub struct SqliteQueue {
+    db: Arc<SqliteDb>,
+    settings: QueueSettings,
+    arrived: Notify,
+}
+
+impl SqliteQueue {
+    pub fn new(db: Arc<SqliteDb>, settings: QueueSettings) -> Self {
+        Self {
+            db,
+            settings,
+            arrived: Notify::new(),
+        }
+    }
+
+    /// Sends a body as is, as any sender with access to a queue could.
+    pub async fn send_raw(&self, body: String) -> anyhow::Result<()> {
+        self.db
+            .write(move |conn| {
+                let now = now_ms();
+                conn.execute(
+                    "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms) VALUES (?1, ?2, ?3, ?3)",
+                    params![Uuid::new_v4().to_string(), body, now],
+                )?;
+                Ok(())
+            })
+            .await?;
+        self.arrived.notify_waiters();
+        Ok(())
+    }
+
+    pub async fn dead_lettered(&self) -> anyhow::Result<i64> {
+        self.db.stats().await.map(|s| s.dead_lettered)
+    }
+
+    async fn receive_now(&self, max: usize) -> anyhow::Result<Vec<SqsMessage>> {
+        let visibility_ms = self.settings.visibility_timeout.as_millis() as i64;
+        let max_receives = i64::from(self.settings.max_receive_count);
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let now = now_ms();
+                let due: Vec<(i64, String, String, i64, i64)> = tx
+                    .prepare_cached(
+                        "SELECT seq, message_id, body, sent_at_ms, receive_count FROM queue
+                         WHERE visible_at_ms <= ?1 ORDER BY visible_at_ms, seq LIMIT ?2",
+                    )?
+                    .query_map(params![now, max as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut records = Vec::with_capacity(due.len());
+                for (seq, message_id, body, sent_at_ms, receive_count) in due {
+                    if receive_count >= max_receives {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO dead_letters VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![message_id, body, sent_at_ms, receive_count, now],
+                        )?;
+                        tx.execute("DELETE FROM queue WHERE seq = ?1", [seq])?;
+                        tracing::warn!(%message_id, receive_count, "moved to the dead-letter queue");
+                        continue;
+                    }
+                    let receipt = Uuid::new_v4().to_string();
+                    tx.execute(
+                        "UPDATE queue SET receive_count = receive_count + 1, visible_at_ms = ?1, receipt = ?2 WHERE seq = ?3",
+                        params![now + visibility_ms, receipt, seq],
+                    )?;
+                    records.push(record(message_id, receipt, body, sent_at_ms, receive_count + 1, now));
+                }
+                tx.commit()?;
+                Ok(records)
+            })
+            .await
+    }
+}
+
+fn record(
+    message_id: String,
+    receipt: String,
+    body: String,
+    sent_at_ms: i64,
+    receives: i64,
+    now: i64,
+) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(message_id);
+    record.receipt_handle = Some(receipt);
+    record.body = Some(body);
+    record.event_source = Some("aws:sqs".to_owned());
+    record.attributes = [
+        ("ApproximateReceiveCount", receives.to_string()),
+        ("SentTimestamp", sent_at_ms.to_string()),
+        ("ApproximateFirstReceiveTimestamp", now.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    record
+}
+
+#[async_trait]
+impl MessageQueue for SqliteQueue {
+    async fn send(&self, message: &Message) -> anyhow::Result<()> {
+        self.send_raw(QueuedMessage::body_of(message)).await
+    }
+}
+
+#[async_trait]
+impl QueueSource for SqliteQueue {
+    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before looking, so a send that lands in between still wakes us.
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let records = self.receive_now(max.max(1)).await?;
+            if !records.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(records);
+            }
+            // Also wake now and then: hidden messages become visible without a send.
+            let nap = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(Duration::from_millis(100));
+            let _ = tokio::time::timeout(nap, arrived).await;
+        }
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+        let handles = receipt_handles.to_vec();
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                for handle in &handles {
+                    tx.execute("DELETE FROM queue WHERE receipt = ?1", [handle])?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: Arc<SqliteDb>,
+}
+
+impl SqliteStore {
+    pub fn new(db: Arc<SqliteDb>) -> Self {
+        Self { db }
+    }
+}
+
+fn message_from_row(id: String, content: String) -> anyhow::Result<Message> {
+    let id: JobId = id.parse()?;
+    let limit = ContentLimit::new(ContentLimit::CEILING).map_err(|e| anyhow!(e))?;
+    let content = MessageContent::parse(content, limit)
+        .with_context(|| format!("stored message {id} is invalid"))?;
+    Ok(Message { id, content })
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
+        let rows: Vec<(String, String)> = messages
+            .iter()
+            .map(|m| (m.id.to_string(), m.content.as_str().to_owned()))
+            .collect();
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                {
+                    // A job already stored stays as it is: the same job always has the same content.
+                    let mut insert =
+                        tx.prepare_cached("INSERT INTO messages (id, content) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")?;
+                    for (id, content) in &rows {
+                        insert.execute(params![id, content])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(|cause| PutBatchError {
+                unwritten: messages.iter().map(|m| m.id).collect(),
+                cause,
+            })
+    }
+
+    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
+        self.db
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT content FROM messages WHERE id = ?1",
+                    [id.to_string()],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .map(|content| message_from_row(id.to_string(), content))
+                .transpose()
+            })
+            .await
+    }
+
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
+        self.db
+            .read(move |conn| {
+                let rows: Vec<(String, String)> = conn
+                    .prepare_cached(
+                        "SELECT id, content FROM messages WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2",
+                    )?
+                    .query_map(params![before.map(|b| b.to_string()), limit.get() as i64 + 1], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let more = rows.len() > limit.get();
+                let messages = rows
+                    .into_iter()
+                    .take(limit.get())
+                    .map(|(id, content)| message_from_row(id, content))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let next = if more { messages.last().map(Cursor::after) } else { None };
+                Ok(Page { messages, next })
+            })
+            .await
+    }
+}
