@@ -150,3 +150,76 @@ async fn gather(source: &dyn QueueSource, settings: MappingSettings) -> anyhow::
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    use super::*;
+    use crate::domain::{Message, MessageContent, QueuedMessage};
+    use crate::testing::InMemoryStore;
+
+    /// A source whose batches are handed in by the test; it records what was deleted.
+    #[derive(Debug, Default)]
+    struct RecordingSource {
+        deleted: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl QueueSource for RecordingSource {
+        async fn receive(&self, _max: usize, _wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+            Ok(Vec::new())
+        }
+
+        async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+            self.deleted
+                .lock()
+                .unwrap()
+                .extend_from_slice(receipt_handles);
+            Ok(())
+        }
+    }
+
+    fn record(id: Option<&str>, body: &str) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = id.map(str::to_owned);
+        record.receipt_handle = id.map(|id| format!("receipt-{id}"));
+        record.body = Some(body.to_owned());
+        record
+    }
+
+    fn good_body(text: &str) -> String {
+        let content = MessageContent::parse(text.into(), ContentLimit::DEFAULT).unwrap();
+        QueuedMessage::body_of(&Message::accept(content))
+    }
+
+    #[tokio::test]
+    async fn deletes_the_stored_records_and_leaves_the_failed_ones_to_come_back() {
+        let (source, store) = (RecordingSource::default(), InMemoryStore::default());
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record(Some("a"), &good_body("a")),
+            record(Some("b"), "poison"),
+            record(Some("c"), &good_body("c")),
+        ];
+
+        handle(&source, &store, MappingSettings::default(), event).await;
+
+        assert_eq!(*source.deleted.lock().unwrap(), ["receipt-a", "receipt-c"]);
+        assert_eq!(store.items().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn deletes_nothing_when_a_failure_cannot_be_attributed_to_a_record() {
+        let (source, store) = (RecordingSource::default(), InMemoryStore::default());
+        let mut event = SqsEvent::default();
+        event.records = vec![record(Some("a"), &good_body("a")), record(None, "poison")];
+
+        handle(&source, &store, MappingSettings::default(), event).await;
+
+        assert!(source.deleted.lock().unwrap().is_empty());
+    }
+}

@@ -11,6 +11,8 @@
 mod helpers;
 
 mod consumer;
+mod contract;
 mod enqueue;
 mod list;
+mod local_runner;
 mod pipeline;

@@ -1,0 +1,176 @@
+//! The queue contract: SQS's semantics, which the embedded queue must keep. Both run with the
+//! test settings: a 1 s visibility timeout, a `maxReceiveCount` of 2.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use message_pipeline::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
+use message_pipeline::local::sqlite::SqliteQueue;
+use message_pipeline::ports::{MessageQueue, QueueSource};
+
+use super::{for_each_backend, remove_db, temp_db};
+use crate::helpers::{TestStack, TEST_QUEUE};
+
+pub enum QueueBackend {
+    Embedded(Arc<SqliteQueue>, PathBuf),
+    Aws(TestStack, message_pipeline::aws::SqsQueue),
+}
+
+impl QueueBackend {
+    async fn embedded() -> Self {
+        let (db, path) = temp_db();
+        Self::Embedded(Arc::new(SqliteQueue::new(db, TEST_QUEUE)), path)
+    }
+
+    async fn aws() -> Self {
+        let stack = TestStack::new().await;
+        let queue = stack.queue();
+        Self::Aws(stack, queue)
+    }
+
+    fn queue(&self) -> &dyn MessageQueue {
+        match self {
+            Self::Embedded(queue, _) => &**queue,
+            Self::Aws(_, queue) => queue,
+        }
+    }
+
+    fn source(&self) -> &dyn QueueSource {
+        match self {
+            Self::Embedded(queue, _) => &**queue,
+            Self::Aws(_, queue) => queue,
+        }
+    }
+
+    async fn dead_lettered(&self) -> usize {
+        match self {
+            Self::Embedded(queue, _) => queue.dead_lettered().await.unwrap() as usize,
+            Self::Aws(stack, _) => stack.dead_lettered().await,
+        }
+    }
+
+    async fn teardown(self) {
+        match self {
+            Self::Embedded(_, path) => remove_db(&path),
+            Self::Aws(stack, _) => stack.teardown().await,
+        }
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(2);
+/// Past the 1 s visibility timeout, with room for a slow machine.
+const AFTER_VISIBILITY: Duration = Duration::from_millis(1500);
+
+fn message(text: &str) -> Message {
+    Message::accept(MessageContent::parse(text.into(), ContentLimit::DEFAULT).unwrap())
+}
+
+fn receive_count(record: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
+    record.attributes["ApproximateReceiveCount"]
+        .parse()
+        .unwrap()
+}
+
+async fn a_sent_message_is_received_as_an_sqs_record(backend: &QueueBackend) {
+    let sent = message("contract");
+    backend.queue().send(&sent).await.unwrap();
+
+    let records = backend.source().receive(10, WAIT).await.unwrap();
+
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert!(record.message_id.is_some() && record.receipt_handle.is_some());
+    assert_eq!(receive_count(record), 1);
+    let body = record.body.as_deref().unwrap();
+    assert_eq!(
+        QueuedMessage::decode(body, ContentLimit::DEFAULT).unwrap(),
+        sent
+    );
+}
+
+async fn a_received_message_is_hidden_until_its_visibility_timeout_passes(backend: &QueueBackend) {
+    backend.queue().send(&message("hide")).await.unwrap();
+    let first = backend.source().receive(10, WAIT).await.unwrap();
+    assert_eq!(first.len(), 1);
+
+    let while_hidden = backend.source().receive(10, Duration::ZERO).await.unwrap();
+    tokio::time::sleep(AFTER_VISIBILITY).await;
+    let again = backend.source().receive(10, WAIT).await.unwrap();
+
+    assert!(while_hidden.is_empty());
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message_id, first[0].message_id);
+    assert_ne!(again[0].receipt_handle, first[0].receipt_handle);
+    assert_eq!(receive_count(&again[0]), 2);
+}
+
+async fn a_deleted_message_never_comes_back(backend: &QueueBackend) {
+    backend.queue().send(&message("gone")).await.unwrap();
+    let records = backend.source().receive(10, WAIT).await.unwrap();
+    let receipts: Vec<String> = records
+        .iter()
+        .filter_map(|r| r.receipt_handle.clone())
+        .collect();
+
+    backend.source().delete(&receipts).await.unwrap();
+    tokio::time::sleep(AFTER_VISIBILITY).await;
+
+    assert!(backend
+        .source()
+        .receive(10, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(backend.dead_lettered().await, 0);
+}
+
+async fn a_message_received_more_than_max_receive_count_times_is_dead_lettered(
+    backend: &QueueBackend,
+) {
+    backend.queue().send(&message("poison")).await.unwrap();
+    let mut receives = 0;
+    for _ in 0..TEST_QUEUE.max_receive_count + 1 {
+        receives += backend.source().receive(10, WAIT).await.unwrap().len();
+        tokio::time::sleep(AFTER_VISIBILITY).await;
+    }
+
+    assert_eq!(receives, TEST_QUEUE.max_receive_count as usize);
+    assert_eq!(backend.dead_lettered().await, 1);
+    assert!(backend
+        .source()
+        .receive(10, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn receive_returns_at_most_the_number_asked_for(backend: &QueueBackend) {
+    for i in 0..5 {
+        backend
+            .queue()
+            .send(&message(&format!("m{i}")))
+            .await
+            .unwrap();
+    }
+
+    let some = backend.source().receive(3, WAIT).await.unwrap();
+    let mut all = some.len();
+    for _ in 0..5 {
+        if all == 5 {
+            break;
+        }
+        all += backend.source().receive(10, WAIT).await.unwrap().len();
+    }
+
+    assert!(!some.is_empty() && some.len() <= 3, "{}", some.len());
+    assert_eq!(all, 5);
+}
+
+for_each_backend!(QueueBackend:
+    a_sent_message_is_received_as_an_sqs_record,
+    a_received_message_is_hidden_until_its_visibility_timeout_passes,
+    a_deleted_message_never_comes_back,
+    a_message_received_more_than_max_receive_count_times_is_dead_lettered,
+    receive_returns_at_most_the_number_asked_for,
+);

@@ -1,0 +1,146 @@
+//! The store contract: idempotent puts, lookups, and newest-first pagination.
+
+use std::path::PathBuf;
+
+use message_pipeline::aws::DynamoDbStore;
+use message_pipeline::domain::{ContentLimit, JobId, Message, MessageContent, PageLimit};
+use message_pipeline::local::sqlite::SqliteStore;
+use message_pipeline::ports::MessageStore;
+
+use super::{for_each_backend, remove_db, temp_db};
+use crate::helpers::TestStack;
+
+pub enum StoreBackend {
+    Embedded(SqliteStore, PathBuf),
+    Aws(TestStack, DynamoDbStore),
+}
+
+impl StoreBackend {
+    async fn embedded() -> Self {
+        let (db, path) = temp_db();
+        Self::Embedded(SqliteStore::new(db), path)
+    }
+
+    async fn aws() -> Self {
+        let stack = TestStack::new().await;
+        let store = stack.store();
+        Self::Aws(stack, store)
+    }
+
+    fn store(&self) -> &dyn MessageStore {
+        match self {
+            Self::Embedded(store, _) => store,
+            Self::Aws(_, store) => store,
+        }
+    }
+
+    async fn teardown(self) {
+        match self {
+            Self::Embedded(_, path) => remove_db(&path),
+            Self::Aws(stack, _) => stack.teardown().await,
+        }
+    }
+}
+
+fn messages(n: usize) -> Vec<Message> {
+    (0..n)
+        .map(|i| {
+            Message::accept(MessageContent::parse(format!("m{i}"), ContentLimit::DEFAULT).unwrap())
+        })
+        .collect()
+}
+
+fn limit(n: usize) -> PageLimit {
+    PageLimit::parse(&n.to_string()).unwrap()
+}
+
+/// Every message, following `next` until it ends.
+async fn list_all(store: &dyn MessageStore, page_size: usize) -> Vec<Message> {
+    let mut all = Vec::new();
+    let mut before = None;
+    for _ in 0..1000 {
+        let page = store.list(limit(page_size), before).await.unwrap();
+        assert!(page.messages.len() <= page_size);
+        all.extend(page.messages);
+        match page.next {
+            Some(cursor) => before = Some(cursor.before),
+            None => return all,
+        }
+    }
+    panic!("pagination did not end");
+}
+
+async fn a_put_message_is_found_by_its_id(backend: &StoreBackend) {
+    let sent = messages(3);
+    backend.store().put_batch(&sent).await.unwrap();
+
+    assert_eq!(
+        backend.store().get(sent[1].id).await.unwrap(),
+        Some(sent[1].clone())
+    );
+    assert_eq!(backend.store().get(JobId::new()).await.unwrap(), None);
+}
+
+async fn putting_the_same_jobs_again_leaves_one_item_each(backend: &StoreBackend) {
+    let sent = messages(4);
+    backend.store().put_batch(&sent).await.unwrap();
+    backend.store().put_batch(&sent[1..3]).await.unwrap();
+    backend
+        .store()
+        .put_batch(&[sent[0].clone(), sent[0].clone()])
+        .await
+        .unwrap();
+
+    let stored = list_all(backend.store(), 100).await;
+
+    let expected: Vec<Message> = sent.into_iter().rev().collect();
+    assert_eq!(stored, expected);
+}
+
+async fn pages_list_every_message_once_newest_first(backend: &StoreBackend) {
+    let sent = messages(23);
+    backend.store().put_batch(&sent).await.unwrap();
+
+    let stored = list_all(backend.store(), 5).await;
+
+    let expected: Vec<Message> = sent.into_iter().rev().collect();
+    assert_eq!(stored, expected);
+}
+
+async fn a_cursor_lists_only_strictly_older_messages(backend: &StoreBackend) {
+    let sent = messages(6);
+    backend.store().put_batch(&sent).await.unwrap();
+
+    let page = backend
+        .store()
+        .list(limit(10), Some(sent[3].id))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        page.messages,
+        vec![sent[2].clone(), sent[1].clone(), sent[0].clone()]
+    );
+    assert_eq!(page.next, None);
+}
+
+async fn more_messages_than_one_write_call_takes_are_all_stored(backend: &StoreBackend) {
+    let sent = messages(60);
+    backend.store().put_batch(&sent).await.unwrap();
+
+    assert_eq!(list_all(backend.store(), 1000).await.len(), 60);
+}
+
+async fn an_empty_store_lists_nothing(backend: &StoreBackend) {
+    let page = backend.store().list(limit(50), None).await.unwrap();
+    assert!(page.messages.is_empty() && page.next.is_none());
+}
+
+for_each_backend!(StoreBackend:
+    a_put_message_is_found_by_its_id,
+    putting_the_same_jobs_again_leaves_one_item_each,
+    pages_list_every_message_once_newest_first,
+    a_cursor_lists_only_strictly_older_messages,
+    more_messages_than_one_write_call_takes_are_all_stored,
+    an_empty_store_lists_nothing,
+);
