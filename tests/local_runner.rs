@@ -16,20 +16,30 @@ struct Runner {
 }
 
 impl Runner {
-    /// Starts `cargo run`'s binary on the embedded backend, on a free port, and waits until
-    /// it says where it listens.
+    /// Starts `cargo run`'s binary on the embedded backend.
     fn start(data: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_message-pipeline"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--backend",
-                "embedded",
-                "--visibility-timeout-secs",
-                "2",
-            ])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_message-pipeline"));
+        command
+            .args(["--backend", "embedded", "--visibility-timeout-secs", "2"])
             .arg("--data")
-            .arg(data)
+            .arg(data);
+        Self::spawn(command)
+    }
+
+    /// Starts the runner on the AWS adapters, against the given queue and table.
+    fn start_on_aws(queue_url: &str, table: &str) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_message-pipeline"));
+        command
+            .args(["--backend", "aws"])
+            .env("QUEUE_URL", queue_url)
+            .env("TABLE_NAME", table);
+        Self::spawn(command)
+    }
+
+    /// Spawns on a free port and waits until the runner says where it listens.
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -288,4 +298,40 @@ fn the_runner_serves_the_same_errors_as_the_functions() {
     let expected: Vec<u16> = cases.iter().map(|c| c.4).collect();
     assert_eq!(statuses, expected);
     assert_eq!(too_large.unwrap(), 413);
+}
+
+#[tokio::test]
+async fn with_the_aws_backend_the_runner_moves_messages_through_sqs_and_dynamodb() {
+    let stack = crate::helpers::TestStack::new().await;
+    let (queue_url, table) = (stack.queues.queue_url.clone(), stack.table.clone());
+
+    let (acked, listed) = tokio::task::spawn_blocking(move || {
+        let runner = Runner::start_on_aws(&queue_url, &table);
+        let agent = agent();
+        let acked: Vec<String> = (0..5)
+            .filter_map(|i| post(&agent, &runner.url, &format!("aws {i}")))
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut listed = Vec::new();
+        while listed.len() < acked.len() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            let page = get_json(&agent, &format!("{}/messages", runner.url));
+            listed = page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_owned())
+                .collect();
+        }
+        runner.terminate();
+        (acked, listed)
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(acked.len(), 5);
+    let newest_first: Vec<String> = acked.into_iter().rev().collect();
+    assert_eq!(listed, newest_first);
+    assert_eq!(stack.queued().await, 0);
+    stack.teardown().await;
 }

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -77,16 +77,9 @@ async fn respond(
     state: &AppState,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    // Read at most one byte past the limit: a huge body is refused without being buffered.
-    let bytes = match Limited::new(body, state.limits.max_body_bytes)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            let limit = state.limits.max_body_bytes;
-            return into_hyper(ApiError::PayloadTooLarge { limit }.into_response());
-        }
+    let limit = state.limits.max_body_bytes;
+    let Some(bytes) = read_body(body, limit).await else {
+        return into_hyper(ApiError::PayloadTooLarge { limit }.into_response());
     };
     let body = if bytes.is_empty() {
         Body::Empty
@@ -105,6 +98,29 @@ async fn respond(
     )
     .await;
     into_hyper(response)
+}
+
+/// Past the limit, how much more of a body is read (and dropped) so that the client, still
+/// sending, gets to read its 413 instead of a reset connection.
+const DISCARD_MAX: usize = 1024 * 1024;
+
+/// The body, or `None` when it is over `limit` bytes. An oversized body is never buffered.
+async fn read_body(mut body: Incoming, limit: usize) -> Option<Bytes> {
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map(|f| f.into_data()) else {
+            return None;
+        };
+        let Ok(data) = data else { continue };
+        seen += data.len();
+        if seen <= limit {
+            bytes.extend_from_slice(&data);
+        } else if seen > limit + DISCARD_MAX {
+            return None;
+        }
+    }
+    (seen <= limit).then(|| Bytes::from(bytes))
 }
 
 /// Queue depth, in flight, dead-lettered and stored: what rq-dashboard showed the tutorial.
