@@ -24,7 +24,7 @@ pub struct MappingSettings {
     /// How long to keep gathering once the first record arrived (Lambda:
     /// `MaximumBatchingWindowInSeconds`, here with millisecond resolution).
     pub batching_window: Duration,
-    /// Pollers working in parallel (Lambda: `ScalingConfig.MaximumConcurrency`).
+    /// Pollers working in parallel (Lambda: `ScalingConfig.MaximumConcurrency`); 0 runs none.
     pub concurrency: usize,
     pub content_limit: ContentLimit,
 }
@@ -52,7 +52,7 @@ pub async fn run_mapping(
     settings: MappingSettings,
     shutdown: watch::Receiver<bool>,
 ) {
-    let pollers: Vec<_> = (0..settings.concurrency.max(1))
+    let pollers: Vec<_> = (0..settings.concurrency)
         .map(|poller| {
             let (source, store, shutdown) = (source.clone(), store.clone(), shutdown.clone());
             tokio::spawn(async move { poll(poller, &*source, &*store, settings, shutdown).await })

@@ -60,7 +60,8 @@ pub struct Args {
     /// Milliseconds to keep gathering a batch once it has a record (Lambda batching window).
     #[arg(long, default_value_t = 0)]
     pub batching_window_ms: u64,
-    /// Batches worked on at once (Lambda MaximumConcurrency).
+    /// Batches worked on at once (Lambda MaximumConcurrency); 0 runs no worker, so the queue
+    /// only fills (for benchmarks, or to inspect messages before they are consumed).
     #[arg(long, default_value_t = 2)]
     pub consumers: usize,
     /// Seconds a received message stays hidden before it is retried (embedded backend; on

@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
-use tokio::sync::Notify;
+use std::sync::mpsc;
+
+use tokio::sync::{oneshot, Notify};
 use uuid::Uuid;
 
 use crate::aws::provision::QueueSettings;
@@ -166,32 +168,39 @@ fn now_ms() -> i64 {
 pub struct SqliteQueue {
     db: Arc<SqliteDb>,
     settings: QueueSettings,
-    arrived: Notify,
+    arrived: Arc<Notify>,
+    sends: mpsc::Sender<PendingSend>,
 }
+
+/// A body waiting for the group commit, and who to tell when it is durable.
+type PendingSend = (String, oneshot::Sender<Result<(), String>>);
+
+/// Most sends one group commit takes.
+const GROUP_COMMIT_MAX: usize = 1024;
 
 impl SqliteQueue {
     pub fn new(db: Arc<SqliteDb>, settings: QueueSettings) -> Self {
+        let arrived = Arc::new(Notify::new());
+        let sends = spawn_group_commit(db.clone(), arrived.clone());
         Self {
             db,
             settings,
-            arrived: Notify::new(),
+            arrived,
+            sends,
         }
     }
 
-    /// Sends a body as is, as any sender with access to a queue could.
+    /// Sends a body as is, as any sender with access to a queue could. Returns once the
+    /// message is committed.
     pub async fn send_raw(&self, body: String) -> anyhow::Result<()> {
-        self.db
-            .write(move |conn| {
-                let now = now_ms();
-                conn.execute(
-                    "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms) VALUES (?1, ?2, ?3, ?3)",
-                    params![Uuid::new_v4().to_string(), body, now],
-                )?;
-                Ok(())
-            })
-            .await?;
-        self.arrived.notify_waiters();
-        Ok(())
+        let (done, committed) = oneshot::channel();
+        self.sends
+            .send((body, done))
+            .map_err(|_| anyhow!("the queue's writer has stopped"))?;
+        committed
+            .await
+            .map_err(|_| anyhow!("the queue's writer has stopped"))?
+            .map_err(|e| anyhow!("committing the message failed: {e}"))
     }
 
     pub async fn dead_lettered(&self) -> anyhow::Result<i64> {
@@ -235,6 +244,43 @@ impl SqliteQueue {
             })
             .await
     }
+}
+
+/// Sends arriving together share one transaction (group commit): under load, hundreds of
+/// 202s cost one commit, which is what makes the embedded queue keep up with HTTP. Each
+/// sender is answered only after the commit that holds its message.
+fn spawn_group_commit(db: Arc<SqliteDb>, arrived: Arc<Notify>) -> mpsc::Sender<PendingSend> {
+    let (sends, pending) = mpsc::channel::<PendingSend>();
+    std::thread::spawn(move || {
+        // Ends when the queue, and with it the last sender, is dropped.
+        while let Ok(first) = pending.recv() {
+            let mut group = vec![first];
+            group.extend(pending.try_iter().take(GROUP_COMMIT_MAX - 1));
+            let committed =
+                insert_group(&mut lock(&db.writer), &group).map_err(|e| format!("{e:#}"));
+            for (_, done) in group {
+                // A sender that gave up waiting needs no answer.
+                let _ = done.send(committed.clone());
+            }
+            arrived.notify_waiters();
+        }
+    });
+    sends
+}
+
+fn insert_group(conn: &mut Connection, group: &[PendingSend]) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms) VALUES (?1, ?2, ?3, ?3)",
+        )?;
+        let now = now_ms();
+        for (body, _) in group {
+            insert.execute(params![Uuid::new_v4().to_string(), body, now])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn record(
