@@ -48,9 +48,10 @@ echo "Command: \`bench/run.sh\` (RUNS=$runs). Runner built with \`--profile runn
 echo
 
 # 1. Enqueue over HTTP: wrk, 2 threads, 64 connections, 10 s, with the worker draining meanwhile.
+enqueue() {
 : >"$work/enqueue"
 for _ in $(seq 1 "$runs"); do
-  start_runner
+  start_runner "$@"
   wrk -t2 -c64 -d10s --latency -s bench/post.lua "$url/messages" >"$work/wrk.txt"
   rss=$(stop_runner)
   rps=$(awk '/Requests\/sec/ { print $2 }' "$work/wrk.txt")
@@ -59,7 +60,7 @@ for _ in $(seq 1 "$runs"); do
   errors=$(awk '/Non-2xx/ { print $NF } /Socket errors/ { print }' "$work/wrk.txt" | tr '\n' ' ')
   echo "$rps $p50 $p99 $rss ${errors:-none}" >>"$work/enqueue"
 done
-echo "### Enqueue: POST /messages under wrk -t2 -c64 -d10s"
+echo "### Enqueue: POST /messages under wrk -t2 -c64 -d10s, worker: ${*:-default (1 consumer)}"
 echo
 echo "| run | requests/s | p50 | p99 | peak RSS (MiB) | errors |"
 echo "|---|---|---|---|---|---|"
@@ -67,6 +68,9 @@ awk '{ printf "| %d | %s | %s | %s | %s | %s |\n", NR, $1, $2, $3, $4, ($5 == ""
 echo
 echo "Median: $(awk '{ print $1 }' "$work/enqueue" | median) requests/s."
 echo
+}
+enqueue
+enqueue --consumers 2
 
 # 2. Drain: N messages from the first POST to the last one stored (enqueue and worker overlap).
 drain() {
@@ -85,7 +89,7 @@ echo "32 keep-alive clients (bench/loadgen.rs) post N messages; the time runs un
 echo
 echo "| N | batch size | consumers | run | messages/s | seconds | peak RSS (MiB) | enqueue side |"
 echo "|---|---|---|---|---|---|---|---|"
-for setting in "10000 10 2" "10000 100 2"; do
+for setting in "10000 10 1" "10000 100 1"; do
   read -r n batch consumers <<<"$setting"
   : >"$work/drain"
   for run in $(seq 1 "$runs"); do
@@ -96,8 +100,8 @@ for setting in "10000 10 2" "10000 100 2"; do
   done
   echo "| $n | $batch | $consumers | **median** | **$(awk '{ print $1 }' "$work/drain" | median)** | | | |"
 done
-read -r rate seconds rss posted <<<"$(drain 100000 100 2)"
-echo "| 100000 | 100 | 2 | 1 | $rate | $seconds | $rss | \`$posted\` |"
+read -r rate seconds rss posted <<<"$(drain 100000 100 1)"
+echo "| 100000 | 100 | 1 | 1 | $rate | $seconds | $rss | \`$posted\` |"
 echo
 
 # 3. The worker alone: fill the queue with no worker running, then time the drain.
@@ -122,7 +126,7 @@ echo "N messages enqueued with no worker running (\`--consumers 0\`), then the r
 echo
 echo "| N | batch size | consumers | run | messages/s | seconds | peak RSS (MiB) |"
 echo "|---|---|---|---|---|---|---|"
-for setting in "10000 10 2" "10000 100 2" "10000 100 1"; do
+for setting in "10000 10 1" "10000 100 1" "10000 100 2"; do
   read -r n batch consumers <<<"$setting"
   : >"$work/consume"
   for run in $(seq 1 "$runs"); do
@@ -133,8 +137,8 @@ for setting in "10000 10 2" "10000 100 2" "10000 100 1"; do
   done
   echo "| $n | $batch | $consumers | **median** | **$(awk '{ print $1 }' "$work/consume" | median)** | | |"
 done
-read -r rate seconds rss <<<"$(consume 100000 100 2)"
-echo "| 100000 | 100 | 2 | 1 | $rate | $seconds | $rss |"
+read -r rate seconds rss <<<"$(consume 100000 100 1)"
+echo "| 100000 | 100 | 1 | 1 | $rate | $seconds | $rss |"
 echo
 
 # 4. Idle: from POST to the message being readable by GET /messages/{id}.

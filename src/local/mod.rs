@@ -61,9 +61,11 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub batching_window_ms: u64,
     /// Batches worked on at once (Lambda MaximumConcurrency); 0 runs no worker, so the queue
-    /// only fills (for benchmarks, or to inspect messages before they are consumed).
-    #[arg(long, default_value_t = 2)]
-    pub consumers: usize,
+    /// only fills (for benchmarks, or to inspect messages before they are consumed). Default:
+    /// 1 on the embedded backend, whose single SQLite writer a second poller only contends
+    /// for (see BENCHMARKS.md); 4 on AWS, where pollers mostly wait on the network.
+    #[arg(long)]
+    pub consumers: Option<usize>,
     /// Seconds a received message stays hidden before it is retried (embedded backend; on
     /// SQS it is the queue's own setting).
     #[arg(long, default_value_t = 30)]
@@ -77,6 +79,7 @@ pub struct Args {
 }
 
 struct Pipeline {
+    default_consumers: usize,
     queue: Arc<dyn MessageQueue>,
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
@@ -101,6 +104,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
             };
             let queue = Arc::new(SqliteQueue::new(db.clone(), settings));
             Ok(Pipeline {
+                default_consumers: 1,
                 queue: queue.clone(),
                 source: queue,
                 store: Arc::new(SqliteStore::new(db.clone())),
@@ -118,6 +122,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
             let queue = Arc::new(SqsQueue::connect(&config.queue_url).await);
             let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into());
             Ok(Pipeline {
+                default_consumers: 4,
                 queue: queue.clone(),
                 source: queue,
                 store: Arc::new(DynamoDbStore::connect(&table).await),
@@ -144,7 +149,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mapping = MappingSettings {
         batch_size: args.batch_size,
         batching_window: Duration::from_millis(args.batching_window_ms),
-        concurrency: args.consumers,
+        concurrency: args.consumers.unwrap_or(pipeline.default_consumers),
         content_limit,
     };
     println!("message-pipeline local runner");
