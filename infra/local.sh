@@ -7,6 +7,11 @@
 #   infra/local.sh up      # start the emulator, build, deploy; prints the API URL and curl lines
 #   infra/local.sh down    # delete the stack and stop the emulator
 #   infra/local.sh url     # the API URL of the running stack
+#   infra/local.sh env     # the stack's URLs as shell exports (PIPELINE_API_URL, ...)
+#   infra/local.sh delete  # delete the stack, leave the emulator running
+#
+# STACK_NAME picks the stack (default message-pipeline-local); STACK_PARAMETERS overrides
+# template parameters, e.g. STACK_PARAMETERS="MaxReceiveCount=2 ConsumerTimeoutSeconds=2".
 #   infra/local.sh watch   # `cargo lambda watch` on 127.0.0.1:9000 with the stack's queue and table
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,7 +56,7 @@ deploy() {
   aws_ s3api head-bucket --bucket "$bucket" >/dev/null 2>&1 || aws_ s3 mb "s3://$bucket" >/dev/null
   sam deploy --template-file "$stage/template.yaml" --stack-name "$stack" --s3-bucket "$bucket" \
     --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset \
-    --no-fail-on-empty-changeset --parameter-overrides LogLevel=DEBUG >"$root/.local/deploy.log" 2>&1 \
+    --no-fail-on-empty-changeset --parameter-overrides LogLevel=DEBUG ${STACK_PARAMETERS:-} >"$root/.local/deploy.log" 2>&1 \
     || { tail -40 "$root/.local/deploy.log" >&2; exit 1; }
 }
 
@@ -128,6 +133,19 @@ EOT
   exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT:-9000}" --env-file "$env_file" "$@"
 }
 
+stack_env() {
+  cat <<EOT
+export PIPELINE_API_URL=$(api_url)
+export PIPELINE_QUEUE_URL=$(output QueueUrl)
+export PIPELINE_DLQ_URL=$(output DeadLetterQueueUrl)
+export PIPELINE_TABLE_NAME=$(output TableName)
+EOT
+}
+
+delete() {
+  aws_ cloudformation delete-stack --stack-name "$stack"
+}
+
 down() {
   if infra/emulator.sh status >/dev/null 2>&1; then
     aws_ cloudformation delete-stack --stack-name "$stack" || true
@@ -139,6 +157,8 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   url) api_url ;;
+  env) stack_env ;;
+  delete) delete ;;
   watch) shift; watch "$@" ;;
-  *) echo "usage: $0 up|down|url|watch" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|url|env|delete|watch" >&2; exit 2 ;;
 esac

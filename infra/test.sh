@@ -4,6 +4,7 @@
 #
 #   infra/test.sh                 # everything
 #   infra/test.sh -- pagination   # extra arguments go to `cargo test`
+#   SKIP_STACK_TESTS=1 infra/test.sh   # without deploying the template to the emulator
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -26,3 +27,14 @@ sam validate --lint >/dev/null
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked "$@"
+
+# The deployed stack: template.yaml on the emulator, called through its API Gateway (the
+# tests in tests/stack.rs). Short timeouts so a poison message reaches the DLQ in seconds.
+if [ -z "${SKIP_STACK_TESTS:-}" ]; then
+  export STACK_NAME="mp-test-$(date +%s)"
+  export STACK_PARAMETERS="ConsumerTimeoutSeconds=2 QueueVisibilityTimeoutSeconds=12 MaxReceiveCount=2"
+  infra/local.sh up >/dev/null
+  eval "$(infra/local.sh env)"
+  cargo test --locked --test integration -- --ignored stack::
+  infra/local.sh delete
+fi

@@ -16,3 +16,5 @@ mod enqueue;
 mod list;
 mod local_runner;
 mod pipeline;
+mod stack;
+mod template;

@@ -1,0 +1,154 @@
+//! The deployed stack, end to end over HTTP: template.yaml deployed to the emulator by
+//! `infra/local.sh up`, called through its API Gateway, the consumer Lambda driven by the
+//! real event source mapping. Ignored in a plain `cargo test` (there is no stack); infra/test.sh
+//! deploys a stack with short timeouts and runs them with `--ignored`.
+//!
+//! Environment (infra/local.sh env prints it): PIPELINE_API_URL, PIPELINE_QUEUE_URL,
+//! PIPELINE_DLQ_URL.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use message_pipeline::aws::sdk_config;
+
+fn var(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run these through infra/test.sh"))
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn call(method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", var("PIPELINE_API_URL")))
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .unwrap();
+    let mut response = agent().run(request).unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn listed_ids() -> HashSet<String> {
+    let (status, page) = call("GET", "/messages?limit=1000", "");
+    assert_eq!(status, 200, "{page}");
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn dead_lettered(sqs: &aws_sdk_sqs::Client) -> usize {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(var("PIPELINE_DLQ_URL"))
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    attributes[&QueueAttributeName::ApproximateNumberOfMessages]
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs a deployed stack: infra/test.sh"]
+async fn posted_messages_are_stored_by_the_consumer_lambda_and_listed() {
+    let mut job_ids = HashSet::new();
+    for i in 0..5 {
+        let (status, body) = tokio::task::spawn_blocking(move || {
+            call(
+                "POST",
+                "/messages",
+                &format!(r#"{{"content": "stack {i}"}}"#),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 202, "{body}");
+        job_ids.insert(body["job_id"].as_str().unwrap().to_owned());
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut listed = HashSet::new();
+    while !job_ids.is_subset(&listed) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        listed = tokio::task::spawn_blocking(listed_ids).await.unwrap();
+    }
+    assert!(
+        job_ids.is_subset(&listed),
+        "not stored within 60 s: {:?}",
+        job_ids.difference(&listed)
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a deployed stack: infra/test.sh"]
+async fn a_poison_message_ends_in_the_dead_letter_queue_and_the_others_are_stored() {
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
+    let before = dead_lettered(&sqs).await;
+    sqs.send_message()
+        .queue_url(var("PIPELINE_QUEUE_URL"))
+        .message_body("not an envelope")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = tokio::task::spawn_blocking(|| {
+        call("POST", "/messages", r#"{"content": "beside the poison"}"#)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 202);
+    let job_id = body["job_id"].as_str().unwrap().to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while dead_lettered(&sqs).await == before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    assert_eq!(
+        dead_lettered(&sqs).await,
+        before + 1,
+        "the poison message did not reach the DLQ"
+    );
+    let listed = tokio::task::spawn_blocking(listed_ids).await.unwrap();
+    assert!(
+        listed.contains(&job_id),
+        "the good message was held up by the poison one"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a deployed stack: infra/test.sh"]
+async fn api_gateway_answers_the_same_json_errors() {
+    let cases = [
+        ("POST", "/messages", r#"{"content": ""}"#, 400),
+        ("POST", "/add_message", "{}", 400),
+        ("DELETE", "/messages", "", 405),
+        ("GET", "/nowhere", "", 404),
+        ("GET", "/messages/not-an-id", "", 404),
+    ];
+    for (method, path, body, expected) in cases {
+        let (status, json) = tokio::task::spawn_blocking(move || call(method, path, body))
+            .await
+            .unwrap();
+        assert_eq!(status, expected, "{method} {path}: {json}");
+        assert!(json["error"].is_string(), "{method} {path}: {json}");
+    }
+}
