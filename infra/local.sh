@@ -5,6 +5,7 @@
 # source mapping driving the consumer, and the HTTP API in front.
 #
 #   infra/local.sh up      # start the emulator, build, deploy; prints the API URL and curl lines
+#                          # (BUILD=debug: deploy the debug build instead of cargo lambda's release)
 #   infra/local.sh down    # delete the stack and stop the emulator
 #   infra/local.sh url     # the API URL of the running stack
 #   infra/local.sh env     # the stack's URLs as shell exports (PIPELINE_API_URL, ...)
@@ -40,14 +41,21 @@ api_url() {
 }
 
 build() {
-  # The emulator runs bootstraps on this host: a native build, not the arm64 one `sam build`
-  # makes for AWS. Debug is enough here and shares the test build's cache.
-  cargo build --locked -p enqueue -p consumer -p list
   rm -rf "$stage"
-  for function in enqueue consumer list; do
-    mkdir -p "$stage/$function"
-    cp "$target/debug/$function" "$stage/$function/bootstrap"
-  done
+  mkdir -p "$stage"
+  if [ "${BUILD:-release}" = debug ]; then
+    # Quick iteration: the test build's debug binaries.
+    cargo build --locked -p enqueue -p consumer -p list
+    for function in enqueue consumer list; do
+      mkdir -p "$stage/$function"
+      cp "$target/debug/$function" "$stage/$function/bootstrap"
+    done
+  else
+    # As `sam build` builds them (cargo lambda build --release, the deploy profile), for this
+    # host's architecture: the emulator runs bootstraps as host processes, so an arm64 build
+    # would not run here (and the arm64 standard library cannot be installed offline).
+    cargo lambda build --release --locked -p enqueue -p consumer -p list --lambda-dir "$stage" >&2
+  fi
   # The template unchanged but for where each function's code is.
   sed -E "s#CodeUri: functions/(.*)#CodeUri: $stage/\\1#" template.yaml >"$stage/template.yaml"
 }
