@@ -1,11 +1,11 @@
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use message_pipeline::aws::provision::{self, QueueSettings, Queues};
-use message_pipeline::aws::{sdk_config, DynamoDbStore, SqsQueue};
+use message_pipeline::aws::{record_of, sdk_config, DynamoDbStore, SqsQueue};
 
 /// A queue with its dead-letter queue and a table, named for one test.
 pub struct TestStack {
@@ -126,19 +126,13 @@ pub async fn receive_event(
             .send()
             .await
             .expect("receive message");
-        for message in output.messages.unwrap_or_default() {
-            let mut record = SqsMessage::default();
-            record.message_id = message.message_id;
-            record.receipt_handle = message.receipt_handle;
-            record.body = message.body;
-            record.attributes = message
-                .attributes
+        event.records.extend(
+            output
+                .messages
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v))
-                .collect();
-            event.records.push(record);
-        }
+                .map(record_of),
+        );
     }
     event
 }
@@ -201,4 +195,13 @@ fn require_a_target() {
          AWS_ENDPOINT_URL=http://127.0.0.1:4566 after `infra/emulator.sh start`, or \
          PIPELINE_TESTS_ON_AWS=1 to create (and delete) resources in the configured account"
     );
+}
+
+/// An HTTP client that returns 4xx and 5xx as responses, for tests that assert on them.
+pub fn http_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
 }

@@ -70,11 +70,7 @@ impl Runner {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
+    crate::helpers::http_agent(Duration::from_secs(10))
 }
 
 /// Posts `content`; the job id if the runner answered 202, `None` if it did not (or died).

@@ -18,11 +18,7 @@ fn var(name: &str) -> String {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
+    crate::helpers::http_agent(Duration::from_secs(30))
 }
 
 fn call(method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
