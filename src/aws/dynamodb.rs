@@ -397,4 +397,61 @@ mod tests {
         assert_eq!(page.messages.len(), 2);
         assert_eq!(page.next, None);
     }
+
+    mod batch_write_retries {
+        use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+        use aws_sdk_dynamodb::Client;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+        use super::super::*;
+        use crate::testing::stored_messages;
+
+        fn leaving_unprocessed(
+            message: Message,
+        ) -> impl Fn() -> BatchWriteItemOutput + Send + Sync + 'static {
+            move || {
+                BatchWriteItemOutput::builder()
+                    .unprocessed_items("table", vec![put_request(&message).unwrap()])
+                    .build()
+            }
+        }
+
+        #[tokio::test]
+        async fn unprocessed_items_are_sent_again_until_written() {
+            let messages = stored_messages(3);
+            let rule = mock!(Client::batch_write_item)
+                .sequence()
+                .output(leaving_unprocessed(messages[1].clone()))
+                .output(|| BatchWriteItemOutput::builder().build())
+                .build();
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+
+            let outcome = DynamoDbStore::new(client, "table")
+                .put_batch(&messages)
+                .await;
+
+            assert!(outcome.is_ok(), "{outcome:?}");
+            assert_eq!(rule.num_calls(), 2);
+        }
+
+        #[tokio::test]
+        async fn items_still_unprocessed_after_the_last_attempt_are_reported_unwritten() {
+            let messages = stored_messages(3);
+            let stuck = messages[2].clone();
+            let rule = mock!(Client::batch_write_item)
+                .sequence()
+                .output(leaving_unprocessed(stuck.clone()))
+                .times(UNPROCESSED_ATTEMPTS as usize)
+                .build();
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+
+            let error = DynamoDbStore::new(client, "table")
+                .put_batch(&messages)
+                .await
+                .unwrap_err();
+
+            assert_eq!(error.unwritten, vec![stuck.id]);
+            assert_eq!(rule.num_calls(), UNPROCESSED_ATTEMPTS as usize);
+        }
+    }
 }
