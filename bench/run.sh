@@ -39,6 +39,15 @@ stop_runner() {
   pid=""
 }
 stored() { curl -fs "$url/_local/stats" | sed -E 's/.*"stored":([0-9]+).*/\1/'; }
+# Waits until N messages are stored, then prints "messages/s seconds peak-RSS" since $1
+# (a `now` timestamp) and stops the runner.
+until_stored() {
+  local started=$1 n=$2 finished rss
+  while [ "$(stored)" -lt "$n" ]; do sleep 0.01; done
+  finished=$(now)
+  rss=$(stop_runner)
+  echo "$(echo "$n / ($finished - $started)" | bc -l | xargs printf '%.0f') $(echo "$finished - $started" | bc -l | xargs printf '%.2f') $rss"
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 now() { date +%s.%N; }
 
@@ -74,14 +83,11 @@ enqueue --consumers 2
 
 # 2. Drain: N messages from the first POST to the last one stored (enqueue and worker overlap).
 drain() {
-  local n=$1 batch=$2 consumers=$3 started finished posted rss
+  local n=$1 batch=$2 consumers=$3 started posted
   start_runner --batch-size "$batch" --consumers "$consumers"
   started=$(now)
   posted=$("$loadgen" post "$url/messages" "$n" 32)
-  while [ "$(stored)" -lt "$n" ]; do sleep 0.01; done
-  finished=$(now)
-  rss=$(stop_runner)
-  echo "$(echo "$n / ($finished - $started)" | bc -l | xargs printf '%.0f') $(echo "$finished - $started" | bc -l | xargs printf '%.2f') $rss $posted"
+  echo "$(until_stored "$started" "$n") $posted"
 }
 echo "### Drain: from the first POST to the last message stored"
 echo
@@ -106,7 +112,7 @@ echo
 
 # 3. The worker alone: fill the queue with no worker running, then time the drain.
 consume() {
-  local n=$1 batch=$2 consumers=$3 started finished rss
+  local n=$1 batch=$2 consumers=$3 started
   start_runner --consumers 0
   "$loadgen" post "$url/messages" "$n" 32 >/dev/null
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
@@ -115,10 +121,7 @@ consume() {
   pid=$!
   started=$(now)
   until curl -fs "$url/_local/stats" >/dev/null 2>&1; do sleep 0.01; done
-  while [ "$(stored)" -lt "$n" ]; do sleep 0.01; done
-  finished=$(now)
-  rss=$(stop_runner)
-  echo "$(echo "$n / ($finished - $started)" | bc -l | xargs printf '%.0f') $(echo "$finished - $started" | bc -l | xargs printf '%.2f') $rss"
+  until_stored "$started" "$n"
 }
 echo "### The worker alone: a full queue of N messages drained"
 echo
