@@ -5,7 +5,7 @@ use std::env;
 use std::str::FromStr;
 
 use crate::api::EnqueueLimits;
-use crate::domain::ContentLimit;
+use crate::domain::{ContentLimit, CursorKey};
 
 #[derive(thiserror::Error)]
 pub enum ConfigError {
@@ -63,14 +63,24 @@ impl ConsumerConfig {
 #[derive(Debug, Clone)]
 pub struct ListConfig {
     pub table_name: String,
+    pub cursor_key: CursorKey,
 }
 
 impl ListConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: required("TABLE_NAME")?,
+            cursor_key: cursor_key(&required("CURSOR_SECRET")?)?,
         })
     }
+}
+
+/// `CURSOR_SECRET`: signs page cursors; the template generates it in Secrets Manager.
+pub fn cursor_key(secret: &str) -> Result<CursorKey, ConfigError> {
+    CursorKey::from_secret(secret).map_err(|e| ConfigError::Invalid {
+        name: "CURSOR_SECRET",
+        reason: e.to_string(),
+    })
 }
 
 /// `MAX_CONTENT_CHARS`: the same limit for enqueue and consumer (the template sets it once).

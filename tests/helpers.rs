@@ -4,8 +4,11 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
+use message_pipeline::api::{read_function, Reader};
 use message_pipeline::aws::provision::{self, QueueSettings, Queues};
 use message_pipeline::aws::{record_of, sdk_config, DynamoDbStore, SqsQueue};
+use message_pipeline::domain::CursorKey;
+use message_pipeline::ports::MessageStore;
 
 /// A queue with its dead-letter queue and a table, named for one test.
 pub struct TestStack {
@@ -204,4 +207,17 @@ pub fn http_agent(timeout: Duration) -> ureq::Agent {
         .timeout_global(Some(timeout))
         .build()
         .into()
+}
+
+/// The list function's handler on `store`, with one cursor key for the whole test run.
+pub async fn read(request: Request, store: &dyn MessageStore) -> Response<Body> {
+    static CURSORS: std::sync::LazyLock<CursorKey> = std::sync::LazyLock::new(CursorKey::random);
+    read_function(
+        request,
+        Reader {
+            store,
+            cursors: &CURSORS,
+        },
+    )
+    .await
 }

@@ -1,11 +1,10 @@
 use std::collections::HashSet;
 
 use lambda_http::http::Method;
-use message_pipeline::api::read_function;
 use message_pipeline::domain::{ContentLimit, Message, MessageContent};
 use message_pipeline::ports::MessageStore;
 
-use crate::helpers::{json, request, TestStack};
+use crate::helpers::{json, read, request, TestStack};
 
 fn messages(n: usize) -> Vec<Message> {
     (0..n)
@@ -29,7 +28,7 @@ async fn pagination_returns_every_message_exactly_once_newest_first() {
             None => "/messages?limit=7".to_owned(),
             Some(cursor) => format!("/messages?limit=7&next={cursor}"),
         };
-        let response = read_function(request(Method::GET, &path, ""), &stack.store()).await;
+        let response = read(request(Method::GET, &path, ""), &stack.store()).await;
         assert_eq!(response.status(), 200);
         let page = json(&response);
         let ids: Vec<String> = page["messages"]
@@ -61,12 +60,12 @@ async fn get_by_id_returns_the_message_or_404() {
     let sent = messages(3);
     stack.store().put_batch(&sent).await.unwrap();
 
-    let found = read_function(
+    let found = read(
         request(Method::GET, &format!("/messages/{}", sent[1].id), ""),
         &stack.store(),
     )
     .await;
-    let missing = read_function(
+    let missing = read(
         request(Method::GET, &format!("/messages/{}", messages(1)[0].id), ""),
         &stack.store(),
     )
@@ -88,7 +87,7 @@ async fn get_by_id_returns_the_message_or_404() {
 async fn an_empty_table_lists_no_messages_and_no_cursor() {
     let stack = TestStack::new().await;
 
-    let response = read_function(request(Method::GET, "/messages", ""), &stack.store()).await;
+    let response = read(request(Method::GET, "/messages", ""), &stack.store()).await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -106,7 +105,7 @@ async fn a_missing_table_gives_503() {
         format!("{}-absent", stack.table),
     );
 
-    let response = read_function(request(Method::GET, "/messages", ""), &absent).await;
+    let response = read(request(Method::GET, "/messages", ""), &absent).await;
 
     assert_eq!(response.status(), 503);
     stack.teardown().await;

@@ -1,11 +1,11 @@
 use std::time::Duration;
 
 use lambda_http::http::Method;
-use message_pipeline::api::{enqueue_function, read_function, EnqueueLimits};
+use message_pipeline::api::{enqueue_function, EnqueueLimits};
 use message_pipeline::domain::ContentLimit;
 use message_pipeline::worker::store_batch;
 
-use crate::helpers::{failed_ids, json, request, TestStack};
+use crate::helpers::{failed_ids, json, read, request, TestStack};
 
 /// POST → SQS → consumer → DynamoDB → GET, each hop through the real service, the consumer
 /// driven the way the event source mapping drives it.
@@ -30,7 +30,7 @@ async fn a_posted_message_is_stored_once_and_read_back() {
     stack.delete_succeeded(&event, &failed_ids(&response)).await;
 
     assert_eq!(stack.queued().await, 0);
-    let listed = json(&read_function(request(Method::GET, "/messages", ""), &stack.store()).await);
+    let listed = json(&read(request(Method::GET, "/messages", ""), &stack.store()).await);
     let contents: Vec<&str> = listed["messages"]
         .as_array()
         .unwrap()
@@ -38,7 +38,7 @@ async fn a_posted_message_is_stored_once_and_read_back() {
         .map(|m| m["content"].as_str().unwrap())
         .collect();
     assert_eq!(contents, ["third", "second", "first"]);
-    let one = read_function(
+    let one = read(
         request(Method::GET, &format!("/messages/{}", job_ids[0]), ""),
         &stack.store(),
     )

@@ -17,6 +17,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
+use crate::domain::CursorKey;
 use crate::ports::{MessageQueue, MessageStore};
 
 /// The enqueue Lambda: POST /messages and POST /add_message.
@@ -30,8 +31,15 @@ pub async fn enqueue_function(
 
 /// The list Lambda: GET /messages and GET /messages/{id}, and the catch-all route that
 /// answers 404 and 405 for everything else.
-pub async fn read_function(request: Request, store: &dyn MessageStore) -> Response<Body> {
-    handle(request, None, Some(store), &EnqueueLimits::default()).await
+pub async fn read_function(request: Request, reader: Reader<'_>) -> Response<Body> {
+    handle(request, None, Some(reader), &EnqueueLimits::default()).await
+}
+
+/// What the read routes need: the store, and the key that signs and checks page cursors.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader<'a> {
+    pub store: &'a dyn MessageStore,
+    pub cursors: &'a CursorKey,
 }
 
 /// Routes a request to the handler that serves it. A function is given only the port it
@@ -40,13 +48,13 @@ pub async fn read_function(request: Request, store: &dyn MessageStore) -> Respon
 pub async fn handle(
     request: Request,
     queue: Option<&dyn MessageQueue>,
-    store: Option<&dyn MessageStore>,
+    reader: Option<Reader<'_>>,
     limits: &EnqueueLimits,
 ) -> Response<Body> {
-    let outcome = match (route(request.method(), request.uri().path()), queue, store) {
+    let outcome = match (route(request.method(), request.uri().path()), queue, reader) {
         (Ok(Route::Enqueue), Some(queue), _) => enqueue(&request, queue, limits).await,
-        (Ok(Route::List), _, Some(store)) => list_messages(request.uri().query(), store).await,
-        (Ok(Route::Get(id)), _, Some(store)) => get_message(&id, store).await,
+        (Ok(Route::List), _, Some(reader)) => list_messages(request.uri().query(), reader).await,
+        (Ok(Route::Get(id)), _, Some(reader)) => get_message(&id, reader.store).await,
         (Ok(other), _, _) => Err(ApiError::NotServedHere(other)),
         (Err(e), _, _) => Err(e),
     };

@@ -3,7 +3,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 
-use super::{json_response, ApiError};
+use super::{json_response, ApiError, Reader};
 use crate::domain::{Cursor, JobId, Message, PageLimit};
 use crate::ports::MessageStore;
 
@@ -38,24 +38,25 @@ struct PageView {
 #[tracing::instrument(skip_all)]
 pub async fn list_messages(
     query: Option<&str>,
-    store: &dyn MessageStore,
+    reader: Reader<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let mut limit = PageLimit::DEFAULT;
     let mut cursor = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match &*key {
             "limit" => limit = PageLimit::parse(&value)?,
-            "next" => cursor = Some(Cursor::decode(&value)?),
+            "next" => cursor = Some(Cursor::decode(&value, reader.cursors)?),
             // Unknown parameters (cache busters, tracking tags) change nothing.
             _ => {}
         }
     }
-    let page = store
+    let page = reader
+        .store
         .list(limit, cursor.map(|c| c.before))
         .await
         .map_err(ApiError::Unavailable)?;
     let view = PageView {
-        next: page.next.map(|c| c.encode()),
+        next: page.next.map(|c| c.encode(reader.cursors)),
         messages: page.messages.into_iter().map(MessageView::from).collect(),
     };
     Ok(json_response(StatusCode::OK, &view))
@@ -81,10 +82,20 @@ pub async fn get_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::CursorKey;
     use crate::testing::{body_json, stored_messages, InMemoryStore};
 
+    static KEY: std::sync::LazyLock<CursorKey> = std::sync::LazyLock::new(CursorKey::random);
+
+    fn reader(store: &InMemoryStore) -> Reader<'_> {
+        Reader {
+            store,
+            cursors: &KEY,
+        }
+    }
+
     async fn list(query: &str, store: &InMemoryStore) -> Response<Body> {
-        list_messages(Some(query), store)
+        list_messages(Some(query), reader(store))
             .await
             .unwrap_or_else(ApiError::into_response)
     }
@@ -161,7 +172,7 @@ mod tests {
     #[tokio::test]
     async fn a_store_failure_is_503() {
         let store = InMemoryStore::failing();
-        let error = list_messages(None, &store).await.unwrap_err();
+        let error = list_messages(None, reader(&store)).await.unwrap_err();
         assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

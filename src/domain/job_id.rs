@@ -21,6 +21,15 @@ impl JobId {
         (uuid.get_version_num() == 7).then_some(Self(uuid))
     }
 
+    /// The id's 16 bytes, big-endian: they sort as the ids do.
+    pub fn to_bytes(self) -> [u8; 16] {
+        *self.0.as_bytes()
+    }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
+        Self::from_uuid(Uuid::from_bytes(bytes))
+    }
+
     /// When the message was accepted, to the millisecond.
     pub fn accepted_at(&self) -> OffsetDateTime {
         let millis = self.unix_millis();

@@ -2,14 +2,16 @@
 //! that names it, the envelope it travels in and the page it is read back in.
 
 mod content;
+mod cursor;
 mod envelope;
 mod job_id;
 mod page;
 
 pub use content::{ContentError, ContentLimit, MessageContent};
+pub use cursor::{Cursor, CursorError, CursorKey, CursorKeyError};
 pub use envelope::{EnvelopeError, QueuedMessage};
 pub use job_id::JobId;
-pub use page::{Cursor, CursorError, Page, PageLimit, PageLimitError};
+pub use page::{Page, PageLimit, PageLimitError};
 
 /// A message accepted by the API: its job id and content. The job id also carries the time
 /// of acceptance, so every delivery of the same job describes the same stored item.

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use crate::api::EnqueueLimits;
 use crate::aws::provision::QueueSettings;
 use crate::aws::{DynamoDbStore, SqsQueue};
-use crate::domain::ContentLimit;
+use crate::domain::{ContentLimit, CursorKey};
 use crate::event_source::{run_mapping, MappingSettings};
 use crate::ports::{MessageQueue, MessageStore, QueueSource};
 use server::AppState;
@@ -73,6 +73,10 @@ pub struct Args {
     /// Receives before a message moves to the dead-letter queue (embedded backend).
     #[arg(long, default_value_t = 5)]
     pub max_receive_count: u32,
+    /// Signs page cursors (at least 32 bytes); default: a random key, so cursors from an
+    /// earlier run of the runner are refused.
+    #[arg(long, env = "CURSOR_SECRET", hide_env_values = true)]
+    pub cursor_secret: Option<String>,
     /// Longest message content, in characters.
     #[arg(long, env = "MAX_CONTENT_CHARS", default_value_t = ContentLimit::DEFAULT.max_chars())]
     pub max_content_chars: usize,
@@ -118,7 +122,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
         }
         Backend::Aws => {
             let config = crate::config::EnqueueConfig::from_env()?;
-            let table = crate::config::ListConfig::from_env()?.table_name;
+            let table = crate::config::ConsumerConfig::from_env()?.table_name;
             let queue = Arc::new(SqsQueue::connect(&config.queue_url).await);
             let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into());
             Ok(Pipeline {
@@ -140,6 +144,10 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let content_limit = ContentLimit::new(args.max_content_chars)
         .map_err(|e| anyhow::anyhow!("--max-content-chars {e}"))?;
+    let cursors = match &args.cursor_secret {
+        Some(secret) => crate::config::cursor_key(secret)?,
+        None => CursorKey::random(),
+    };
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
     let pipeline = pipeline(&args).await?;
     let listener = TcpListener::bind(args.listen)
@@ -167,6 +175,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         queue: pipeline.queue,
         store: pipeline.store.clone(),
         limits: EnqueueLimits::for_content(content_limit),
+        cursors,
         db: pipeline.db,
     });
     let server = tokio::spawn(server::serve(listener, state, stopped.clone()));

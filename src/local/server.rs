@@ -17,7 +17,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::sqlite::SqliteDb;
-use crate::api::{self, json_response, ApiError, EnqueueLimits};
+use crate::api::{self, json_response, ApiError, EnqueueLimits, Reader};
+use crate::domain::CursorKey;
 use crate::ports::{MessageQueue, MessageStore};
 
 /// Everything a request may need.
@@ -26,6 +27,7 @@ pub struct AppState {
     pub queue: Arc<dyn MessageQueue>,
     pub store: Arc<dyn MessageStore>,
     pub limits: EnqueueLimits,
+    pub cursors: CursorKey,
     /// The embedded database, for `GET /_local/stats`; none on the AWS backend.
     pub db: Option<Arc<SqliteDb>>,
 }
@@ -93,7 +95,10 @@ async fn respond(
     let response = api::handle(
         request,
         Some(&*state.queue),
-        Some(&*state.store),
+        Some(Reader {
+            store: &*state.store,
+            cursors: &state.cursors,
+        }),
         &state.limits,
     )
     .await;

@@ -1,10 +1,10 @@
 //! The list Lambda behind API Gateway: `GET /messages` (newest first, paginated) and
 //! `GET /messages/{id}` from DynamoDB; also the catch-all route that answers 404 and 405.
 //!
-//! Environment: `TABLE_NAME` (required).
+//! Environment: `TABLE_NAME` and `CURSOR_SECRET` (at least 32 bytes), both required.
 
 use lambda_http::{run, service_fn, Error, Request};
-use message_pipeline::api::read_function;
+use message_pipeline::api::{read_function, Reader};
 use message_pipeline::aws::DynamoDbStore;
 use message_pipeline::config::ListConfig;
 
@@ -13,9 +13,12 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = ListConfig::from_env()?;
     let store = DynamoDbStore::connect(config.table_name).await;
-    let store = &store;
+    let reader = Reader {
+        store: &store,
+        cursors: &config.cursor_key,
+    };
     run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(read_function(request, store).await)
+        Ok::<_, Error>(read_function(request, reader).await)
     }))
     .await
 }
