@@ -15,6 +15,7 @@
 //! - [`aws`]: the SQS and DynamoDB adapters, and provisioning that mirrors `template.yaml`.
 //! - [`config`]: each function's environment, checked at cold start.
 //! - [`event_source`]: Lambda's SQS event source mapping, for workers outside Lambda.
+//! - [`faults`]: wrappers that make the ports fail, throttle, half-write and panic, for tests.
 //! - `local` (feature `local`, on by default; off for the functions): the local runner
 //!   behind `cargo run`, with the embedded SQLite backend and an HTTP server.
 
@@ -23,6 +24,7 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod event_source;
+pub mod faults;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod ports;

@@ -8,6 +8,7 @@
 //! - `aws`: the real adapters, polling SQS and writing DynamoDB (or the emulator, with
 //!   `AWS_ENDPOINT_URL`), chosen when `QUEUE_URL` is set or with `--backend aws`.
 
+mod admin;
 pub mod server;
 pub mod sqlite;
 
@@ -25,6 +26,7 @@ use crate::aws::provision::QueueSettings;
 use crate::aws::{DynamoDbStore, SqsQueue};
 use crate::domain::{ContentLimit, CursorKey};
 use crate::event_source::{run_mapping, MappingSettings};
+use crate::faults::{FaultCounts, FaultPlan, Faulty};
 use crate::ports::{MessageQueue, MessageStore, QueueSource};
 use server::AppState;
 use sqlite::{Durability, SqliteDb, SqliteQueue, SqliteStore};
@@ -77,6 +79,18 @@ pub struct Args {
     /// earlier run of the runner are refused.
     #[arg(long, env = "CURSOR_SECRET", hide_env_values = true)]
     pub cursor_secret: Option<String>,
+    /// Faults injected into the store, e.g. `error=0.2,partial=0.1,panic=0.01,latency-ms=5`
+    /// (also `throttle`, `seed`): proves that retries and the dead-letter queue keep every
+    /// acknowledged message. Counts in `GET /_local/stats`.
+    #[arg(long, value_parser = FaultPlan::parse, value_name = "PLAN")]
+    pub store_faults: Option<FaultPlan>,
+    /// Faults injected into sending to the queue: the client must get a 503, never a 202.
+    #[arg(long, value_parser = FaultPlan::parse, value_name = "PLAN")]
+    pub queue_faults: Option<FaultPlan>,
+    /// Faults injected into the worker's receives and deletes (a failed delete means the
+    /// message is delivered again).
+    #[arg(long, value_parser = FaultPlan::parse, value_name = "PLAN")]
+    pub source_faults: Option<FaultPlan>,
     /// Longest message content, in characters.
     #[arg(long, env = "MAX_CONTENT_CHARS", default_value_t = ContentLimit::DEFAULT.max_chars())]
     pub max_content_chars: usize,
@@ -87,8 +101,31 @@ struct Pipeline {
     queue: Arc<dyn MessageQueue>,
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
-    db: Option<Arc<SqliteDb>>,
+    embedded: Option<Arc<SqliteQueue>>,
     description: String,
+}
+
+impl Pipeline {
+    /// Wraps each port named in `args` in a fault injector; returns what each one counts.
+    fn with_faults(mut self, args: &Args) -> (Self, Vec<(&'static str, Arc<FaultCounts>)>) {
+        let mut counts = Vec::new();
+        if let Some(plan) = &args.queue_faults {
+            let faulty = Faulty::new(self.queue, plan.clone());
+            counts.push(("queue", faulty.counts()));
+            self.queue = Arc::new(faulty);
+        }
+        if let Some(plan) = &args.source_faults {
+            let faulty = Faulty::new(self.source, plan.clone());
+            counts.push(("source", faulty.counts()));
+            self.source = Arc::new(faulty);
+        }
+        if let Some(plan) = &args.store_faults {
+            let faulty = Faulty::new(self.store, plan.clone());
+            counts.push(("store", faulty.counts()));
+            self.store = Arc::new(faulty);
+        }
+        (self, counts)
+    }
 }
 
 async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
@@ -110,9 +147,9 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
             Ok(Pipeline {
                 default_consumers: 1,
                 queue: queue.clone(),
-                source: queue,
+                source: queue.clone(),
                 store: Arc::new(SqliteStore::new(db.clone())),
-                db: Some(db),
+                embedded: Some(queue),
                 description: format!(
                     "embedded (SQLite at {}, durability {:?})",
                     args.data.display(),
@@ -130,7 +167,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 queue: queue.clone(),
                 source: queue,
                 store: Arc::new(DynamoDbStore::connect(&table).await),
-                db: None,
+                embedded: None,
                 description: format!(
                     "aws (queue {}, table {table}, endpoint {endpoint})",
                     config.queue_url
@@ -149,7 +186,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => CursorKey::random(),
     };
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
-    let pipeline = pipeline(&args).await?;
+    let (pipeline, faults) = pipeline(&args).await?.with_faults(&args);
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -176,7 +213,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         store: pipeline.store.clone(),
         limits: EnqueueLimits::for_content(content_limit),
         cursors,
-        db: pipeline.db,
+        embedded: pipeline.embedded,
+        faults,
     });
     let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
     let worker = tokio::spawn(run_mapping(

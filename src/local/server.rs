@@ -11,14 +11,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::sqlite::SqliteDb;
-use crate::api::{self, json_response, ApiError, EnqueueLimits, Reader};
+use super::sqlite::SqliteQueue;
+use crate::api::{self, ApiError, EnqueueLimits, Reader};
 use crate::domain::CursorKey;
+use crate::faults::FaultCounts;
 use crate::ports::{MessageQueue, MessageStore};
 
 /// Everything a request may need.
@@ -28,8 +28,10 @@ pub struct AppState {
     pub store: Arc<dyn MessageStore>,
     pub limits: EnqueueLimits,
     pub cursors: CursorKey,
-    /// The embedded database, for `GET /_local/stats`; none on the AWS backend.
-    pub db: Option<Arc<SqliteDb>>,
+    /// The embedded queue, for the `/_local/` endpoints; none on the AWS backend.
+    pub embedded: Option<Arc<SqliteQueue>>,
+    /// The fault-injecting wrappers in place, by the port they wrap.
+    pub faults: Vec<(&'static str, Arc<FaultCounts>)>,
 }
 
 /// How long shutdown waits for open connections to finish their requests.
@@ -89,8 +91,8 @@ async fn respond(
         Body::Binary(bytes.to_vec())
     };
     let request = Request::from_parts(parts, body);
-    if request.uri().path() == "/_local/stats" && request.method() == Method::GET {
-        return into_hyper(stats(state).await);
+    if let Some(response) = super::admin::respond(&request, state).await {
+        return into_hyper(response);
     }
     let response = api::handle(
         request,
@@ -126,18 +128,6 @@ async fn read_body(mut body: Incoming, limit: usize) -> Option<Bytes> {
         }
     }
     (seen <= limit).then(|| Bytes::from(bytes))
-}
-
-/// Queue depth, in flight, dead-lettered and stored: what rq-dashboard showed the tutorial.
-async fn stats(state: &AppState) -> Response<Body> {
-    let Some(db) = &state.db else {
-        return ApiError::UnknownPath("/_local/stats (embedded backend only)".into())
-            .into_response();
-    };
-    match db.stats().await {
-        Ok(stats) => json_response(StatusCode::OK, &stats),
-        Err(error) => ApiError::Unavailable(error).into_response(),
-    }
 }
 
 fn into_hyper(response: Response<Body>) -> hyper::Response<Full<Bytes>> {

@@ -156,6 +156,14 @@ pub struct Stats {
     pub stored: i64,
 }
 
+/// A message in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    pub receive_count: i64,
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -205,6 +213,32 @@ impl SqliteQueue {
 
     pub async fn dead_lettered(&self) -> anyhow::Result<i64> {
         self.db.stats().await.map(|s| s.dead_lettered)
+    }
+
+    pub async fn stats(&self) -> anyhow::Result<Stats> {
+        self.db.stats().await
+    }
+
+    /// The dead-letter queue's messages, oldest first, as an operator would inspect them
+    /// before redriving or discarding them.
+    pub async fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
+        self.db
+            .read(|conn| {
+                let letters = conn
+                    .prepare_cached(
+                        "SELECT message_id, body, receive_count FROM dead_letters ORDER BY dead_at_ms, message_id",
+                    )?
+                    .query_map([], |r| {
+                        Ok(DeadLetter {
+                            message_id: r.get(0)?,
+                            body: r.get(1)?,
+                            receive_count: r.get(2)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(letters)
+            })
+            .await
     }
 
     async fn receive_now(&self, max: usize) -> anyhow::Result<Vec<SqsMessage>> {

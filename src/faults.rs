@@ -1,0 +1,418 @@
+//! Fault injection: wrappers around the ports that fail, throttle, half-write, slow down and
+//! panic at configured rates, so tests (and the local runner's `--store-faults` /
+//! `--queue-faults`) can prove that what a client was promised survives what AWS does on a
+//! bad day.
+//!
+//! The faults are the ones the adapters meet in production: an SQS send that fails or is
+//! throttled (the client must get a 503, never a 202), a receive or delete that fails (the
+//! message comes back: a duplicate delivery), a BatchWriteItem that fails, is throttled or
+//! returns `UnprocessedItems` for part of the batch, and a bug that panics in the middle of a
+//! batch after some of it is written.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsMessage;
+use serde::Serialize;
+
+use crate::domain::{JobId, Message, Page, PageLimit};
+use crate::ports::{MessageQueue, MessageStore, PutBatchError, QueueSource};
+
+/// How often each fault strikes: probabilities per call, from 0 to 1.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultPlan {
+    /// The call fails and changes nothing.
+    pub error: f64,
+    /// The call fails as throttled and changes nothing.
+    pub throttle: f64,
+    /// `put_batch` writes a random part of the batch and names the rest unwritten, as a
+    /// BatchWriteItem with `UnprocessedItems` does.
+    pub partial: f64,
+    /// `put_batch` writes part of the batch, then panics.
+    pub panic: f64,
+    /// Every call first waits a random time up to this.
+    pub max_latency: Duration,
+    /// Seeds the random choices, so a failing run can be replayed.
+    pub seed: u64,
+}
+
+impl FaultPlan {
+    /// Parses `error=0.2,throttle=0.05,partial=0.1,panic=0.01,latency-ms=5,seed=7`; any
+    /// subset, in any order.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut plan = Self::default();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not name=value"))?;
+            let number = |value: &str| -> Result<f64, String> {
+                value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .ok_or_else(|| format!("`{name}` must be a number ≥ 0, not `{value}`"))
+            };
+            let rate = |value: &str| -> Result<f64, String> {
+                let n = number(value)?;
+                if n <= 1.0 {
+                    Ok(n)
+                } else {
+                    Err(format!(
+                        "`{name}` is a probability from 0 to 1, not `{value}`"
+                    ))
+                }
+            };
+            match name.trim() {
+                "error" => plan.error = rate(value)?,
+                "throttle" => plan.throttle = rate(value)?,
+                "partial" => plan.partial = rate(value)?,
+                "panic" => plan.panic = rate(value)?,
+                "latency-ms" => plan.max_latency = Duration::from_secs_f64(number(value)? / 1e3),
+                "seed" => {
+                    plan.seed = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("`seed` must be a whole number, not `{value}`"))?;
+                }
+                other => {
+                    return Err(format!(
+                        "unknown fault `{other}`: use error, throttle, partial, panic, latency-ms or seed"
+                    ))
+                }
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// What was injected so far; the runner shows it in `GET /_local/stats`.
+#[derive(Debug, Default)]
+pub struct FaultCounts {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    throttles: AtomicU64,
+    partial_writes: AtomicU64,
+    panics: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FaultTally {
+    pub calls: u64,
+    pub errors: u64,
+    pub throttles: u64,
+    pub partial_writes: u64,
+    pub panics: u64,
+}
+
+impl FaultCounts {
+    pub fn tally(&self) -> FaultTally {
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        FaultTally {
+            calls: get(&self.calls),
+            errors: get(&self.errors),
+            throttles: get(&self.throttles),
+            partial_writes: get(&self.partial_writes),
+            panics: get(&self.panics),
+        }
+    }
+}
+
+/// A port wrapped so that it misbehaves according to a [`FaultPlan`].
+#[derive(Debug)]
+pub struct Faulty<T> {
+    inner: T,
+    plan: FaultPlan,
+    rng: Mutex<fastrand::Rng>,
+    counts: Arc<FaultCounts>,
+}
+
+/// A fault that makes the whole call fail.
+enum Refusal {
+    Error,
+    Throttle,
+}
+
+impl<T> Faulty<T> {
+    pub fn new(inner: T, plan: FaultPlan) -> Self {
+        Self {
+            rng: Mutex::new(fastrand::Rng::with_seed(plan.seed)),
+            inner,
+            plan,
+            counts: Arc::default(),
+        }
+    }
+
+    pub fn counts(&self) -> Arc<FaultCounts> {
+        self.counts.clone()
+    }
+
+    fn with_rng<R>(&self, f: impl FnOnce(&mut fastrand::Rng) -> R) -> R {
+        f(&mut self.rng.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn chance(&self, probability: f64) -> bool {
+        probability > 0.0 && self.with_rng(|rng| rng.f64()) < probability
+    }
+
+    /// Waits the injected latency, then decides whether the call is refused outright.
+    async fn enter(&self) -> Option<Refusal> {
+        self.counts.calls.fetch_add(1, Ordering::Relaxed);
+        if !self.plan.max_latency.is_zero() {
+            let wait = self.with_rng(|rng| self.plan.max_latency.mul_f64(rng.f64()));
+            tokio::time::sleep(wait).await;
+        }
+        if self.chance(self.plan.error) {
+            self.counts.errors.fetch_add(1, Ordering::Relaxed);
+            Some(Refusal::Error)
+        } else if self.chance(self.plan.throttle) {
+            self.counts.throttles.fetch_add(1, Ordering::Relaxed);
+            Some(Refusal::Throttle)
+        } else {
+            None
+        }
+    }
+
+    async fn gate(&self, operation: &str) -> anyhow::Result<()> {
+        match self.enter().await {
+            None => Ok(()),
+            Some(Refusal::Error) => Err(anyhow::anyhow!("injected fault: {operation} failed")),
+            Some(Refusal::Throttle) => Err(anyhow::anyhow!(
+                "injected fault: {operation} throttled (rate exceeded)"
+            )),
+        }
+    }
+
+    /// Splits a batch at random into what gets written and what does not (never all written).
+    fn split_batch<'a>(&self, messages: &'a [Message]) -> (Vec<Message>, Vec<&'a Message>) {
+        self.with_rng(|rng| {
+            let refused = rng.usize(..messages.len());
+            let mut written = Vec::new();
+            let mut unwritten = Vec::new();
+            for (i, message) in messages.iter().enumerate() {
+                if i == refused || rng.bool() {
+                    unwritten.push(message);
+                } else {
+                    written.push(message.clone());
+                }
+            }
+            (written, unwritten)
+        })
+    }
+}
+
+#[async_trait]
+impl<T: MessageQueue> MessageQueue for Faulty<T> {
+    async fn send(&self, message: &Message) -> anyhow::Result<()> {
+        self.gate("SendMessage").await?;
+        self.inner.send(message).await
+    }
+}
+
+#[async_trait]
+impl<T: QueueSource> QueueSource for Faulty<T> {
+    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+        self.gate("ReceiveMessage").await?;
+        self.inner.receive(max, wait).await
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+        self.gate("DeleteMessageBatch").await?;
+        self.inner.delete(receipt_handles).await
+    }
+}
+
+#[async_trait]
+impl<T: MessageStore> MessageStore for Faulty<T> {
+    async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
+        let all_unwritten = |cause| PutBatchError {
+            unwritten: messages.iter().map(|m| m.id).collect(),
+            cause,
+        };
+        if let Err(cause) = self.gate("BatchWriteItem").await {
+            return Err(all_unwritten(cause));
+        }
+        if messages.is_empty() {
+            return self.inner.put_batch(messages).await;
+        }
+        let panic = self.chance(self.plan.panic);
+        if panic || self.chance(self.plan.partial) {
+            let (written, unwritten) = self.split_batch(messages);
+            let mut unwritten: Vec<JobId> = unwritten.iter().map(|m| m.id).collect();
+            if !written.is_empty() {
+                if let Err(e) = self.inner.put_batch(&written).await {
+                    unwritten.extend(e.unwritten);
+                }
+            }
+            if panic {
+                self.counts.panics.fetch_add(1, Ordering::Relaxed);
+                panic!("injected fault: panicked after writing part of a batch");
+            }
+            self.counts.partial_writes.fetch_add(1, Ordering::Relaxed);
+            return Err(PutBatchError {
+                unwritten,
+                cause: anyhow::anyhow!("injected fault: UnprocessedItems for part of the batch"),
+            });
+        }
+        self.inner.put_batch(messages).await
+    }
+
+    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
+        self.gate("GetItem").await?;
+        self.inner.get(id).await
+    }
+
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
+        self.gate("Query").await?;
+        self.inner.list(limit, before).await
+    }
+}
+
+// The runner shares one adapter between the HTTP side and the worker.
+#[async_trait]
+impl<T: MessageQueue + ?Sized> MessageQueue for Arc<T> {
+    async fn send(&self, message: &Message) -> anyhow::Result<()> {
+        (**self).send(message).await
+    }
+}
+
+#[async_trait]
+impl<T: QueueSource + ?Sized> QueueSource for Arc<T> {
+    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+        (**self).receive(max, wait).await
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+        (**self).delete(receipt_handles).await
+    }
+}
+
+#[async_trait]
+impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
+    async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
+        (**self).put_batch(messages).await
+    }
+
+    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
+        (**self).get(id).await
+    }
+
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
+        (**self).list(limit, before).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{stored_messages, InMemoryQueue, InMemoryStore};
+
+    #[test]
+    fn plans_parse_and_bad_ones_say_why() {
+        let plan =
+            FaultPlan::parse("error=0.2, partial=0.1,panic=0.01,latency-ms=5,seed=7").unwrap();
+        assert_eq!(
+            plan,
+            FaultPlan {
+                error: 0.2,
+                throttle: 0.0,
+                partial: 0.1,
+                panic: 0.01,
+                max_latency: Duration::from_millis(5),
+                seed: 7,
+            }
+        );
+        assert_eq!(FaultPlan::parse("").unwrap(), FaultPlan::default());
+        for (bad, says) in [
+            ("error=2", "probability"),
+            ("error=-0.1", "≥ 0"),
+            ("error=NaN", "≥ 0"),
+            ("boom=1", "unknown fault `boom`"),
+            ("error", "name=value"),
+            ("seed=x", "whole number"),
+        ] {
+            let error = FaultPlan::parse(bad).unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_send_queues_nothing() {
+        let queue = Faulty::new(
+            InMemoryQueue::default(),
+            FaultPlan {
+                error: 0.5,
+                throttle: 0.5,
+                ..FaultPlan::default()
+            },
+        );
+        let mut acknowledged = 0;
+        for message in stored_messages(200) {
+            if queue.send(&message).await.is_ok() {
+                acknowledged += 1;
+            }
+        }
+        let tally = queue.counts().tally();
+        assert_eq!(queue.inner.sent().len(), acknowledged);
+        assert_eq!(tally.errors + tally.throttles, 200 - acknowledged as u64);
+        assert!(tally.errors > 50 && tally.throttles > 10, "{tally:?}");
+    }
+
+    #[tokio::test]
+    async fn partial_writes_name_exactly_what_was_not_stored() {
+        let store = Faulty::new(
+            InMemoryStore::default(),
+            FaultPlan {
+                partial: 1.0,
+                seed: 3,
+                ..FaultPlan::default()
+            },
+        );
+        let batch = stored_messages(25);
+
+        let error = store.put_batch(&batch).await.unwrap_err();
+
+        let stored: Vec<JobId> = store.inner.items().iter().map(|m| m.id).collect();
+        assert!(!error.unwritten.is_empty());
+        for message in &batch {
+            assert_ne!(
+                stored.contains(&message.id),
+                error.unwritten.contains(&message.id),
+                "each message is either stored or named unwritten"
+            );
+        }
+        assert_eq!(store.counts().tally().partial_writes, 1);
+    }
+
+    #[tokio::test]
+    async fn an_injected_panic_unwinds_after_a_partial_write() {
+        use futures::FutureExt as _;
+        let store = Faulty::new(
+            InMemoryStore::default(),
+            FaultPlan {
+                panic: 1.0,
+                ..FaultPlan::default()
+            },
+        );
+        let batch = stored_messages(10);
+
+        let outcome = std::panic::AssertUnwindSafe(store.put_batch(&batch))
+            .catch_unwind()
+            .await;
+
+        assert!(outcome.is_err());
+        assert!(store.inner.items().len() < batch.len());
+        assert_eq!(store.counts().tally().panics, 1);
+    }
+
+    #[tokio::test]
+    async fn with_no_faults_planned_calls_pass_through() {
+        let store = Faulty::new(InMemoryStore::default(), FaultPlan::default());
+        store.put_batch(&stored_messages(3)).await.unwrap();
+        assert_eq!(store.inner.items().len(), 3);
+        let tally = store.counts().tally();
+        assert_eq!((tally.calls, tally.errors, tally.partial_writes), (1, 0, 0));
+    }
+}

@@ -1,0 +1,74 @@
+//! The runner's own endpoints under `/_local/`, the stand-in for rq-dashboard and the SQS
+//! console: queue counts and injected faults, the dead-letter queue's messages, and sending a
+//! raw body straight to the queue (as any producer with queue access could, bypassing the
+//! API's validation: how a poison message gets in).
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use super::server::AppState;
+use crate::api::{json_response, ApiError};
+
+/// The response for a `/_local/` request; `None` for every other path.
+pub async fn respond(request: &Request, state: &AppState) -> Option<Response<Body>> {
+    let path = request.uri().path().strip_prefix("/_local/")?;
+    let outcome = match (path, request.method()) {
+        ("stats", &Method::GET) => stats(state).await,
+        ("dead-letters", &Method::GET) => dead_letters(state).await,
+        ("queue", &Method::POST) => send_raw(request, state).await,
+        ("stats" | "dead-letters", _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        ("queue", _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        _ => return None,
+    };
+    Some(outcome.unwrap_or_else(ApiError::into_response))
+}
+
+/// Queue depth, in flight, dead-lettered and stored (embedded backend), and what each
+/// fault-injecting wrapper has done so far.
+async fn stats(state: &AppState) -> Result<Response<Body>, ApiError> {
+    let faults: serde_json::Map<String, serde_json::Value> = state
+        .faults
+        .iter()
+        .map(|(port, counts)| ((*port).to_owned(), json!(counts.tally())))
+        .collect();
+    let mut body = match &state.embedded {
+        Some(queue) => json!(queue.stats().await.map_err(ApiError::Unavailable)?),
+        None => json!({}),
+    };
+    body["faults"] = faults.into();
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn dead_letters(state: &AppState) -> Result<Response<Body>, ApiError> {
+    let queue = embedded_only(state, "/_local/dead-letters")?;
+    let letters = queue.dead_letters().await.map_err(ApiError::Unavailable)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "messages": letters }),
+    ))
+}
+
+async fn send_raw(request: &Request, state: &AppState) -> Result<Response<Body>, ApiError> {
+    let queue = embedded_only(state, "/_local/queue")?;
+    let body = std::str::from_utf8(request.body().as_ref())
+        .map_err(|_| ApiError::BadRequest("the body must be UTF-8 text, as SQS requires".into()))?;
+    queue
+        .send_raw(body.to_owned())
+        .await
+        .map_err(ApiError::Unavailable)?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({ "queued": true }),
+    ))
+}
+
+fn embedded_only<'a>(
+    state: &'a AppState,
+    path: &str,
+) -> Result<&'a super::sqlite::SqliteQueue, ApiError> {
+    state
+        .embedded
+        .as_deref()
+        .ok_or_else(|| ApiError::UnknownPath(format!("{path} (embedded backend only)")))
+}
