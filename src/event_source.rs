@@ -42,8 +42,10 @@ impl Default for MappingSettings {
 
 /// How long an idle poller waits for a first record before looking at `shutdown` again.
 const IDLE_POLL: Duration = Duration::from_secs(1);
-/// Pause after the queue itself failed, so a broken backend is not hammered.
-const ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// Pauses after the queue itself failed: short for a blip, doubling up to the maximum while
+/// it keeps failing, so a broken backend is not hammered.
+const ERROR_PAUSE_MIN: Duration = Duration::from_millis(50);
+const ERROR_PAUSE_MAX: Duration = Duration::from_secs(5);
 
 /// Runs the mapping until `shutdown` turns true; batches already being handled finish first.
 pub async fn run_mapping(
@@ -72,6 +74,7 @@ async fn poll(
     settings: MappingSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut pause = ERROR_PAUSE_MIN;
     while !*shutdown.borrow() {
         // Only the wait for records is interrupted by shutdown: a batch in hand is finished.
         // Records received in an interrupted wait come back after the visibility timeout.
@@ -80,14 +83,19 @@ async fn poll(
             _ = shutdown.changed() => break,
         };
         let event = match event {
-            Ok(event) if event.records.is_empty() => continue,
+            Ok(event) if event.records.is_empty() => {
+                pause = ERROR_PAUSE_MIN;
+                continue;
+            }
             Ok(event) => event,
             Err(error) => {
-                tracing::error!(poller, error = ?error, "receive failed");
-                tokio::time::sleep(ERROR_PAUSE).await;
+                tracing::error!(poller, error = ?error, ?pause, "receive failed");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(ERROR_PAUSE_MAX);
                 continue;
             }
         };
+        pause = ERROR_PAUSE_MIN;
         handle(source, store, settings, event).await;
     }
     tracing::debug!(poller, "poller stopped");
