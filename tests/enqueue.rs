@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use lambda_http::http::Method;
 use message_pipeline::api::{enqueue_function, EnqueueLimits};
-use message_pipeline::aws::SqsQueue;
+use message_pipeline::aws::{sdk_config, SqsQueue};
 use message_pipeline::domain::{ContentLimit, QueuedMessage};
 
 use crate::helpers::{json, request, TestStack};
@@ -95,4 +95,27 @@ async fn a_queue_that_cannot_be_reached_gives_503_not_202() {
     assert_eq!(response.status(), 503);
     assert!(json(&response)["job_id"].is_null());
     stack.teardown().await;
+}
+
+#[tokio::test]
+async fn an_sqs_endpoint_that_is_down_gives_503_not_202() {
+    // Nothing listens on port 9 of the loopback: every connection is refused.
+    let config = aws_sdk_sqs::config::Builder::from(&sdk_config().await)
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let down = SqsQueue::new(
+        aws_sdk_sqs::Client::from_conf(config),
+        "http://127.0.0.1:9/000000000000/unreachable",
+    );
+
+    let response = enqueue_function(
+        request(Method::POST, "/messages", r#"{"content": "lost?"}"#),
+        &down,
+        &EnqueueLimits::default(),
+    )
+    .await;
+
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(json(&response)["error"].is_string());
 }

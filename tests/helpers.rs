@@ -26,6 +26,10 @@ pub const TEST_QUEUE: QueueSettings = QueueSettings {
 
 impl TestStack {
     pub async fn new() -> Self {
+        Self::with_settings(TEST_QUEUE).await
+    }
+
+    pub async fn with_settings(settings: QueueSettings) -> Self {
         require_a_target();
         let config = sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&config);
@@ -34,7 +38,7 @@ impl TestStack {
             "mp-test-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
-        let queues = provision::create_queues(&sqs, &name, TEST_QUEUE)
+        let queues = provision::create_queues(&sqs, &name, settings)
             .await
             .expect("create queues");
         provision::create_table(&dynamodb, &name)
@@ -98,6 +102,31 @@ impl TestStack {
     /// Messages in the dead-letter queue now.
     pub async fn dead_lettered(&self) -> usize {
         approximate_count(&self.sqs, &self.queues.dlq_url).await
+    }
+
+    /// Receives every message in the dead-letter queue (hiding each for a minute, so none is
+    /// counted twice) and returns the bodies.
+    pub async fn drain_dead_letters(&self) -> Vec<String> {
+        let mut bodies = Vec::new();
+        let mut empty_receives = 0;
+        while empty_receives < 2 {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queues.dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receive from the dead-letter queue");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                empty_receives += 1;
+            }
+            bodies.extend(messages.into_iter().filter_map(|m| m.body));
+        }
+        bodies
     }
 
     pub async fn teardown(self) {

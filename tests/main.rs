@@ -10,11 +10,13 @@
 
 mod helpers;
 
+mod conservation;
 mod consumer;
 mod contract;
 mod enqueue;
 mod list;
 mod local_runner;
 mod pipeline;
+mod runner;
 mod stack;
 mod template;

@@ -1,0 +1,243 @@
+//! Nothing lost, nothing doubled: the pipeline under injected faults (store errors, throttling,
+//! partial batch writes, panics, failed sends, receives and deletes) and poison messages.
+//! Each test ends with the ledger: every 202 is a message stored once with its content, or
+//! one in the dead-letter queue.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use message_pipeline::aws::provision::QueueSettings;
+
+use crate::contract::remove_db;
+use crate::helpers::TestStack;
+use crate::runner::{data_file, join_posts, post_until, Ledger, Posts, Runner};
+
+/// Bodies a consumer cannot store: not JSON, not an envelope, an unknown version, a job id
+/// that is not one, content over the limit, content that is empty.
+fn poison(n: usize) -> Vec<String> {
+    let kinds = [
+        "not json at all".to_owned(),
+        r#"{"hello": "world"}"#.to_owned(),
+        r#"{"v": 9, "job_id": "0190a5c2-0000-7000-8000-000000000000", "content": "x"}"#.to_owned(),
+        r#"{"v": 1, "job_id": "not-a-uuid", "content": "x"}"#.to_owned(),
+        format!(
+            r#"{{"v": 1, "job_id": "{}", "content": "{}"}}"#,
+            uuid::Uuid::now_v7(),
+            "x".repeat(5_000)
+        ),
+        format!(
+            r#"{{"v": 1, "job_id": "{}", "content": ""}}"#,
+            uuid::Uuid::now_v7()
+        ),
+    ];
+    (0..n)
+        .map(|i| match &kinds[i % kinds.len()] {
+            // Distinct bodies, so each can be found in the dead-letter queue.
+            k if k.starts_with('{') => k.replacen('{', &format!("{{\"poison\": {i}, "), 1),
+            k => format!("{k} #{i}"),
+        })
+        .collect()
+}
+
+/// Every refusal a client saw was a 503 with a JSON error that says to retry.
+fn assert_refusals_are_503(posts: &Posts) {
+    for (status, body) in &posts.refused {
+        assert_eq!(*status, 503, "{body}");
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(json["error"].is_string(), "{body}");
+    }
+}
+
+#[test]
+fn ten_thousand_messages_survive_store_queue_and_worker_faults() {
+    let data = data_file();
+    let max_receives = 5;
+    let runner = Runner::start_with(
+        &data,
+        &[
+            "--visibility-timeout-secs",
+            "1",
+            "--max-receive-count",
+            &max_receives.to_string(),
+            "--store-faults",
+            "error=0.2,throttle=0.02,partial=0.1,panic=0.005,latency-ms=2,seed=5",
+            "--queue-faults",
+            "error=0.02,throttle=0.01,seed=6",
+            "--source-faults",
+            "error=0.02,seed=7",
+        ],
+    );
+    let poison = poison(24);
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let posting = post_until(&runner.url, 4, Some(10_000), stop, "conservation");
+    for body in &poison {
+        runner.send_raw(body);
+    }
+    let posts = join_posts(posting);
+    let drained = Instant::now();
+    let stats = runner.wait_drained(Duration::from_secs(180));
+    let drain_secs = drained.elapsed().as_secs_f64();
+    let stored = runner.list_all();
+    let dead = runner.dead_letters();
+    runner.kill();
+    remove_db(&data);
+
+    let dead_bodies: Vec<String> = dead.iter().map(|(body, _)| body.clone()).collect();
+    let ledger = Ledger::of(&posts.acked, &stored, &dead_bodies);
+    let faults = &stats["faults"];
+    eprintln!(
+        "conservation (embedded): {} posts, {} refused with 503; {ledger:?}; drained {drain_secs:.1} s after the last post; faults {faults}",
+        posts.acked.len() + posts.refused.len(),
+        posts.refused.len()
+    );
+
+    assert_eq!(posts.acked.len() + posts.refused.len(), 10_000);
+    ledger.assert_kept();
+    assert_eq!(ledger.unacknowledged_stored, 0, "{ledger:?}");
+    assert_eq!(stats["stored"], stored.len(), "one row per listed job");
+    // Each refused post is one injected send failure, and the client saw it.
+    assert_refusals_are_503(&posts);
+    let queue_faults = faults["queue"]["errors"].as_u64().unwrap()
+        + faults["queue"]["throttles"].as_u64().unwrap();
+    assert_eq!(posts.refused.len() as u64, queue_faults);
+    // Every kind of fault actually happened.
+    for (port, kind) in [
+        ("store", "errors"),
+        ("store", "throttles"),
+        ("store", "partial_writes"),
+        ("store", "panics"),
+        ("source", "errors"),
+    ] {
+        assert!(
+            faults[port][kind].as_u64().unwrap() > 0,
+            "no {port} {kind}: {faults}"
+        );
+    }
+    // Poison reaches the dead-letter queue after exactly maxReceiveCount receives.
+    assert_eq!(ledger.poison, poison.len());
+    for body in &poison {
+        let receives = dead.iter().find(|(b, _)| b == body).map(|(_, n)| *n);
+        assert_eq!(receives, Some(max_receives), "{body:.60}");
+    }
+}
+
+#[test]
+fn poison_in_a_batch_does_not_hold_back_its_neighbours() {
+    let data = data_file();
+    let visibility = Duration::from_secs(4);
+    let runner = Runner::start_with(
+        &data,
+        &[
+            "--visibility-timeout-secs",
+            &visibility.as_secs().to_string(),
+            "--batching-window-ms",
+            "50",
+        ],
+    );
+    let agent = crate::runner::agent();
+    let mut acked = HashMap::new();
+    for (i, body) in poison(60).iter().enumerate() {
+        runner.send_raw(body);
+        for j in 0..5 {
+            let content = format!("neighbour {i}.{j}");
+            let id = crate::runner::post(&agent, &runner.url, &content).unwrap();
+            acked.insert(id, content);
+        }
+    }
+    let last_post = Instant::now();
+
+    let mut stats = runner.stats();
+    while stats["stored"] != acked.len() && last_post.elapsed() < visibility * 3 {
+        std::thread::sleep(Duration::from_millis(20));
+        stats = runner.stats();
+    }
+    let waited = last_post.elapsed();
+    runner.kill();
+    remove_db(&data);
+
+    eprintln!(
+        "poison neighbours: {} stored {waited:?} after the last post",
+        acked.len()
+    );
+    assert_eq!(stats["stored"], acked.len(), "{stats}");
+    // Had a poison record failed its batch, its neighbours would have waited for the
+    // visibility timeout at least once.
+    assert!(waited < visibility, "stored only after {waited:?}: {stats}");
+    assert_eq!(
+        stats["dead_lettered"], 0,
+        "the poison is still being retried"
+    );
+}
+
+#[tokio::test]
+async fn messages_survive_faults_through_sqs_and_dynamodb() {
+    let max_receives = 4;
+    let stack = TestStack::with_settings(QueueSettings {
+        visibility_timeout: Duration::from_secs(1),
+        max_receive_count: max_receives,
+    })
+    .await;
+    let poison = poison(6);
+    for body in &poison {
+        stack
+            .sqs
+            .send_message()
+            .queue_url(&stack.queues.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let (queue_url, table) = (stack.queues.queue_url.clone(), stack.table.clone());
+    let (posts, runner) = tokio::task::spawn_blocking(move || {
+        let runner = Runner::start_on_aws(
+            &queue_url,
+            &table,
+            &[
+                "--store-faults",
+                "error=0.2,partial=0.1,panic=0.01,seed=8",
+                "--queue-faults",
+                "error=0.05,seed=9",
+            ],
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let posts = join_posts(post_until(&runner.url, 4, Some(400), stop, "aws faults"));
+        (posts, runner)
+    })
+    .await
+    .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stack.queued().await > 0 {
+        assert!(Instant::now() < deadline, "the queue never drained");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (stored, faults) = tokio::task::spawn_blocking(move || {
+        let listed = (runner.list_all(), runner.stats()["faults"].clone());
+        runner.terminate();
+        listed
+    })
+    .await
+    .unwrap();
+    let dead = stack.drain_dead_letters().await;
+    stack.teardown().await;
+
+    let ledger = Ledger::of(&posts.acked, &stored, &dead);
+    eprintln!(
+        "conservation (SQS + DynamoDB on the emulator): {} posts, {} refused with 503; {ledger:?}; faults {faults}",
+        posts.acked.len() + posts.refused.len(),
+        posts.refused.len()
+    );
+    ledger.assert_kept();
+    assert_eq!(ledger.unacknowledged_stored, 0, "{ledger:?}");
+    assert_eq!(ledger.poison, poison.len(), "{ledger:?}");
+    assert_refusals_are_503(&posts);
+    assert_eq!(
+        posts.refused.len() as u64,
+        faults["queue"]["errors"].as_u64().unwrap()
+    );
+    assert!(faults["store"]["errors"].as_u64().unwrap() > 0, "{faults}");
+}

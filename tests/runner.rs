@@ -1,0 +1,345 @@
+//! The local runner as a process, and the ledger that checks the pipeline's promise: every
+//! acknowledged message ends stored exactly once with its content, or in the dead-letter queue.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use message_pipeline::domain::{ContentLimit, QueuedMessage};
+
+pub struct Runner {
+    child: Child,
+    pub url: String,
+}
+
+impl Runner {
+    /// Starts `cargo run`'s binary on the embedded backend.
+    pub fn start(data: &Path) -> Self {
+        Self::start_with(data, &["--visibility-timeout-secs", "2"])
+    }
+
+    pub fn start_with(data: &Path, args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_message-pipeline"));
+        command
+            .args(["--backend", "embedded"])
+            .args(args)
+            .arg("--data")
+            .arg(data);
+        Self::spawn(command)
+    }
+
+    /// Starts the runner on the AWS adapters, against the given queue and table.
+    pub fn start_on_aws(queue_url: &str, table: &str, args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_message-pipeline"));
+        command
+            .args(["--backend", "aws"])
+            .args(args)
+            .env("QUEUE_URL", queue_url)
+            .env("TABLE_NAME", table);
+        Self::spawn(command)
+    }
+
+    /// Spawns on a free port and waits until the runner says where it listens.
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the runner");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| line.trim().strip_prefix("listening on ").map(str::to_owned))
+            .expect("the runner printed no address");
+        // Keep draining stdout so the runner never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, url }
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        get_json(&agent(), &format!("{}/_local/stats", self.url))
+    }
+
+    /// Waits until nothing is queued or in flight (embedded backend).
+    pub fn wait_drained(&self, within: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let stats = self.stats();
+            if stats["queued"] == 0 && stats["in_flight"] == 0 {
+                return stats;
+            }
+            assert!(Instant::now() < deadline, "not drained: {stats}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Every stored message by id, read through the API's pages; fails on an id listed twice.
+    /// A page the (fault-injected) store could not read is a 503, and is asked for again.
+    pub fn list_all(&self) -> HashMap<String, String> {
+        let agent = agent();
+        let mut stored = HashMap::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page_url = match &next {
+                None => format!("{}/messages?limit=1000", self.url),
+                Some(cursor) => format!("{}/messages?limit=1000&next={cursor}", self.url),
+            };
+            let page = get_json_retrying_503(&agent, &page_url);
+            for m in page["messages"].as_array().unwrap() {
+                let previous = stored.insert(
+                    m["id"].as_str().unwrap().to_owned(),
+                    m["content"].as_str().unwrap().to_owned(),
+                );
+                assert!(previous.is_none(), "listed twice: {m}");
+            }
+            match page["next"].as_str() {
+                Some(cursor) => next = Some(cursor.to_owned()),
+                None => return stored,
+            }
+        }
+    }
+
+    /// The bodies in the embedded dead-letter queue, with how often each was received.
+    pub fn dead_letters(&self) -> Vec<(String, u64)> {
+        let letters = get_json(&agent(), &format!("{}/_local/dead-letters", self.url));
+        letters["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["body"].as_str().unwrap().to_owned(),
+                    l["receive_count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Sends a body straight to the embedded queue, past the API's validation.
+    pub fn send_raw(&self, body: &str) {
+        let status = agent()
+            .post(format!("{}/_local/queue", self.url))
+            .send(body)
+            .unwrap()
+            .status();
+        assert_eq!(status, 202);
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    crate::helpers::http_agent(Duration::from_secs(10))
+}
+
+/// What a POST got.
+#[derive(Debug)]
+pub enum Posted {
+    /// 202, with the job id.
+    Accepted(String),
+    /// Any other status, with the body.
+    Refused(u16, String),
+    /// No answer: the runner is gone.
+    NoAnswer,
+}
+
+pub fn post_message(agent: &ureq::Agent, url: &str, content: &str) -> Posted {
+    let body = serde_json::json!({ "content": content }).to_string();
+    let Ok(mut response) = agent
+        .post(format!("{url}/messages"))
+        .header("Content-Type", "application/json")
+        .send(&body)
+    else {
+        return Posted::NoAnswer;
+    };
+    let status = response.status().as_u16();
+    let Ok(text) = response.body_mut().read_to_string() else {
+        return Posted::NoAnswer;
+    };
+    if status != 202 {
+        return Posted::Refused(status, text);
+    }
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    Posted::Accepted(json["job_id"].as_str().unwrap().to_owned())
+}
+
+/// Posts `content`; the job id if the runner answered 202.
+pub fn post(agent: &ureq::Agent, url: &str, content: &str) -> Option<String> {
+    match post_message(agent, url, content) {
+        Posted::Accepted(job_id) => Some(job_id),
+        _ => None,
+    }
+}
+
+pub fn get_json(agent: &ureq::Agent, url: &str) -> serde_json::Value {
+    let text = agent
+        .get(url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn get_json_retrying_503(agent: &ureq::Agent, url: &str) -> serde_json::Value {
+    for _ in 0..50 {
+        let mut response = agent.get(url).call().unwrap();
+        let text = response.body_mut().read_to_string().unwrap();
+        match response.status().as_u16() {
+            200 => return serde_json::from_str(&text).unwrap(),
+            503 => std::thread::sleep(Duration::from_millis(20)),
+            other => panic!("GET {url}: {other} {text}"),
+        }
+    }
+    panic!("GET {url}: still 503 after 50 tries")
+}
+
+pub fn data_file() -> PathBuf {
+    std::env::temp_dir().join(format!("mp-runner-{}.db", uuid::Uuid::new_v4().simple()))
+}
+
+/// What clients were told: acknowledged jobs (id → content) and every refusal.
+#[derive(Debug, Default)]
+pub struct Posts {
+    pub acked: HashMap<String, String>,
+    pub refused: Vec<(u16, String)>,
+}
+
+impl Posts {
+    pub fn absorb(&mut self, other: Posts) {
+        self.acked.extend(other.acked);
+        self.refused.extend(other.refused);
+    }
+}
+
+/// Posts from `clients` threads until `stop`, `total` posts in all, or the runner dies.
+pub fn post_until(
+    url: &str,
+    clients: usize,
+    total: Option<usize>,
+    stop: Arc<AtomicBool>,
+    tag: &str,
+) -> Vec<std::thread::JoinHandle<Posts>> {
+    let per_client = total.map(|t| t.div_ceil(clients));
+    (0..clients)
+        .map(|client| {
+            let (url, stop, tag) = (url.to_owned(), stop.clone(), tag.to_owned());
+            std::thread::spawn(move || {
+                let agent = agent();
+                let mut posts = Posts::default();
+                for i in 0..per_client.unwrap_or(usize::MAX) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let content = format!("{tag} client {client} message {i}");
+                    match post_message(&agent, &url, &content) {
+                        Posted::Accepted(job_id) => {
+                            posts.acked.insert(job_id, content);
+                        }
+                        Posted::Refused(status, body) => posts.refused.push((status, body)),
+                        Posted::NoAnswer => break,
+                    }
+                }
+                posts
+            })
+        })
+        .collect()
+}
+
+pub fn join_posts(clients: Vec<std::thread::JoinHandle<Posts>>) -> Posts {
+    let mut all = Posts::default();
+    for client in clients {
+        all.absorb(client.join().unwrap());
+    }
+    all
+}
+
+/// The promise, counted: where each acknowledged message ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    pub acknowledged: usize,
+    /// Acknowledged and stored with the content the client sent.
+    pub stored: usize,
+    /// Acknowledged, not stored, and in the dead-letter queue.
+    pub dead_lettered: usize,
+    /// Stored and also in the dead-letter queue (its delete failed, or a retry after a
+    /// partial write did): redriving it rewrites the same item.
+    pub stored_and_dead_lettered: usize,
+    /// Acknowledged and found nowhere.
+    pub lost: usize,
+    /// Stored with content other than what the client sent.
+    pub changed: usize,
+    /// Stored but never acknowledged to any client.
+    pub unacknowledged_stored: usize,
+    /// Dead-lettered bodies that are not an acknowledged job (poison sent past the API).
+    pub poison: usize,
+}
+
+impl Ledger {
+    pub fn of(
+        acked: &HashMap<String, String>,
+        stored: &HashMap<String, String>,
+        dead_bodies: &[String],
+    ) -> Self {
+        let dead_jobs: HashSet<String> = dead_bodies
+            .iter()
+            .filter_map(|body| QueuedMessage::decode(body, ContentLimit::DEFAULT).ok())
+            .map(|m| m.id.to_string())
+            .filter(|id| acked.contains_key(id))
+            .collect();
+        let mut ledger = Ledger {
+            acknowledged: acked.len(),
+            unacknowledged_stored: stored.keys().filter(|id| !acked.contains_key(*id)).count(),
+            poison: dead_bodies.len() - dead_jobs.len(),
+            ..Ledger::default()
+        };
+        for (id, content) in acked {
+            match (stored.get(id), dead_jobs.contains(id)) {
+                (Some(found), dead) => {
+                    ledger.stored += 1;
+                    if found != content {
+                        ledger.changed += 1;
+                    }
+                    if dead {
+                        ledger.stored_and_dead_lettered += 1;
+                    }
+                }
+                (None, true) => ledger.dead_lettered += 1,
+                (None, false) => ledger.lost += 1,
+            }
+        }
+        ledger
+    }
+
+    /// Nothing lost, nothing changed, and stored + dead-lettered accounts for every 202.
+    pub fn assert_kept(&self) {
+        assert_eq!(
+            (self.lost, self.changed),
+            (0, 0),
+            "the promise was broken: {self:?}"
+        );
+        assert_eq!(
+            self.stored + self.dead_lettered,
+            self.acknowledged,
+            "{self:?}"
+        );
+    }
+}
