@@ -4,6 +4,8 @@
 
 mod enqueue;
 mod error;
+#[cfg(test)]
+mod properties;
 mod read;
 mod route;
 
