@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: template lint, formatting, clippy, unit tests, and the integration tests against the
-# LocalStack-compatible emulator, which it starts (and stops again) unless one is already up.
+# Runs every test: template lint, formatting, clippy, unit and property tests, the integration tests
+# against the LocalStack-compatible emulator (which it starts, and stops again, unless one is already
+# up), schemathesis against the OpenAPI document, and the deployed template on the emulator.
 #
 #   infra/test.sh                 # everything
 #   infra/test.sh -- pagination   # extra arguments go to `cargo test`
@@ -27,6 +28,9 @@ sam validate --lint >/dev/null
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked "$@"
+
+# The HTTP API against its OpenAPI document: schemathesis fuzzes the local runner.
+infra/api-fuzz.sh
 
 # The deployed stack: template.yaml on the emulator, called through its API Gateway (the
 # tests in tests/stack.rs). Short timeouts so a poison message reaches the DLQ in seconds.

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs one set of host tools (infra/requirements/<set>.txt) into its own venv and prints
 # the venv's bin directory. Sets: `emulator` (ministack), `cli` (cargo-lambda, sam, cfn-lint,
-# aws). Two venvs because ministack and the SAM CLI pin different botocore versions.
+# aws), `api-fuzz` (schemathesis), `baseline` (the tutorial's stack, for benchmarks). One venv
+# a set because ministack and the SAM CLI pin different botocore versions.
 #
 # The venvs live outside the clone (CI clones afresh every run) and are rebuilt only when
 # their requirements change: a warm machine pays nothing, a fresh one about 20 s a set.
 #   PATH="$(infra/tools.sh cli):$PATH"
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-set_name="${1:?usage: $0 emulator|cli}"
+set_name="${1:?usage: $0 emulator|cli|api-fuzz|baseline}"
 requirements="$here/requirements/$set_name.txt"
 [ -f "$requirements" ] || { echo "tools: no such set: $set_name" >&2; exit 2; }
 cache="${PIPELINE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/message-pipeline}"

@@ -148,3 +148,40 @@ async fn api_gateway_answers_the_same_json_errors() {
         assert!(json["error"].is_string(), "{method} {path}: {json}");
     }
 }
+
+#[tokio::test]
+#[ignore = "needs a deployed stack: infra/test.sh"]
+async fn pages_follow_signed_cursors_and_a_forged_one_is_refused() {
+    let (pages, forged, openapi) = tokio::task::spawn_blocking(|| {
+        for i in 0..3 {
+            let (status, _) = call("POST", "/messages", &format!(r#"{{"content": "page {i}"}}"#));
+            assert_eq!(status, 202);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while listed_ids().len() < 3 {
+            assert!(Instant::now() < deadline, "messages never stored");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let (status, first) = call("GET", "/messages?limit=1", "");
+        assert_eq!(status, 200, "{first}");
+        let next = first["next"].as_str().unwrap().to_owned();
+        let second = call("GET", &format!("/messages?limit=1&next={next}"), "");
+        // The same cursor with its last character changed.
+        let mut altered = next.clone();
+        let last = altered.pop().unwrap();
+        altered.push(if last == 'A' { 'B' } else { 'A' });
+        let forged = call("GET", &format!("/messages?limit=1&next={altered}"), "");
+        let openapi = call("GET", "/openapi.json", "");
+        ((first, second), forged, openapi)
+    })
+    .await
+    .unwrap();
+
+    let ((first, (status, second)), (forged_status, forged_body), (doc_status, doc)) =
+        (pages, forged, openapi);
+    assert_eq!(status, 200, "{second}");
+    assert_ne!(first["messages"][0]["id"], second["messages"][0]["id"]);
+    assert_eq!(forged_status, 400, "{forged_body}");
+    assert!(forged_body["error"].is_string());
+    assert_eq!((doc_status, doc["openapi"].as_str()), (200, Some("3.0.3")));
+}

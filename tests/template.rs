@@ -183,10 +183,33 @@ fn the_http_api_uses_the_default_stage_and_routes_every_path() {
             "ANY $default -> ListFunction",
             "GET /messages -> ListFunction",
             "GET /messages/{id} -> ListFunction",
+            "GET /openapi.json -> ListFunction",
             "POST /add_message -> EnqueueFunction",
             "POST /messages -> EnqueueFunction",
         ]
     );
+    // Every operation the OpenAPI document describes has its route.
+    let document: serde_json::Value = serde_json::from_str(message_pipeline::api::OPENAPI).unwrap();
+    let mut documented: Vec<String> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    documented.sort();
+    let routed: Vec<String> = routes
+        .iter()
+        .filter_map(|r| r.split(" -> ").next())
+        .filter(|r| !r.contains("$default"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(documented, routed);
 }
 
 #[test]

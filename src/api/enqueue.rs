@@ -17,11 +17,12 @@ pub struct EnqueueLimits {
 }
 
 impl EnqueueLimits {
-    /// Room for the largest valid content with every character JSON-escaped (`\u0000`).
+    /// Room for the largest valid content with every character JSON-escaped: an astral
+    /// character escaped as a surrogate pair (`\ud83d\ude00`) is 12 bytes.
     pub fn for_content(content: ContentLimit) -> Self {
         Self {
             content,
-            max_body_bytes: content.max_chars() * 6 + 1024,
+            max_body_bytes: content.max_chars() * 12 + 1024,
         }
     }
 }
@@ -206,6 +207,18 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("4096"));
+    }
+
+    #[tokio::test]
+    async fn the_longest_content_fits_under_the_size_cap_however_it_is_escaped() {
+        let queue = InMemoryQueue::default();
+        // Found by schemathesis: 4096 astral characters, each escaped as a surrogate pair.
+        let body = format!(r#"{{"content": "{}"}}"#, r"\ud83d\ude00".repeat(4096));
+
+        let response = call(post("/messages", &body), &queue).await;
+
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(queue.sent()[0].content.as_str(), "😀".repeat(4096));
     }
 
     #[tokio::test]

@@ -57,10 +57,23 @@ pub async fn handle(
         (Ok(Route::Enqueue), Some(queue), _) => enqueue(&request, queue, limits).await,
         (Ok(Route::List), _, Some(reader)) => list_messages(request.uri().query(), reader).await,
         (Ok(Route::Get(id)), _, Some(reader)) => get_message(&id, reader.store).await,
+        (Ok(Route::OpenApi), _, _) => Ok(openapi()),
         (Ok(other), _, _) => Err(ApiError::NotServedHere(other)),
         (Err(e), _, _) => Err(e),
     };
     outcome.unwrap_or_else(|e| e.into_response())
+}
+
+/// The API's OpenAPI 3 document (`openapi.json` at the repository root), served at
+/// `GET /openapi.json` by every function and the local runner.
+pub const OPENAPI: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"));
+
+fn openapi() -> Response<Body> {
+    let mut response = Response::new(Body::Text(OPENAPI.to_owned()));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
@@ -72,4 +85,25 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ContentLimit, PageLimit};
+
+    #[test]
+    fn the_openapi_document_states_the_limits_the_code_enforces() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(document["openapi"], "3.0.3");
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(
+            schemas["NewMessage"]["properties"]["content"]["maxLength"],
+            ContentLimit::DEFAULT.max_chars()
+        );
+        let limit = &document["paths"]["/messages"]["get"]["parameters"][0];
+        assert_eq!(limit["name"], "limit");
+        assert_eq!(limit["schema"]["maximum"], PageLimit::MAX);
+        assert_eq!(limit["schema"]["default"], PageLimit::DEFAULT.get());
+    }
 }

@@ -9,6 +9,8 @@ pub enum Route {
     List,
     /// The id exactly as it appeared in the path; whether it names a job is for the handler.
     Get(String),
+    /// The OpenAPI document of this API.
+    OpenApi,
 }
 
 /// `/add_message` is the tutorial's path, kept so its clients keep working.
@@ -28,6 +30,10 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             Method::POST => Ok(Route::Enqueue),
             _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         },
+        ["openapi.json"] => match *method {
+            Method::GET => Ok(Route::OpenApi),
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        },
         ["messages", id] if !id.is_empty() => match *method {
             Method::GET => Ok(Route::Get((*id).to_owned())),
             _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
@@ -45,6 +51,7 @@ mod tests {
         assert_eq!(route(&Method::POST, "/messages"), Ok(Route::Enqueue));
         assert_eq!(route(&Method::POST, "/add_message"), Ok(Route::Enqueue));
         assert_eq!(route(&Method::GET, "/messages"), Ok(Route::List));
+        assert_eq!(route(&Method::GET, "/openapi.json"), Ok(Route::OpenApi));
         assert_eq!(route(&Method::GET, "/messages/"), Ok(Route::List));
         assert_eq!(
             route(&Method::GET, "/messages/abc"),
