@@ -86,18 +86,15 @@ fn ten_thousand_messages_survive_store_queue_and_worker_faults() {
     remove_db(&data);
 
     let dead_bodies: Vec<String> = dead.iter().map(|(body, _)| body.clone()).collect();
-    let ledger = Ledger::of(&posts.acked, &stored, &dead_bodies);
+    let rows = stats["stored"].as_u64().unwrap() as usize;
+    let ledger = Ledger::of(&posts.acked, &stored, &dead_bodies).with_rows(rows, stored.len());
     let faults = &stats["faults"];
-    eprintln!(
-        "conservation (embedded): {} posts, {} refused with 503; {ledger:?}; drained {drain_secs:.1} s after the last post; faults {faults}",
-        posts.acked.len() + posts.refused.len(),
-        posts.refused.len()
-    );
+    ledger.report("embedded, 10,000 posts", posts.refused.len(), 0, faults);
+    eprintln!("drained {drain_secs:.1} s after the last post; faults {faults}");
 
     assert_eq!(posts.acked.len() + posts.refused.len(), 10_000);
     ledger.assert_kept();
     assert_eq!(ledger.unacknowledged_stored, 0, "{ledger:?}");
-    assert_eq!(stats["stored"], stored.len(), "one row per listed job");
     // Each refused post is one injected send failure, and the client saw it.
     assert_refusals_are_503(&posts);
     let queue_faults = faults["queue"]["errors"].as_u64().unwrap()
@@ -223,13 +220,15 @@ async fn messages_survive_faults_through_sqs_and_dynamodb() {
     .await
     .unwrap();
     let dead = stack.drain_dead_letters().await;
+    let rows = stack.item_count().await;
     stack.teardown().await;
 
-    let ledger = Ledger::of(&posts.acked, &stored, &dead);
-    eprintln!(
-        "conservation (SQS + DynamoDB on the emulator): {} posts, {} refused with 503; {ledger:?}; faults {faults}",
-        posts.acked.len() + posts.refused.len(),
-        posts.refused.len()
+    let ledger = Ledger::of(&posts.acked, &stored, &dead).with_rows(rows, stored.len());
+    ledger.report(
+        "SQS + DynamoDB (emulator), 400 posts",
+        posts.refused.len(),
+        0,
+        &faults,
     );
     ledger.assert_kept();
     assert_eq!(ledger.unacknowledged_stored, 0, "{ledger:?}");

@@ -129,6 +129,28 @@ impl TestStack {
         bodies
     }
 
+    /// Items in the table, counted by DynamoDB itself (a Scan that returns only the count).
+    pub async fn item_count(&self) -> usize {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamodb
+                .scan()
+                .table_name(&self.table)
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("count the table's items");
+            count += page.count as usize;
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return count,
+            }
+        }
+    }
+
     pub async fn teardown(self) {
         provision::delete_queues(&self.sqs, &self.queues)
             .await

@@ -291,6 +291,8 @@ pub struct Ledger {
     pub unacknowledged_stored: usize,
     /// Dead-lettered bodies that are not an acknowledged job (poison sent past the API).
     pub poison: usize,
+    /// Rows in the store beyond one per job (the caller counts them; see `with_rows`).
+    pub duplicated: usize,
 }
 
 impl Ledger {
@@ -329,11 +331,42 @@ impl Ledger {
         ledger
     }
 
-    /// Nothing lost, nothing changed, and stored + dead-lettered accounts for every 202.
+    /// `rows`: how many items the store itself counts, against the distinct jobs listed.
+    pub fn with_rows(mut self, rows: usize, listed: usize) -> Self {
+        self.duplicated = rows.saturating_sub(listed);
+        self
+    }
+
+    /// One line of figures; bench/reliability.sh collects them for BENCHMARKS.md.
+    pub fn report(&self, test: &str, refused: usize, crashes: usize, faults: &serde_json::Value) {
+        let injected: u64 = faults
+            .as_object()
+            .into_iter()
+            .flat_map(|ports| ports.values())
+            .filter_map(|tally| tally.as_object())
+            .flat_map(|tally| tally.iter().filter(|(kind, _)| *kind != "calls"))
+            .filter_map(|(_, n)| n.as_u64())
+            .sum();
+        eprintln!(
+            "reliability: {test}: acknowledged={} refused_503={refused} crashes={crashes} \
+             faults_injected={injected} stored={} dead_lettered={} stored_and_dead_lettered={} \
+             lost={} changed={} duplicated={} poison_dead_lettered={}",
+            self.acknowledged,
+            self.stored,
+            self.dead_lettered,
+            self.stored_and_dead_lettered,
+            self.lost,
+            self.changed,
+            self.duplicated,
+            self.poison
+        );
+    }
+
+    /// Nothing lost, changed or doubled, and stored + dead-lettered accounts for every 202.
     pub fn assert_kept(&self) {
         assert_eq!(
-            (self.lost, self.changed),
-            (0, 0),
+            (self.lost, self.changed, self.duplicated),
+            (0, 0, 0),
             "the promise was broken: {self:?}"
         );
         assert_eq!(

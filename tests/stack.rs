@@ -154,7 +154,11 @@ async fn api_gateway_answers_the_same_json_errors() {
 async fn pages_follow_signed_cursors_and_a_forged_one_is_refused() {
     let (pages, forged, openapi) = tokio::task::spawn_blocking(|| {
         for i in 0..3 {
-            let (status, _) = call("POST", "/messages", &format!(r#"{{"content": "page {i}"}}"#));
+            let (status, _) = call(
+                "POST",
+                "/messages",
+                &format!(r#"{{"content": "page {i}"}}"#),
+            );
             assert_eq!(status, 202);
         }
         let deadline = Instant::now() + Duration::from_secs(30);
