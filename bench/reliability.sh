@@ -19,5 +19,5 @@ cargo build --locked --quiet --tests
 for run in $(seq "${RUNS:-3}"); do
   echo "run $run"
   cargo test --locked --quiet --test integration -- --nocapture --test-threads 1 \
-    conservation:: local_runner::every_acknowledged 2>&1 | grep -E '^(reliability|poison neighbours|drained)'
+    conservation:: local_runner::every_acknowledged 2>&1 | grep -oE '(reliability:|poison neighbours:|drained) .*'
 done
