@@ -65,14 +65,10 @@ impl DynamoDbStore {
     /// Writes up to 25 messages, retrying what DynamoDB leaves unprocessed with bounded,
     /// jittered exponential backoff. Returns the jobs that are still unwritten.
     async fn put_chunk(&self, chunk: &[Message]) -> Result<(), PutBatchError> {
-        let mut pending: Vec<WriteRequest> = chunk
-            .iter()
-            .map(put_request)
-            .collect::<Result<_, _>>()
-            .map_err(|cause| PutBatchError {
-                unwritten: chunk.iter().map(|m| m.id).collect(),
-                cause,
-            })?;
+        let mut pending = write_requests(chunk).map_err(|cause| PutBatchError {
+            unwritten: chunk.iter().map(|m| m.id).collect(),
+            cause,
+        })?;
         for attempt in 0..UNPROCESSED_ATTEMPTS {
             if attempt > 0 {
                 let base = 25u64 << attempt.min(6);
@@ -237,6 +233,12 @@ pub(crate) fn shard_of(id: JobId) -> u8 {
 
 fn shard_key(shard: u8) -> String {
     format!("shard#{shard:02}")
+}
+
+/// The `PutRequest`s that store `messages`: the consumer's CPU work per batch besides decoding
+/// (public for the hot-path benchmark, `bench/consumer_hot_path.rs`).
+pub fn write_requests(messages: &[Message]) -> anyhow::Result<Vec<WriteRequest>> {
+    messages.iter().map(put_request).collect()
 }
 
 fn put_request(message: &Message) -> anyhow::Result<WriteRequest> {

@@ -9,7 +9,7 @@ mod dynamodb;
 pub mod provision;
 mod sqs;
 
-pub use dynamodb::{DynamoDbStore, SHARDS};
+pub use dynamodb::{write_requests, DynamoDbStore, SHARDS};
 pub use sqs::{record_of, SqsQueue};
 
 /// The shared SDK configuration: region, credentials and endpoints from the environment.
