@@ -5,6 +5,7 @@
 //! timeout; the queue moves a record received more than `maxReceiveCount` times to the
 //! dead-letter queue, as SQS does.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,29 @@ impl Default for MappingSettings {
     }
 }
 
+/// What a mapping has done: Lambda's invocation and record counts, for the stats endpoint
+/// and the cost benchmark.
+#[derive(Debug, Default)]
+pub struct MappingCounts {
+    invocations: AtomicU64,
+    records: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MappingTally {
+    pub invocations: u64,
+    pub records: u64,
+}
+
+impl MappingCounts {
+    pub fn tally(&self) -> MappingTally {
+        MappingTally {
+            invocations: self.invocations.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// How long an idle poller waits for a first record before looking at `shutdown` again.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Pauses after the queue itself failed: short for a blip, doubling up to the maximum while
@@ -52,12 +76,16 @@ pub async fn run_mapping(
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
     settings: MappingSettings,
+    counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
 ) {
     let pollers: Vec<_> = (0..settings.concurrency)
         .map(|poller| {
             let (source, store, shutdown) = (source.clone(), store.clone(), shutdown.clone());
-            tokio::spawn(async move { poll(poller, &*source, &*store, settings, shutdown).await })
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                poll(poller, &*source, &*store, settings, &counts, shutdown).await
+            })
         })
         .collect();
     for poller in pollers {
@@ -72,6 +100,7 @@ async fn poll(
     source: &dyn QueueSource,
     store: &dyn MessageStore,
     settings: MappingSettings,
+    counts: &MappingCounts,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut pause = ERROR_PAUSE_MIN;
@@ -96,6 +125,10 @@ async fn poll(
             }
         };
         pause = ERROR_PAUSE_MIN;
+        counts.invocations.fetch_add(1, Ordering::Relaxed);
+        counts
+            .records
+            .fetch_add(event.records.len() as u64, Ordering::Relaxed);
         handle(source, store, settings, event).await;
     }
     tracing::debug!(poller, "poller stopped");

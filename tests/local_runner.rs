@@ -155,7 +155,7 @@ async fn with_the_aws_backend_the_runner_moves_messages_through_sqs_and_dynamodb
     let stack = crate::helpers::TestStack::new().await;
     let (queue_url, table) = (stack.queues.queue_url.clone(), stack.table.clone());
 
-    let (acked, listed) = tokio::task::spawn_blocking(move || {
+    let (acked, listed, stats) = tokio::task::spawn_blocking(move || {
         let runner = Runner::start_on_aws(&queue_url, &table, &[]);
         let agent = agent();
         let acked: Vec<String> = (0..5)
@@ -173,13 +173,27 @@ async fn with_the_aws_backend_the_runner_moves_messages_through_sqs_and_dynamodb
                 .map(|m| m["id"].as_str().unwrap().to_owned())
                 .collect();
         }
+        let stats = runner.stats();
         runner.terminate();
-        (acked, listed)
+        (acked, listed, stats)
     })
     .await
     .unwrap();
 
     assert_eq!(acked.len(), 5);
+    // Every request the runner made is counted: one SendMessage a message, and the
+    // consumer's writes.
+    let calls = &stats["aws_calls"];
+    assert_eq!(calls["SQS.SendMessage"], 5, "{stats}");
+    assert!(
+        calls["DynamoDB.BatchWriteItem"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    assert!(
+        calls["SQS.ReceiveMessage"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    assert_eq!(stats["consumer"]["records"], 5, "{stats}");
     let newest_first: Vec<String> = acked.into_iter().rev().collect();
     assert_eq!(listed, newest_first);
     assert_eq!(stack.queued().await, 0);

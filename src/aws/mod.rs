@@ -5,6 +5,7 @@
 //! `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_DYNAMODB`) points them at an emulator; no
 //! endpoint is ever written in code.
 
+pub mod calls;
 mod dynamodb;
 pub mod provision;
 mod sqs;

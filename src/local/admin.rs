@@ -24,7 +24,8 @@ pub async fn respond(request: &Request, state: &AppState) -> Option<Response<Bod
     Some(outcome.unwrap_or_else(ApiError::into_response))
 }
 
-/// Queue depth, in flight, dead-lettered and stored (embedded backend), and what each
+/// Queue depth, in flight, dead-lettered and stored (embedded backend), the consumer's
+/// invocations and records, the AWS requests made (AWS backend), and what each
 /// fault-injecting wrapper has done so far.
 async fn stats(state: &AppState) -> Result<Response<Body>, ApiError> {
     let faults: serde_json::Map<String, serde_json::Value> = state
@@ -37,6 +38,10 @@ async fn stats(state: &AppState) -> Result<Response<Body>, ApiError> {
         None => json!({}),
     };
     body["faults"] = faults.into();
+    body["consumer"] = json!(state.consumer.tally());
+    if let Some(calls) = &state.calls {
+        body["aws_calls"] = json!(calls.snapshot());
+    }
     Ok(json_response(StatusCode::OK, &body))
 }
 

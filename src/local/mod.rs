@@ -22,10 +22,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::EnqueueLimits;
+use crate::aws::calls::CallCounter;
 use crate::aws::provision::QueueSettings;
 use crate::aws::{DynamoDbStore, SqsQueue};
 use crate::domain::{ContentLimit, CursorKey};
-use crate::event_source::{run_mapping, MappingSettings};
+use crate::event_source::{run_mapping, MappingCounts, MappingSettings};
 use crate::faults::{FaultCounts, FaultPlan, Faulty};
 use crate::ports::{MessageQueue, MessageStore, QueueSource};
 use server::AppState;
@@ -102,6 +103,7 @@ struct Pipeline {
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
     embedded: Option<Arc<SqliteQueue>>,
+    calls: Option<CallCounter>,
     description: String,
 }
 
@@ -150,6 +152,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 source: queue.clone(),
                 store: Arc::new(SqliteStore::new(db.clone())),
                 embedded: Some(queue),
+                calls: None,
                 description: format!(
                     "embedded (SQLite at {}, durability {:?})",
                     args.data.display(),
@@ -160,14 +163,18 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
         Backend::Aws => {
             let config = crate::config::EnqueueConfig::from_env()?;
             let table = crate::config::ConsumerConfig::from_env()?.table_name;
-            let queue = Arc::new(SqsQueue::connect(&config.queue_url).await);
+            // Every request is counted, for GET /_local/stats and the cost benchmark.
+            let calls = CallCounter::default();
+            let sdk = crate::aws::sdk_config().await;
+            let queue = Arc::new(SqsQueue::new(calls.sqs(&sdk), &config.queue_url));
             let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into());
             Ok(Pipeline {
                 default_consumers: 4,
                 queue: queue.clone(),
                 source: queue,
-                store: Arc::new(DynamoDbStore::connect(&table).await),
+                store: Arc::new(DynamoDbStore::new(calls.dynamodb(&sdk), &table)),
                 embedded: None,
+                calls: Some(calls),
                 description: format!(
                     "aws (queue {}, table {table}, endpoint {endpoint})",
                     config.queue_url
@@ -208,6 +215,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("       curl -s {url}/messages");
 
     let (stop, stopped) = watch::channel(false);
+    let consumer = Arc::new(MappingCounts::default());
     let state = Arc::new(AppState {
         queue: pipeline.queue,
         store: pipeline.store.clone(),
@@ -215,12 +223,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         cursors,
         embedded: pipeline.embedded,
         faults,
+        calls: pipeline.calls,
+        consumer: consumer.clone(),
     });
     let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
     let worker = tokio::spawn(run_mapping(
         pipeline.source,
         pipeline.store,
         mapping,
+        consumer,
         stopped,
     ));
 

@@ -17,7 +17,9 @@ use tokio::sync::watch;
 
 use super::sqlite::SqliteQueue;
 use crate::api::{self, ApiError, EnqueueLimits, Reader};
+use crate::aws::calls::CallCounter;
 use crate::domain::CursorKey;
+use crate::event_source::MappingCounts;
 use crate::faults::FaultCounts;
 use crate::ports::{MessageQueue, MessageStore};
 
@@ -32,6 +34,10 @@ pub struct AppState {
     pub embedded: Option<Arc<SqliteQueue>>,
     /// The fault-injecting wrappers in place, by the port they wrap.
     pub faults: Vec<(&'static str, Arc<FaultCounts>)>,
+    /// AWS requests made so far (AWS backend).
+    pub calls: Option<CallCounter>,
+    /// Batches handed to the consumer: Lambda's invocations.
+    pub consumer: Arc<MappingCounts>,
 }
 
 /// How long shutdown waits for open connections to finish their requests.
