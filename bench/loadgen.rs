@@ -5,6 +5,8 @@
 //!                                        keep-alive clients
 //!   loadgen visible URL SAMPLES          POSTs one message at a time to URL/messages on an idle
 //!                                        runner and times until GET /messages/{id} finds it
+//!   loadgen steady ENDPOINT TOTAL RATE   POSTs TOTAL messages at RATE a second from one client:
+//!                                        a light, steady load, where batching windows matter
 //!
 //! Prints one JSON line of results.
 
@@ -20,12 +22,15 @@ fn main() {
     match (args.get(1).map(String::as_str), args.get(2)) {
         (Some("post"), Some(url)) => post(url, number(3), number(4)),
         (Some("visible"), Some(url)) => visible(url, number(3)),
+        (Some("steady"), Some(url)) => steady(url, number(3), number(4)),
         _ => usage(),
     }
 }
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen post ENDPOINT TOTAL CLIENTS | loadgen visible URL SAMPLES");
+    eprintln!(
+        "usage: loadgen post ENDPOINT TOTAL CLIENTS | loadgen visible URL SAMPLES | loadgen steady ENDPOINT TOTAL RATE"
+    );
     std::process::exit(2)
 }
 
@@ -101,6 +106,24 @@ fn post(url: &str, total: usize, clients: usize) {
         latencies.len() as f64 / elapsed,
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
+    );
+}
+
+fn steady(url: &str, total: usize, rate: usize) {
+    let agent = agent();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let started = Instant::now();
+    let mut accepted = 0usize;
+    for i in 0..total {
+        let due = started + interval * i as u32;
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if post_one(&agent, url, &format!("steady message {i}")).is_some() {
+            accepted += 1;
+        }
+    }
+    println!(
+        r#"{{"accepted":{accepted},"rate":{rate},"seconds":{:.3}}}"#,
+        started.elapsed().as_secs_f64()
     );
 }
 

@@ -64,9 +64,8 @@ impl Runner {
         Self { child, url }
     }
 
-    pub fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    pub fn kill(self) {
+        // Drop kills it.
     }
 
     pub fn terminate(mut self) -> std::process::ExitStatus {
@@ -142,6 +141,16 @@ impl Runner {
             .unwrap()
             .status();
         assert_eq!(status, 202);
+    }
+}
+
+/// A test that fails mid-way leaves no runner behind.
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
