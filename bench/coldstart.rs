@@ -201,10 +201,12 @@ async fn main() {
     let cold_runs: usize = rest.first().map_or(20, |n| n.parse().unwrap());
     let warm_invocations: usize = rest.get(1).map_or(1000, |n| n.parse().unwrap());
     let event = Bytes::from(std::fs::read(event_file).expect("read the event"));
-    let mut harness = Harness::start().await;
 
     let (mut inits, mut firsts) = (Vec::new(), Vec::new());
     for _ in 0..cold_runs {
+        // A fresh Runtime API for each process: a killed process's pending GET /next must
+        // not take the next process's event.
+        let mut harness = Harness::start().await;
         // The event waits before exec, so the first GET /next is answered at once.
         harness.offer(&event).await;
         let exec = Instant::now();
@@ -223,6 +225,7 @@ async fn main() {
         firsts.push(millis(first));
     }
 
+    let mut harness = Harness::start().await;
     let mut child = harness.spawn(bootstrap);
     let mut warm = Vec::with_capacity(warm_invocations);
     for i in 0..=warm_invocations {

@@ -170,26 +170,33 @@ pub async fn handle(
 }
 
 /// Receives until the batch is full or the batching window, counted from the first record,
-/// has passed. An empty event means nothing arrived within the idle poll.
+/// has passed, as Lambda does. An empty event means nothing arrived within the idle poll.
+///
+/// Records already queued are taken at once, so a burst fills a batch without waiting out
+/// the window; when the queue runs dry the poller sleeps until the window ends and looks once
+/// more, instead of polling as each record trickles in (on SQS that cost a request a record:
+/// see BENCHMARKS.md).
 async fn gather(source: &dyn QueueSource, settings: MappingSettings) -> anyhow::Result<SqsEvent> {
     let mut event = SqsEvent::default();
-    let mut deadline: Option<Instant> = None;
-    loop {
+    event.records = source.receive(settings.batch_size, IDLE_POLL).await?;
+    if event.records.is_empty() || settings.batching_window.is_zero() {
+        return Ok(event);
+    }
+    let deadline = Instant::now() + settings.batching_window;
+    while event.records.len() < settings.batch_size {
         let wanted = settings.batch_size - event.records.len();
-        let wait = match deadline {
-            None => IDLE_POLL,
-            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-        };
-        let received = source.receive(wanted, wait).await?;
-        if event.records.is_empty() && received.is_empty() {
-            return Ok(event);
+        let received = source.receive(wanted, Duration::ZERO).await?;
+        if received.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            tokio::time::sleep(deadline - now).await;
+            continue;
         }
         event.records.extend(received);
-        let deadline = *deadline.get_or_insert_with(|| Instant::now() + settings.batching_window);
-        if event.records.len() >= settings.batch_size || Instant::now() >= deadline {
-            return Ok(event);
-        }
     }
+    Ok(event)
 }
 
 #[cfg(test)]
@@ -262,5 +269,102 @@ mod tests {
         handle(&source, &store, MappingSettings::default(), event).await;
 
         assert!(source.deleted.lock().unwrap().is_empty());
+    }
+
+    /// Records that become available at set times after the test starts (paused clock),
+    /// received as a queue would: whatever is available, up to `max`, waiting up to `wait`
+    /// for the first. Counts receives, the billed requests of SQS.
+    #[derive(Debug)]
+    struct Arrivals {
+        start: Instant,
+        pending: Mutex<Vec<(Duration, SqsMessage)>>,
+        receives: Mutex<usize>,
+    }
+
+    impl Arrivals {
+        fn new(times_ms: &[u64]) -> Self {
+            let pending = times_ms
+                .iter()
+                .enumerate()
+                .map(|(i, ms)| {
+                    (
+                        Duration::from_millis(*ms),
+                        record(Some(&i.to_string()), "x"),
+                    )
+                })
+                .collect();
+            Self {
+                start: Instant::now(),
+                pending: Mutex::new(pending),
+                receives: Mutex::new(0),
+            }
+        }
+
+        fn take(&self, max: usize) -> Vec<SqsMessage> {
+            let elapsed = self.start.elapsed();
+            let mut pending = self.pending.lock().unwrap();
+            let ready = pending.iter().take_while(|(at, _)| *at <= elapsed).count();
+            pending.drain(..ready.min(max)).map(|(_, r)| r).collect()
+        }
+    }
+
+    #[async_trait]
+    impl QueueSource for Arrivals {
+        async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+            *self.receives.lock().unwrap() += 1;
+            let deadline = Instant::now() + wait;
+            loop {
+                let records = self.take(max);
+                if !records.is_empty() || Instant::now() >= deadline {
+                    return Ok(records);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        async fn delete(&self, _: &[String]) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn window(batch_size: usize, window_ms: u64) -> MappingSettings {
+        MappingSettings {
+            batch_size,
+            batching_window: Duration::from_millis(window_ms),
+            ..MappingSettings::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_window_a_batch_is_what_the_first_receive_returns() {
+        let source = Arrivals::new(&[0, 0, 0, 10]);
+        let event = gather(&source, window(10, 0)).await.unwrap();
+        assert_eq!(event.records.len(), 3);
+        assert_eq!(*source.receives.lock().unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_fills_the_batch_without_waiting_out_the_window() {
+        let source = Arrivals::new(&[0; 30]);
+        let started = Instant::now();
+        let event = gather(&source, window(25, 500)).await.unwrap();
+        assert_eq!(event.records.len(), 25);
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_is_gathered_at_the_end_of_the_window_not_a_request_a_record() {
+        // One record at once, then one every 20 ms: 25 arrive within a 500 ms window.
+        let times: Vec<u64> = (0..40).map(|i| i * 20).collect();
+        let source = Arrivals::new(&times);
+        let started = Instant::now();
+
+        let event = gather(&source, window(100, 500)).await.unwrap();
+
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(500) && waited < Duration::from_millis(600));
+        assert_eq!(event.records.len(), 26);
+        // The first receive, one that found nothing, one at the window's end, one that ends it.
+        assert_eq!(*source.receives.lock().unwrap(), 4);
     }
 }

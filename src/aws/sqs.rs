@@ -57,7 +57,9 @@ impl MessageQueue for SqsQueue {
 #[async_trait]
 impl QueueSource for SqsQueue {
     async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
-        let wait_seconds = wait.min(LONG_POLL_MAX).as_secs();
+        // SQS waits whole seconds: a shorter wait that is not zero rounds up, never down to a
+        // short poll (a poller asking for 0.5 s in a loop would poll without waiting).
+        let wait_seconds = wait.min(LONG_POLL_MAX).as_secs_f64().ceil() as u64;
         let output = self
             .client
             .receive_message()
