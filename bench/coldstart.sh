@@ -25,12 +25,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --quiet --locked --release -p enqueue -p consumer -p list -p message-pipeline \
-  --example empty_lambda --example coldstart --example provision
+# Two builds: naming examples restricts a build to them.
+cargo build --quiet --locked --release -p enqueue -p consumer -p list
+cargo build --quiet --locked --release --example empty_lambda --example coldstart --example provision
 eval "$("$target/examples/provision" create "$name")"
 export QUEUE_URL TABLE_NAME
-# As Lambda runs them: no CA bundle override (this machine sets one).
-unset AWS_CA_BUNDLE
+# As Lambda runs them with template.yaml: SSL_CERT_FILE names one CA bundle (this host's
+# here; the template names AL2023's), no SSL_CERT_DIR or AWS_CA_BUNDLE (this machine sets both).
+unset AWS_CA_BUNDLE SSL_CERT_DIR
+export SSL_CERT_FILE="${BENCH_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 export CURSOR_SECRET="coldstart-benchmark-secret-0123456789abcdef"
 
 # A realistic consumer event: ten valid records, as the event source mapping delivers them.

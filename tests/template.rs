@@ -218,6 +218,11 @@ fn every_function_is_a_workspace_crate_built_by_cargo_lambda_for_arm64() {
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Runtime"], "provided.al2023");
     assert_eq!(globals["Architectures"][0], "arm64");
+    // One CA bundle, AL2023's, named so that init reads it alone (BENCHMARKS.md).
+    assert_eq!(
+        globals["Environment"]["Variables"]["SSL_CERT_FILE"],
+        "/etc/pki/tls/certs/ca-bundle.crt"
+    );
     let manifest =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
     for (name, function) in functions(&t) {
