@@ -17,11 +17,7 @@ cd "$(dirname "$0")/.."
 MESSAGES="${MESSAGES:-10000}"
 SETTINGS="${SETTINGS:-10:0 10:500 100:500 100:2000}"   # batch size:batching window ms
 
-started=""
-if ! infra/emulator.sh status >/dev/null 2>&1; then
-  infra/emulator.sh start >&2
-  started=yes
-fi
+emulator_acquire
 name="mp-calls-$(date +%s)"
 target="${CARGO_TARGET_DIR:-target}"
 work=$(mktemp -d)
@@ -30,7 +26,7 @@ cleanup() {
   [ -n "$runner_pid" ] && kill "$runner_pid" 2>/dev/null
   "$target/runner/examples/provision" delete "$name" >/dev/null 2>&1 || true
   rm -rf "$work"
-  if [ -n "$started" ]; then infra/emulator.sh stop >&2; fi
+  emulator_release
 }
 trap cleanup EXIT
 

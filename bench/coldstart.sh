@@ -10,18 +10,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=infra/env.sh
 . infra/env.sh
-started=""
-if ! infra/emulator.sh status >/dev/null 2>&1; then
-  infra/emulator.sh start >&2
-  started=yes
-fi
+emulator_acquire
 target="${CARGO_TARGET_DIR:-target}/release"
 name="mp-cold-$(date +%s)"
 work=$(mktemp -d)
 cleanup() {
   "$target/examples/provision" delete "$name" >/dev/null 2>&1 || true
   rm -rf "$work"
-  if [ -n "$started" ]; then infra/emulator.sh stop >&2; fi
+  emulator_release
 }
 trap cleanup EXIT
 
@@ -32,8 +28,13 @@ eval "$("$target/examples/provision" create "$name")"
 export QUEUE_URL TABLE_NAME
 # As Lambda runs them with template.yaml: SSL_CERT_FILE names one CA bundle (this host's
 # here; the template names AL2023's), no SSL_CERT_DIR or AWS_CA_BUNDLE (this machine sets both).
+# BENCH_CA_BUNDLE=probe measures without it: the platform probe, a bundle and a directory.
 unset AWS_CA_BUNDLE SSL_CERT_DIR
-export SSL_CERT_FILE="${BENCH_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+if [ "${BENCH_CA_BUNDLE:-}" = probe ]; then
+  unset SSL_CERT_FILE
+else
+  export SSL_CERT_FILE="${BENCH_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+fi
 export CURSOR_SECRET="coldstart-benchmark-secret-0123456789abcdef"
 
 # A realistic consumer event: ten valid records, as the event source mapping delivers them.

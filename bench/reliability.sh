@@ -7,13 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=infra/env.sh
 . infra/env.sh
-started=""
-if ! infra/emulator.sh status >/dev/null 2>&1; then
-  infra/emulator.sh start
-  started=yes
-fi
-cleanup() { if [ -n "$started" ]; then infra/emulator.sh stop; fi; }
-trap cleanup EXIT
+emulator_acquire
+trap emulator_release EXIT
 
 cargo build --locked --quiet --tests
 for run in $(seq "${RUNS:-3}"); do

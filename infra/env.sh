@@ -10,3 +10,17 @@ export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_EC2_METADATA_DISABLED=true
 # The SAM CLI reports telemetry to AWS unless told not to; nothing leaves this machine.
 export SAM_CLI_TELEMETRY=0
+
+# For scripts that need the emulator for a while: `emulator_acquire` starts it unless one
+# already answers; `emulator_release` (from the script's exit trap) stops it only if this
+# script started it, so a user's running emulator survives.
+_infra_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+emulator_acquire() {
+  if ! "$_infra_dir/emulator.sh" status >/dev/null 2>&1; then
+    "$_infra_dir/emulator.sh" start >&2
+    _emulator_started=yes
+  fi
+}
+emulator_release() {
+  if [ -n "${_emulator_started:-}" ]; then "$_infra_dir/emulator.sh" stop >&2; fi
+}

@@ -12,13 +12,8 @@ cd "$root"
 # shellcheck source=infra/env.sh
 . infra/env.sh
 
-started=""
-if ! infra/emulator.sh status >/dev/null 2>&1; then
-  infra/emulator.sh start
-  started=yes
-fi
-cleanup() { if [ -n "$started" ]; then infra/emulator.sh stop; fi; }
-trap cleanup EXIT
+emulator_acquire
+trap emulator_release EXIT
 
 # The template: CloudFormation's linter and SAM's own validation, offline.
 PATH="$(infra/tools.sh cli):$PATH"
