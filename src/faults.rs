@@ -270,40 +270,6 @@ impl<T: MessageStore> MessageStore for Faulty<T> {
     }
 }
 
-// The runner shares one adapter between the HTTP side and the worker.
-#[async_trait]
-impl<T: MessageQueue + ?Sized> MessageQueue for Arc<T> {
-    async fn send(&self, message: &Message) -> anyhow::Result<()> {
-        (**self).send(message).await
-    }
-}
-
-#[async_trait]
-impl<T: QueueSource + ?Sized> QueueSource for Arc<T> {
-    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
-        (**self).receive(max, wait).await
-    }
-
-    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
-        (**self).delete(receipt_handles).await
-    }
-}
-
-#[async_trait]
-impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
-    async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
-        (**self).put_batch(messages).await
-    }
-
-    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
-        (**self).get(id).await
-    }
-
-    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
-        (**self).list(limit, before).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The narrow capabilities the handlers need, one trait each, implemented by the adapters in
 //! [`crate::aws`] and by in-memory fakes in tests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -48,4 +49,39 @@ pub struct PutBatchError {
     pub unwritten: Vec<JobId>,
     #[source]
     pub cause: anyhow::Error,
+}
+
+// A shared adapter is a port too: the runner hands one `Arc` to the HTTP side and the worker,
+// and a wrapper such as `faults::Faulty` can wrap it.
+#[async_trait]
+impl<T: MessageQueue + ?Sized> MessageQueue for Arc<T> {
+    async fn send(&self, message: &Message) -> anyhow::Result<()> {
+        (**self).send(message).await
+    }
+}
+
+#[async_trait]
+impl<T: QueueSource + ?Sized> QueueSource for Arc<T> {
+    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+        (**self).receive(max, wait).await
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+        (**self).delete(receipt_handles).await
+    }
+}
+
+#[async_trait]
+impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
+    async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
+        (**self).put_batch(messages).await
+    }
+
+    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
+        (**self).get(id).await
+    }
+
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
+        (**self).list(limit, before).await
+    }
 }
