@@ -1,4 +1,4 @@
-use lambda_http::http::header::{HeaderValue, ALLOW, RETRY_AFTER};
+use lambda_http::http::header::{HeaderValue, ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -26,7 +26,13 @@ pub enum ApiError {
     #[error("no such path: `{0}`; the API serves /messages, /messages/{{id}} and /add_message")]
     UnknownPath(String),
     #[error("method not allowed here; allowed: {allow}")]
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed { allow: String },
+    /// No valid bearer token (the local runner's gateway; API Gateway answers this itself).
+    #[error("send a valid token: Authorization: Bearer <token>")]
+    Unauthorized,
+    /// A valid token without the route's scope, or no authorizer context at all.
+    #[error("{reason}")]
+    Forbidden { reason: String },
     /// A route that reached a function which does not serve it: a deployment mistake.
     #[error("route {0:?} is not served by this function")]
     NotServedHere(Route),
@@ -43,6 +49,10 @@ impl PartialEq for ApiError {
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
+    /// API Gateway's own 401/403 bodies carry only `message` (`Unauthorized`, `Forbidden`);
+    /// ours carry it too, so a client reads one field whoever refused it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
     error: &'a str,
 }
 
@@ -56,6 +66,8 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MessageNotFound(_) | Self::UnknownPath(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotServedHere(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -74,11 +86,26 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = json_response(status, &ErrorBody { error: &message });
+        let gateway_message = match &self {
+            Self::Unauthorized => Some("Unauthorized"),
+            Self::Forbidden { .. } => Some("Forbidden"),
+            _ => None,
+        };
+        let body = ErrorBody {
+            message: gateway_message,
+            error: &message,
+        };
+        let mut response = json_response(status, &body);
         let headers = response.headers_mut();
         match &self {
             Self::MethodNotAllowed { allow } => {
-                headers.insert(ALLOW, HeaderValue::from_static(allow));
+                if let Ok(value) = HeaderValue::from_str(allow) {
+                    headers.insert(ALLOW, value);
+                }
+            }
+            // RFC 6750: a 401 for a bearer-protected resource names the scheme.
+            Self::Unauthorized => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::Unavailable(_) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));

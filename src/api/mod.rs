@@ -2,6 +2,7 @@
 //! [`enqueue_function`] and [`read_function`], the local runner calls [`handle`]; all share
 //! the router and the error mapping, so every path and method gets the same answer anywhere.
 
+mod auth;
 mod enqueue;
 mod error;
 #[cfg(test)]
@@ -9,10 +10,13 @@ mod properties;
 mod read;
 mod route;
 
+#[cfg(test)]
+pub(crate) use auth::tests::with_scopes;
+pub use auth::{authorize, Caller, Scope};
 pub use enqueue::{enqueue, EnqueueLimits};
 pub use error::ApiError;
 pub use read::{get_message, list_messages};
-pub use route::{route, Route};
+pub use route::{route, Access, Route, RouteSpec, CATCH_ALL_ACCESS, ROUTES};
 
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::StatusCode;
@@ -44,8 +48,9 @@ pub struct Reader<'a> {
     pub cursors: &'a CursorKey,
 }
 
-/// Routes a request to the handler that serves it. A function is given only the port it
-/// needs; a route whose port is missing reached the wrong function (a deployment mistake).
+/// Routes a request to the handler that serves it, once the caller is authorized for the
+/// route ([`authorize`]: before any queue or store call). A function is given only the port
+/// it needs; a route whose port is missing reached the wrong function (a deployment mistake).
 /// The local runner gives both and so serves the whole API.
 pub async fn handle(
     request: Request,
@@ -53,7 +58,12 @@ pub async fn handle(
     reader: Option<Reader<'_>>,
     limits: &EnqueueLimits,
 ) -> Response<Body> {
-    let outcome = match (route(request.method(), request.uri().path()), queue, reader) {
+    let routed = match route(request.method(), request.uri().path()) {
+        Ok((route, access)) => authorize(&request, access).map(|()| route),
+        // Even a 404 or 405 is for authenticated callers only, as behind API Gateway.
+        Err(refusal) => authorize(&request, CATCH_ALL_ACCESS).and(Err(refusal)),
+    };
+    let outcome = match (routed, queue, reader) {
         (Ok(Route::Enqueue), Some(queue), _) => enqueue(&request, queue, limits).await,
         (Ok(Route::List), _, Some(reader)) => list_messages(request.uri().query(), reader).await,
         (Ok(Route::Get(id)), _, Some(reader)) => get_message(&id, reader.store).await,
@@ -91,6 +101,65 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
 mod tests {
     use super::*;
     use crate::domain::{ContentLimit, PageLimit};
+    use crate::testing::{body_json, post, InMemoryQueue, InMemoryStore};
+
+    fn get(path: &str) -> Request {
+        let mut request = Request::default();
+        *request.uri_mut() = path.parse().unwrap();
+        request
+    }
+
+    #[tokio::test]
+    async fn a_route_deployed_without_its_authorizer_fails_closed_before_the_queue() {
+        let queue = InMemoryQueue::default();
+        let anonymous = post("/messages", r#"{"content": "hi"}"#);
+        let response = enqueue_function(anonymous, &queue, &EnqueueLimits::default()).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(body_json(&response)["message"], "Forbidden");
+        assert!(queue.sent().is_empty());
+
+        let reader = with_scopes(post("/messages", r#"{"content": "hi"}"#), &[Scope::Read]);
+        let response = enqueue_function(reader, &queue, &EnqueueLimits::default()).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(queue.sent().is_empty());
+
+        let writer = with_scopes(post("/messages", r#"{"content": "hi"}"#), &[Scope::Write]);
+        let response = enqueue_function(writer, &queue, &EnqueueLimits::default()).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(queue.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn reads_need_the_read_scope_and_the_document_nothing() {
+        let store = InMemoryStore::default();
+        let key = CursorKey::random();
+        let reader = Reader {
+            store: &store,
+            cursors: &key,
+        };
+        for (request, expected) in [
+            (get("/messages"), StatusCode::FORBIDDEN),
+            (get("/messages/x"), StatusCode::FORBIDDEN),
+            (get("/nowhere"), StatusCode::FORBIDDEN),
+            (
+                with_scopes(get("/messages"), &[Scope::Write]),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                with_scopes(get("/messages"), &[Scope::Read]),
+                StatusCode::OK,
+            ),
+            (
+                with_scopes(get("/nowhere"), &[Scope::Write]),
+                StatusCode::NOT_FOUND,
+            ),
+            (get("/openapi.json"), StatusCode::OK),
+        ] {
+            let path = request.uri().path().to_owned();
+            let response = read_function(request, reader).await;
+            assert_eq!(response.status(), expected, "{path}");
+        }
+    }
 
     #[test]
     fn the_openapi_document_states_the_limits_the_code_enforces() {

@@ -13,7 +13,7 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::{handle, EnqueueLimits, Reader};
+use super::{handle, route, with_scopes, Access, EnqueueLimits, Reader, Scope, CATCH_ALL_ACCESS};
 use crate::domain::{ContentLimit, Cursor, CursorKey, JobId, MessageContent};
 use crate::testing::{stored_messages, InMemoryQueue, InMemoryStore};
 
@@ -167,12 +167,34 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// What API Gateway's authorizer granted: usually every scope (these properties are about
+/// input), sometimes some of them, sometimes no authorizer context at all.
+fn grant() -> impl Strategy<Value = Option<Vec<Scope>>> {
+    prop_oneof![
+        6 => Just(Some(Scope::ALL.to_vec())),
+        1 => Just(None),
+        2 => proptest::sample::subsequence(Scope::ALL.to_vec(), 0..=3).prop_map(Some),
+    ]
+}
+
+/// A request from a caller with every scope.
 fn request(
     method: Method,
     path: &str,
     query: &str,
     content_type: Option<String>,
     body: Vec<u8>,
+) -> Request {
+    granted(method, path, query, content_type, body, Some(&Scope::ALL))
+}
+
+fn granted(
+    method: Method,
+    path: &str,
+    query: &str,
+    content_type: Option<String>,
+    body: Vec<u8>,
+    scopes: Option<&[Scope]>,
 ) -> Request {
     let mut request = Request::new(if body.is_empty() {
         Body::Empty
@@ -189,7 +211,22 @@ fn request(
     if let Some(value) = content_type.and_then(|t| HeaderValue::from_str(&t).ok()) {
         request.headers_mut().insert(CONTENT_TYPE, value);
     }
-    request
+    match scopes {
+        Some(scopes) => with_scopes(request, scopes),
+        None => request,
+    }
+}
+
+/// Whether a caller with `scopes` (`None`: no authorizer context) may have an answer.
+fn allowed(request: &Request, scopes: Option<&[Scope]>) -> bool {
+    let access = route(request.method(), request.uri().path())
+        .map(|(_, access)| access)
+        .unwrap_or(CATCH_ALL_ACCESS);
+    match access {
+        Access::Public => true,
+        Access::Authenticated => scopes.is_some(),
+        Access::Scoped(scope) => scopes.is_some_and(|granted| granted.contains(&scope)),
+    }
 }
 
 proptest! {
@@ -200,10 +237,17 @@ proptest! {
         query in query(),
         content_type in content_type(),
         body in body(),
+        scopes in grant(),
     ) {
         let queue = InMemoryQueue::default();
-        let response = call(request(method, &path, &query, content_type, body), &queue);
+        let request = granted(method, &path, &query, content_type, body, scopes.as_deref());
+        let allowed = allowed(&request, scopes.as_deref());
+        let response = call(request, &queue);
         let answer = check_answer(&response)?;
+        // Without the route's scope, nothing but a 403, before any queue or store call.
+        if !allowed {
+            prop_assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        }
         // A message is queued if and only if the client was told so.
         if response.status() == StatusCode::ACCEPTED {
             let sent = queue.sent();

@@ -1,6 +1,6 @@
 use lambda_http::http::Method;
 
-use super::ApiError;
+use super::{ApiError, Scope};
 
 /// What a request asks for, decided from its method and path alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,66 +13,188 @@ pub enum Route {
     OpenApi,
 }
 
-/// `/add_message` is the tutorial's path, kept so its clients keep working.
-pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, with or without a token.
+    Public,
+    /// Any valid token, whatever its scopes.
+    Authenticated,
+    /// A token that carries this scope.
+    Scoped(Scope),
+}
+
+/// One row of the API: a method and path template, what it does and who may call it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    /// Literal segments, and `{id}` for the one path parameter.
+    pub path: &'static str,
+    pub access: Access,
+    operation: Operation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Enqueue,
+    List,
+    Get,
+    OpenApi,
+}
+
+const fn spec(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    operation: Operation,
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        operation,
+    }
+}
+
+/// The API's routes and the scope each needs: the one table that the router, the handlers'
+/// authorization, template.yaml's route scopes and openapi.json's security are checked
+/// against (tests/template.rs, the tests below). `/add_message` is the tutorial's path, kept
+/// so its clients keep working.
+pub const ROUTES: &[RouteSpec] = &[
+    spec(
+        "POST",
+        "/messages",
+        Access::Scoped(Scope::Write),
+        Operation::Enqueue,
+    ),
+    spec(
+        "POST",
+        "/add_message",
+        Access::Scoped(Scope::Write),
+        Operation::Enqueue,
+    ),
+    spec(
+        "GET",
+        "/messages",
+        Access::Scoped(Scope::Read),
+        Operation::List,
+    ),
+    spec(
+        "GET",
+        "/messages/{id}",
+        Access::Scoped(Scope::Read),
+        Operation::Get,
+    ),
+    spec("GET", "/openapi.json", Access::Public, Operation::OpenApi),
+];
+
+/// Who gets an answer (404, 405) for a method and path outside [`ROUTES`]: API Gateway's
+/// `$default` route. An anonymous scanner learns nothing and invokes nothing.
+pub const CATCH_ALL_ACCESS: Access = Access::Authenticated;
+
+/// A request's route and who may call it; or the 404/405 that answers it.
+pub fn route(method: &Method, path: &str) -> Result<(Route, Access), ApiError> {
     let path = match path.strip_suffix('/') {
         Some(trimmed) if !trimmed.is_empty() => trimmed,
         _ => path,
     };
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    match segments.as_slice() {
-        ["messages"] => match *method {
-            Method::GET => Ok(Route::List),
-            Method::POST => Ok(Route::Enqueue),
-            _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
-        },
-        ["add_message"] => match *method {
-            Method::POST => Ok(Route::Enqueue),
-            _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        },
-        ["openapi.json"] => match *method {
-            Method::GET => Ok(Route::OpenApi),
-            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-        },
-        ["messages", id] if !id.is_empty() => match *method {
-            Method::GET => Ok(Route::Get((*id).to_owned())),
-            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-        },
-        _ => Err(ApiError::UnknownPath(path.chars().take(200).collect())),
+    let mut allowed = Vec::new();
+    for spec in ROUTES {
+        let Some(id) = matches(spec.path, &segments) else {
+            continue;
+        };
+        if spec.method != method.as_str() {
+            allowed.push(spec.method);
+            continue;
+        }
+        let route = match spec.operation {
+            Operation::Enqueue => Route::Enqueue,
+            Operation::List => Route::List,
+            Operation::Get => Route::Get(id.unwrap_or_default().to_owned()),
+            Operation::OpenApi => Route::OpenApi,
+        };
+        return Ok((route, spec.access));
     }
+    if allowed.is_empty() {
+        Err(ApiError::UnknownPath(path.chars().take(200).collect()))
+    } else {
+        allowed.sort_unstable();
+        Err(ApiError::MethodNotAllowed {
+            allow: allowed.join(", "),
+        })
+    }
+}
+
+/// `Some(path parameter)` when `segments` fit the template.
+fn matches<'a>(template: &str, segments: &[&'a str]) -> Option<Option<&'a str>> {
+    let parts: Vec<&str> = template.split('/').skip(1).collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut id = None;
+    for (part, segment) in parts.iter().zip(segments) {
+        if *part == "{id}" && !segment.is_empty() {
+            id = Some(*segment);
+        } else if part != segment {
+            return None;
+        }
+    }
+    Some(id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn route_of(method: Method, path: &str) -> Result<Route, ApiError> {
+        route(&method, path).map(|(route, _)| route)
+    }
+
     #[test]
     fn routes_the_api_paths() {
-        assert_eq!(route(&Method::POST, "/messages"), Ok(Route::Enqueue));
-        assert_eq!(route(&Method::POST, "/add_message"), Ok(Route::Enqueue));
-        assert_eq!(route(&Method::GET, "/messages"), Ok(Route::List));
-        assert_eq!(route(&Method::GET, "/openapi.json"), Ok(Route::OpenApi));
-        assert_eq!(route(&Method::GET, "/messages/"), Ok(Route::List));
+        assert_eq!(route_of(Method::POST, "/messages"), Ok(Route::Enqueue));
+        assert_eq!(route_of(Method::POST, "/add_message"), Ok(Route::Enqueue));
+        assert_eq!(route_of(Method::GET, "/messages"), Ok(Route::List));
+        assert_eq!(route_of(Method::GET, "/openapi.json"), Ok(Route::OpenApi));
+        assert_eq!(route_of(Method::GET, "/messages/"), Ok(Route::List));
         assert_eq!(
-            route(&Method::GET, "/messages/abc"),
+            route_of(Method::GET, "/messages/abc"),
             Ok(Route::Get("abc".into()))
         );
     }
 
     #[test]
+    fn writes_need_the_write_scope_reads_the_read_scope_and_the_document_none() {
+        let access = |method: Method, path: &str| route(&method, path).unwrap().1;
+        assert_eq!(
+            access(Method::POST, "/messages"),
+            Access::Scoped(Scope::Write)
+        );
+        assert_eq!(
+            access(Method::POST, "/add_message"),
+            Access::Scoped(Scope::Write)
+        );
+        assert_eq!(
+            access(Method::GET, "/messages"),
+            Access::Scoped(Scope::Read)
+        );
+        assert_eq!(
+            access(Method::GET, "/messages/x"),
+            Access::Scoped(Scope::Read)
+        );
+        assert_eq!(access(Method::GET, "/openapi.json"), Access::Public);
+    }
+
+    #[test]
     fn a_known_path_with_another_method_is_405_with_allow() {
-        assert_eq!(
-            route(&Method::DELETE, "/messages"),
-            Err(ApiError::MethodNotAllowed { allow: "GET, POST" })
-        );
-        assert_eq!(
-            route(&Method::GET, "/add_message"),
-            Err(ApiError::MethodNotAllowed { allow: "POST" })
-        );
-        assert_eq!(
-            route(&Method::PUT, "/messages/abc"),
-            Err(ApiError::MethodNotAllowed { allow: "GET" })
-        );
+        let allow = |method: Method, path: &str| match route(&method, path) {
+            Err(ApiError::MethodNotAllowed { allow }) => allow,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(allow(Method::DELETE, "/messages"), "GET, POST");
+        assert_eq!(allow(Method::GET, "/add_message"), "POST");
+        assert_eq!(allow(Method::PUT, "/messages/abc"), "GET");
     }
 
     #[test]
@@ -84,6 +206,7 @@ mod tests {
             "/messages/a/b",
             "/messages//",
             "/add_message/x",
+            "/openapi.json/x",
         ] {
             assert!(
                 matches!(route(&Method::GET, path), Err(ApiError::UnknownPath(_))),

@@ -17,8 +17,12 @@ pub async fn respond(request: &Request, state: &AppState) -> Option<Response<Bod
         ("stats", &Method::GET) => stats(state).await,
         ("dead-letters", &Method::GET) => dead_letters(state).await,
         ("queue", &Method::POST) => send_raw(request, state).await,
-        ("stats" | "dead-letters", _) => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-        ("queue", _) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        ("stats" | "dead-letters", _) => Err(ApiError::MethodNotAllowed {
+            allow: "GET".into(),
+        }),
+        ("queue", _) => Err(ApiError::MethodNotAllowed {
+            allow: "POST".into(),
+        }),
         _ => return None,
     };
     Some(outcome.unwrap_or_else(ApiError::into_response))
