@@ -68,20 +68,11 @@ deploy() {
     || { tail -40 "$root/.local/deploy.log" >&2; exit 1; }
 }
 
-# Emulator gap (shared/EMULATOR.md): the HTTP API that SAM generates gets no routes, because
-# the emulator ignores the OpenAPI body. Add the template's own routes, read from the template.
+# Emulator gap (shared/EMULATOR.md): the HTTP API that SAM generates gets no routes and no
+# authorizer, because the emulator ignores the OpenAPI body. infra/routes.py creates both from
+# the stack's processed template, so the emulator enforces exactly what template.yaml says.
 add_routes() {
-  local api function route_key integration
-  api=$(resource MessagesApi)
-  [ "$(aws_ apigatewayv2 get-routes --api-id "$api" --query 'length(Items)')" = "0" ] || return 0
-  "$(infra/tools.sh cli)/python" infra/routes.py template.yaml | while read -r method path logical_id; do
-    function=$(aws_ lambda get-function --function-name "$(resource "$logical_id")" --query Configuration.FunctionArn)
-    integration=$(aws_ apigatewayv2 create-integration --api-id "$api" --integration-type AWS_PROXY \
-      --integration-uri "$function" --payload-format-version 2.0 --query IntegrationId)
-    if [ "$path" = '$default' ]; then route_key='$default'; else route_key="$method $path"; fi
-    aws_ apigatewayv2 create-route --api-id "$api" --route-key "$route_key" \
-      --target "integrations/$integration" >/dev/null
-  done
+  "$(infra/tools.sh cli)/python" infra/routes.py "$stack" >"$root/.local/routes.log"
 }
 
 # Emulator gap: a mapping created through CloudFormation keeps ScalingConfig's
@@ -113,9 +104,12 @@ The pipeline is running (stack $stack on $AWS_ENDPOINT_URL).
   dead letter: $(output DeadLetterQueueUrl)
   table:       $(output TableName)
 
-Try:
-  curl -i -X POST $url/messages -H 'Content-Type: application/json' -d '{"content": "Hello from the queue!"}'
-  curl -s $url/messages
+Every route but /openapi.json needs a token (client credentials; README, "Authorization"):
+  eval "\$(infra/local.sh env)"
+  token=\$(curl -s -u "\$PIPELINE_WRITER_CLIENT_ID:\$PIPELINE_WRITER_CLIENT_SECRET" \\
+    -d grant_type=client_credentials -d scope=messages/write "\$PIPELINE_TOKEN_URL" | jq -r .access_token)
+  curl -i -X POST $url/messages -H "Authorization: Bearer \$token" \\
+    -H 'Content-Type: application/json' -d '{"content": "Hello from the queue!"}'
 Stop with: infra/local.sh down
 EOT
 }
@@ -141,12 +135,30 @@ EOT
   exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT:-9000}" --env-file "$env_file" "$@"
 }
 
+# An app client's secret, read from the user pool (never a stack output).
+client_secret() {
+  aws_ cognito-idp describe-user-pool-client --user-pool-id "$(output UserPoolId)" \
+    --client-id "$(output "$1")" --query UserPoolClient.ClientSecret
+}
+
+# Where clients get tokens: the user pool domain's endpoint on AWS; the emulator serves it on
+# its own port (TOKEN_URL overrides, e.g. for LocalStack's /_aws/cognito-idp/oauth2/token).
+token_url() {
+  echo "${TOKEN_URL:-$AWS_ENDPOINT_URL/oauth2/token}"
+}
+
 stack_env() {
   cat <<EOT
 export PIPELINE_API_URL=$(api_url)
 export PIPELINE_QUEUE_URL=$(output QueueUrl)
 export PIPELINE_DLQ_URL=$(output DeadLetterQueueUrl)
 export PIPELINE_TABLE_NAME=$(output TableName)
+export PIPELINE_USER_POOL_ID=$(output UserPoolId)
+export PIPELINE_TOKEN_URL=$(token_url)
+export PIPELINE_WRITER_CLIENT_ID=$(output WriterClientId)
+export PIPELINE_WRITER_CLIENT_SECRET=$(client_secret WriterClientId)
+export PIPELINE_READER_CLIENT_ID=$(output ReaderClientId)
+export PIPELINE_READER_CLIENT_SECRET=$(client_secret ReaderClientId)
 EOT
 }
 
