@@ -4,7 +4,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use message_pipeline::api::{read_function, Reader};
+use message_pipeline::api::{read_function, Caller, Reader, Scope};
 use message_pipeline::aws::provision::{self, QueueSettings, Queues};
 use message_pipeline::aws::{record_of, sdk_config, DynamoDbStore, SqsQueue};
 use message_pipeline::domain::CursorKey;
@@ -218,6 +218,8 @@ async fn approximate_count(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> usize 
     .sum()
 }
 
+/// A request as API Gateway hands it on once its authorizer accepted a token with every
+/// scope (the handlers' authorization has its own tests).
 pub fn request(method: Method, path: &str, body: &str) -> Request {
     let mut request = Request::new(Body::Text(body.to_owned()));
     *request.method_mut() = method;
@@ -225,7 +227,7 @@ pub fn request(method: Method, path: &str, body: &str) -> Request {
     request
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    request
+    Caller::with_scopes("integration-tests", &Scope::ALL).attach_to(request)
 }
 
 pub fn json(response: &Response<Body>) -> serde_json::Value {

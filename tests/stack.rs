@@ -3,13 +3,21 @@
 //! real event source mapping. Ignored in a plain `cargo test` (there is no stack); infra/test.sh
 //! deploys a stack with short timeouts and runs them with `--ignored`.
 //!
+//! Every call carries a token from the stack's own Cognito user pool (client credentials,
+//! as a client would get one); `tests/stack/auth.rs` checks what the gateway refuses.
+//!
 //! Environment (infra/local.sh env prints it): PIPELINE_API_URL, PIPELINE_QUEUE_URL,
-//! PIPELINE_DLQ_URL.
+//! PIPELINE_DLQ_URL, PIPELINE_TABLE_NAME, PIPELINE_TOKEN_URL, PIPELINE_USER_POOL_ID and the
+//! writer's and reader's PIPELINE_*_CLIENT_ID / _SECRET.
+
+mod auth;
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use base64::Engine as _;
 use message_pipeline::aws::sdk_config;
 
 fn var(name: &str) -> String {
@@ -21,13 +29,70 @@ fn agent() -> ureq::Agent {
     crate::helpers::http_agent(Duration::from_secs(30))
 }
 
+/// An access token for app client `client_id` with `scope`, by the client-credentials grant.
+fn token_for(client_id: &str, secret: &str, scope: &str) -> String {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
+    let mut response = agent()
+        .post(var("PIPELINE_TOKEN_URL"))
+        .header("Authorization", format!("Basic {basic}"))
+        .send_form([("grant_type", "client_credentials"), ("scope", scope)])
+        .unwrap();
+    let text = response.body_mut().read_to_string().unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token for {client_id}: {text}"))
+        .to_owned()
+}
+
+/// The writer's and the reader's tokens, fetched once (clients should cache them too).
+struct Tokens {
+    writer: String,
+    reader: String,
+}
+
+fn tokens() -> &'static Tokens {
+    static TOKENS: OnceLock<Tokens> = OnceLock::new();
+    TOKENS.get_or_init(|| Tokens {
+        writer: token_for(
+            &var("PIPELINE_WRITER_CLIENT_ID"),
+            &var("PIPELINE_WRITER_CLIENT_SECRET"),
+            "messages/write",
+        ),
+        reader: token_for(
+            &var("PIPELINE_READER_CLIENT_ID"),
+            &var("PIPELINE_READER_CLIENT_SECRET"),
+            "messages/read",
+        ),
+    })
+}
+
+/// A call with the token a client would use for it: the writer's for POST, the reader's
+/// for everything else.
 fn call(method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let request = ureq::http::Request::builder()
+    let token = if method == "POST" {
+        &tokens().writer
+    } else {
+        &tokens().reader
+    };
+    call_with(Some(&format!("Bearer {token}")), method, path, body)
+}
+
+/// A call with this `Authorization` header, or none.
+fn call_with(
+    authorization: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut request = ureq::http::Request::builder()
         .method(method)
         .uri(format!("{}{path}", var("PIPELINE_API_URL")))
-        .header("Content-Type", "application/json")
-        .body(body.to_owned())
-        .unwrap();
+        .header("Content-Type", "application/json");
+    if let Some(value) = authorization {
+        request = request.header("Authorization", value);
+    }
+    let request = request.body(body.to_owned()).unwrap();
     let mut response = agent().run(request).unwrap();
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap();

@@ -7,6 +7,10 @@
 //! whose request carries no JWT context, or not the scope, is a 403 before any queue or store
 //! call.
 
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
+    ApiGatewayV2httpRequestContext,
+};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt as _};
 
@@ -64,6 +68,30 @@ impl Caller {
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.iter().any(|s| s == scope.name())
     }
+
+    /// A caller holding `scopes`, as a token of app client `client_id` would make it.
+    pub fn with_scopes(client_id: &str, scopes: &[Scope]) -> Self {
+        Self {
+            client_id: Some(client_id.to_owned()),
+            scopes: scopes.iter().map(|s| s.name().to_owned()).collect(),
+        }
+    }
+
+    /// The request as API Gateway hands it on once its JWT authorizer accepted this caller's
+    /// token: the claims `client_id` and `scope` in the request context. The local runner
+    /// authenticates its own tokens and passes requests on like this.
+    pub fn attach_to(&self, request: Request) -> Request {
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims.insert("scope".into(), self.scopes.join(" "));
+        if let Some(client_id) = &self.client_id {
+            jwt.claims.insert("client_id".into(), client_id.clone());
+        }
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.authorizer = Some(authorizer);
+        request.with_request_context(RequestContext::ApiGatewayV2(context))
+    }
 }
 
 /// Refuses a request unless the gateway's authorizer established what `access` needs.
@@ -97,32 +125,31 @@ pub fn authorize(request: &Request, access: Access) -> Result<(), ApiError> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use lambda_http::aws_lambda_events::apigw::{
-        ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription,
-        ApiGatewayV2httpRequestContext,
-    };
-
     use super::*;
     use crate::api::Scope;
 
     /// A request as API Gateway hands it on after its JWT authorizer accepted a token with
     /// `scopes`.
     pub fn with_scopes(request: Request, scopes: &[Scope]) -> Request {
-        let names: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
-        with_jwt(request, &names.join(" "), None)
+        Caller::with_scopes("test-client", scopes).attach_to(request)
     }
 
     /// A request with a JWT authorizer context: the token's `scope` claim, and the scopes
     /// the gateway lists as checked.
     fn with_jwt(request: Request, scope_claim: &str, listed: Option<Vec<String>>) -> Request {
-        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-        jwt.claims.insert("scope".into(), scope_claim.into());
-        jwt.claims.insert("client_id".into(), "test-client".into());
-        jwt.scopes = listed;
-        let mut authorizer = ApiGatewayRequestAuthorizer::default();
-        authorizer.jwt = Some(jwt);
-        let mut context = ApiGatewayV2httpRequestContext::default();
-        context.authorizer = Some(authorizer);
+        let request = Caller {
+            client_id: None,
+            scopes: vec![scope_claim.to_owned()],
+        }
+        .attach_to(request);
+        let Some(RequestContext::ApiGatewayV2(mut context)) =
+            request.request_context_ref().cloned()
+        else {
+            unreachable!("attach_to sets an API Gateway v2 context")
+        };
+        if let Some(jwt) = context.authorizer.as_mut().and_then(|a| a.jwt.as_mut()) {
+            jwt.scopes = listed;
+        }
         request.with_request_context(RequestContext::ApiGatewayV2(context))
     }
 
