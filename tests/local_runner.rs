@@ -199,3 +199,142 @@ async fn with_the_aws_backend_the_runner_moves_messages_through_sqs_and_dynamodb
     assert_eq!(stack.queued().await, 0);
     stack.teardown().await;
 }
+
+/// One call with these headers: its status and JSON body.
+fn call_with(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let mut request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{url}{path}"))
+        .header("Content-Type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = if method == "POST" {
+        r#"{"content": "refused"}"#
+    } else {
+        ""
+    };
+    let mut response = crate::helpers::http_agent(Duration::from_secs(10))
+        .run(request.body(body.to_owned()).unwrap())
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+#[test]
+fn the_runner_refuses_anonymous_callers_wrong_scopes_and_foreign_names_and_nothing_happens() {
+    use crate::runner::{READ_TOKEN, WRITE_TOKEN};
+    let data = data_file();
+    let runner = Runner::start(&data);
+    let read = format!("Bearer {READ_TOKEN}");
+    let write = format!("Bearer {WRITE_TOKEN}");
+    type Headers<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(&str, &str, Headers, u16)> = vec![
+        ("POST", "/messages", vec![], 401),
+        ("POST", "/add_message", vec![], 401),
+        ("GET", "/messages", vec![], 401),
+        ("GET", "/nowhere", vec![], 401),
+        ("GET", "/_local/stats", vec![], 401),
+        ("POST", "/_local/queue", vec![], 401),
+        (
+            "POST",
+            "/messages",
+            vec![("Authorization", "Bearer not-a-token-of-this-runner")],
+            401,
+        ),
+        (
+            "POST",
+            "/messages",
+            vec![("Authorization", WRITE_TOKEN)],
+            401,
+        ),
+        ("POST", "/messages", vec![("Authorization", &read)], 403),
+        ("POST", "/add_message", vec![("Authorization", &read)], 403),
+        ("GET", "/messages", vec![("Authorization", &write)], 403),
+        ("GET", "/_local/stats", vec![("Authorization", &read)], 403),
+        (
+            "POST",
+            "/_local/queue",
+            vec![("Authorization", &write)],
+            403,
+        ),
+        // A page on another site, through DNS rebinding or a cross-site post.
+        (
+            "POST",
+            "/messages",
+            vec![("Authorization", &write), ("Host", "evil.example")],
+            403,
+        ),
+        (
+            "POST",
+            "/messages",
+            vec![
+                ("Authorization", &write),
+                ("Origin", "https://evil.example"),
+            ],
+            403,
+        ),
+        (
+            "GET",
+            "/messages",
+            vec![("Authorization", &read), ("Host", "rebound.example:3000")],
+            403,
+        ),
+    ];
+    let answers: Vec<_> = cases
+        .iter()
+        .map(|(method, path, headers, _)| call_with(&runner.url, method, path, headers))
+        .collect();
+    let document = call_with(&runner.url, "GET", "/openapi.json", &[]);
+    let tokens_mode = std::fs::metadata(&runner.tokens_file)
+        .unwrap()
+        .permissions();
+    let data_mode = std::fs::metadata(&data).unwrap().permissions();
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = runner.stats();
+    runner.kill();
+    remove_db(&data);
+
+    for ((method, path, headers, expected), (status, body)) in cases.iter().zip(&answers) {
+        assert_eq!(status, expected, "{method} {path} {headers:?}: {body}");
+        assert!(
+            body["message"].is_string() && body["error"].is_string(),
+            "{body}"
+        );
+    }
+    assert_eq!(document.0, 200, "the API's description stays public");
+    assert_eq!(
+        (
+            stats["queued"].as_u64(),
+            stats["in_flight"].as_u64(),
+            stats["stored"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "{stats}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(tokens_mode.mode() & 0o777, 0o600);
+    assert_eq!(data_mode.mode() & 0o777, 0o600);
+}
+
+#[test]
+fn the_runner_will_not_serve_every_interface_without_tokens() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_message-pipeline"))
+        .args(["--listen", "0.0.0.0:0", "--no-auth", "--data"])
+        .arg(std::env::temp_dir().join(format!("mp-never-{}.db", uuid::Uuid::new_v4())))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("--no-auth") && stderr.contains("loopback"),
+        "{stderr}"
+    );
+}

@@ -14,6 +14,8 @@ use message_pipeline::domain::{ContentLimit, QueuedMessage};
 pub struct Runner {
     child: Child,
     pub url: String,
+    /// Where the runner wrote its tokens; removed on drop.
+    pub tokens_file: PathBuf,
 }
 
 impl Runner {
@@ -43,10 +45,18 @@ impl Runner {
         Self::spawn(command)
     }
 
-    /// Spawns on a free port and waits until the runner says where it listens.
+    /// Spawns on a free port and waits until the runner says where it listens. Every
+    /// request of [`agent`] carries the admin token this gives it.
     fn spawn(mut command: Command) -> Self {
+        let tokens_file =
+            std::env::temp_dir().join(format!("mp-tokens-{}.env", uuid::Uuid::new_v4()));
         let mut child = command
             .args(["--listen", "127.0.0.1:0"])
+            .arg("--tokens-file")
+            .arg(&tokens_file)
+            .env("PIPELINE_WRITE_TOKEN", WRITE_TOKEN)
+            .env("PIPELINE_READ_TOKEN", READ_TOKEN)
+            .env("PIPELINE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -61,7 +71,11 @@ impl Runner {
             .expect("the runner printed no address");
         // Keep draining stdout so the runner never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child, url }
+        Self {
+            child,
+            url,
+            tokens_file,
+        }
     }
 
     pub fn kill(self) {
@@ -151,11 +165,32 @@ impl Drop for Runner {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        let _ = std::fs::remove_file(&self.tokens_file);
     }
 }
 
+/// The tokens of the runners these tests start: write, read, and admin (every scope).
+pub const WRITE_TOKEN: &str = "integration-tests-write-token";
+pub const READ_TOKEN: &str = "integration-tests-read-token";
+pub const ADMIN_TOKEN: &str = "integration-tests-admin-token";
+
+/// An HTTP client whose every request carries [`ADMIN_TOKEN`].
 pub fn agent() -> ureq::Agent {
-    crate::helpers::http_agent(Duration::from_secs(10))
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .middleware(
+            |mut request: ureq::http::Request<ureq::SendBody>,
+             next: ureq::middleware::MiddlewareNext| {
+                request.headers_mut().insert(
+                    "Authorization",
+                    ureq::http::HeaderValue::from_static("Bearer integration-tests-admin-token"),
+                );
+                next.handle(request)
+            },
+        )
+        .build()
+        .into()
 }
 
 /// What a POST got.

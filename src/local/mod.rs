@@ -9,11 +9,14 @@
 //!   `AWS_ENDPOINT_URL`), chosen when `QUEUE_URL` is set or with `--backend aws`.
 
 mod admin;
+pub mod auth;
+mod private_file;
 pub mod server;
 pub mod sqlite;
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +32,7 @@ use crate::domain::{ContentLimit, CursorKey};
 use crate::event_source::{run_mapping, MappingCounts, MappingSettings};
 use crate::faults::{FaultCounts, FaultPlan, Faulty};
 use crate::ports::{MessageQueue, MessageStore, QueueSource};
+use auth::{Gate, IssuedTokens};
 use server::AppState;
 use sqlite::{Durability, SqliteDb, SqliteQueue, SqliteStore};
 
@@ -95,6 +99,24 @@ pub struct Args {
     /// Longest message content, in characters.
     #[arg(long, env = "MAX_CONTENT_CHARS", default_value_t = ContentLimit::DEFAULT.max_chars())]
     pub max_content_chars: usize,
+    /// Bearer token with the messages/write scope (default: random at each start). Prefer
+    /// the environment variable: a flag shows in the process list.
+    #[arg(long, env = "PIPELINE_WRITE_TOKEN", hide_env_values = true)]
+    pub write_token: Option<String>,
+    /// Bearer token with the messages/read scope (default: random at each start).
+    #[arg(long, env = "PIPELINE_READ_TOKEN", hide_env_values = true)]
+    pub read_token: Option<String>,
+    /// Bearer token with every scope, messages/admin included (`/_local/`; default: random).
+    #[arg(long, env = "PIPELINE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Where the tokens are written, readable by you only: `. .local/tokens.env` sets
+    /// WRITE_TOKEN, READ_TOKEN and ADMIN_TOKEN.
+    #[arg(long, default_value = ".local/tokens.env")]
+    pub tokens_file: PathBuf,
+    /// Serve without tokens (every caller may do everything). Refused unless --listen is a
+    /// loopback address; requests naming a non-loopback Host or Origin are still refused.
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 struct Pipeline {
@@ -193,11 +215,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => CursorKey::random(),
     };
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    let loopback = args.listen.ip().is_loopback();
+    anyhow::ensure!(
+        loopback || !args.no_auth,
+        "--no-auth would let anyone who can reach {} read and write every message: it is \
+         allowed on a loopback --listen (127.0.0.1, [::1]) only. Drop --no-auth to require \
+         tokens.",
+        args.listen
+    );
+    let tokens = (!args.no_auth)
+        .then(|| {
+            IssuedTokens::given_or_random(
+                args.write_token.clone(),
+                args.read_token.clone(),
+                args.admin_token.clone(),
+            )
+        })
+        .transpose()?;
     let (pipeline, faults) = pipeline(&args).await?.with_faults(&args);
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let url = format!("http://{}", listener.local_addr()?);
+    if let Some(tokens) = &tokens {
+        private_file::write(&args.tokens_file, &tokens.as_env_file(&url))?;
+    }
     let mapping = MappingSettings {
         batch_size: args.batch_size,
         batching_window: Duration::from_millis(args.batching_window_ms),
@@ -211,8 +253,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "  consumer: batches of {} within {} ms, {} at once",
         mapping.batch_size, args.batching_window_ms, mapping.concurrency
     );
-    println!("  try: curl -i -X POST {url}/messages -H 'Content-Type: application/json' -d '{{\"content\": \"hello\"}}'");
-    println!("       curl -s {url}/messages");
+    print_how_to_call(&url, &args.tokens_file, tokens.as_ref());
 
     let (stop, stopped) = watch::channel(false);
     let consumer = Arc::new(MappingCounts::default());
@@ -225,6 +266,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         faults,
         calls: pipeline.calls,
         consumer: consumer.clone(),
+        gate: tokens.as_ref().map_or(Gate::Open, IssuedTokens::gate),
+        loopback,
     });
     let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
     let worker = tokio::spawn(run_mapping(
@@ -242,6 +285,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     worker.await?;
     println!("stopped");
     Ok(())
+}
+
+/// The banner's lines a person pastes: the token file to source, then curl. The tokens
+/// themselves are shown only on a terminal, so that they never land in a captured log.
+fn print_how_to_call(url: &str, tokens_file: &Path, tokens: Option<&IssuedTokens>) {
+    let (auth_write, auth_read) = match tokens {
+        None => {
+            println!("  auth: none (--no-auth): every local caller may do everything");
+            (String::new(), String::new())
+        }
+        Some(tokens) => {
+            let file = tokens_file.display();
+            println!("  auth: bearer tokens, in {file} (readable by you only; new at every start)");
+            if std::io::stdout().is_terminal() {
+                println!("    write: {}", tokens.write);
+                println!("    read:  {}", tokens.read);
+                println!("    admin: {} (every scope, /_local/ too)", tokens.admin);
+            }
+            println!("  try:  . {file}");
+            (
+                " -H \"Authorization: Bearer $WRITE_TOKEN\"".to_owned(),
+                " -H \"Authorization: Bearer $READ_TOKEN\"".to_owned(),
+            )
+        }
+    };
+    println!("        curl -i -X POST {url}/messages{auth_write} -H 'Content-Type: application/json' -d '{{\"content\": \"hello\"}}'");
+    println!("        curl -s {url}/messages{auth_read}");
 }
 
 async fn shutdown_signal() {

@@ -9,12 +9,13 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use lambda_http::{Body, Request, Response};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
+use super::auth::{check_loopback_names, Gate};
 use super::sqlite::SqliteQueue;
 use crate::api::{self, ApiError, EnqueueLimits, Reader};
 use crate::aws::calls::CallCounter;
@@ -38,10 +39,21 @@ pub struct AppState {
     pub calls: Option<CallCounter>,
     /// Batches handed to the consumer: Lambda's invocations.
     pub consumer: Arc<MappingCounts>,
+    /// Who gets in: API Gateway's authorizer, played locally.
+    pub gate: Gate,
+    /// Listening on loopback: only loopback `Host` and `Origin` names are answered.
+    pub loopback: bool,
 }
 
 /// How long shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request's headers: a client that opens connections
+/// and trickles bytes (slowloris) holds nothing for longer.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once; past it, new ones wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 1024;
 
 /// Serves until `shutdown` turns true, then lets in-flight requests finish.
 pub async fn serve(
@@ -50,7 +62,15 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -66,12 +86,16 @@ pub async fn serve(
             let state = state.clone();
             async move { Ok::<_, Infallible>(respond(request, &state).await) }
         });
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
@@ -97,6 +121,16 @@ async fn respond(
         Body::Binary(bytes.to_vec())
     };
     let request = Request::from_parts(parts, body);
+    let admitted = if state.loopback {
+        check_loopback_names(&request)
+    } else {
+        Ok(())
+    }
+    .and_then(|()| state.gate.admit(request));
+    let request = match admitted {
+        Ok(request) => request,
+        Err(refusal) => return into_hyper(refusal.into_response()),
+    };
     if let Some(response) = super::admin::respond(&request, state).await {
         return into_hyper(response);
     }

@@ -73,10 +73,8 @@ pub struct SqliteDb {
 
 impl SqliteDb {
     pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Arc<Self>> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
+        // Messages are data: owner-only, before SQLite creates the file with the umask's mode.
+        super::private_file::ensure(path)?;
         let open = || -> anyhow::Result<Connection> {
             let conn =
                 Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
