@@ -37,7 +37,7 @@ export QUEUE_URL TABLE_NAME
 stat() { curl -fs "$url/_local/stats"; }
 for setting in $SETTINGS; do
   batch=${setting%%:*} window=${setting##*:}
-  "$target/runner/message-pipeline" --backend aws --listen 127.0.0.1:0 \
+  "$target/runner/message-pipeline" --backend aws --listen 127.0.0.1:0 --no-auth \
     --batch-size "$batch" --batching-window-ms "$window" >"$work/runner.log" 2>&1 &
   runner_pid=$!
   url=""

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes the HTTP API from its OpenAPI document: starts the local runner (embedded backend, a
 # throwaway database) on a free loopback port and runs schemathesis against /openapi.json with
-# every check (no 5xx, every status, header and body as documented, invalid input refused).
+# every check (no 5xx, every status, header and body as documented, invalid input refused),
+# with the runner's admin token (every scope). Its ignored_auth check fails the run if an
+# operation that declares a scope answers a request without a token or with an invalid one.
 #
 #   infra/api-fuzz.sh                      # 100 examples per operation, fixed seed
 #   ST_EXAMPLES=2000 ST_SEED=7 infra/api-fuzz.sh
@@ -13,7 +15,9 @@ st="$(infra/tools.sh api-fuzz)/st"
 cargo build --locked --quiet --bin message-pipeline
 runner="${CARGO_TARGET_DIR:-$root/target}/debug/message-pipeline"
 work=$(mktemp -d)
-"$runner" --listen 127.0.0.1:0 --data "$work/fuzz.db" >"$work/runner.log" 2>&1 &
+token="fuzz-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+PIPELINE_ADMIN_TOKEN="$token" "$runner" --listen 127.0.0.1:0 --data "$work/fuzz.db" \
+  --tokens-file "$work/tokens.env" >"$work/runner.log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -30,6 +34,7 @@ done
 # created, so GET /messages/{id} is a 404 until the worker has stored the message a few
 # milliseconds later (as openapi.json says).
 "$st" --no-color --config-file infra/schemathesis.toml run "$url/openapi.json" \
+  --header "Authorization: Bearer $token" \
   --checks all --exclude-checks ensure_resource_availability \
   --max-examples "${ST_EXAMPLES:-100}" \
   --seed "${ST_SEED:-20261125}" \

@@ -129,6 +129,32 @@ mod tests {
         assert_eq!(queue.sent().len(), 1);
     }
 
+    fn sample_event(name: &str) -> Request {
+        let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+        lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    // The events README's `cargo lambda invoke` lines send: as API Gateway hands requests on
+    // once its JWT authorizer accepted the token.
+    #[tokio::test]
+    async fn the_sample_api_events_in_events_are_authorized_as_the_gateway_would() {
+        let queue = InMemoryQueue::default();
+        let limits = EnqueueLimits::default();
+        let posted = enqueue_function(sample_event("post-message.json"), &queue, &limits).await;
+        assert_eq!(posted.status(), StatusCode::ACCEPTED);
+        let invalid = sample_event("post-invalid-message.json");
+        let refused = enqueue_function(invalid, &queue, &limits).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let store = InMemoryStore::default();
+        let key = CursorKey::random();
+        let reader = Reader {
+            store: &store,
+            cursors: &key,
+        };
+        let listed = read_function(sample_event("list-messages.json"), reader).await;
+        assert_eq!(listed.status(), StatusCode::OK);
+    }
+
     #[tokio::test]
     async fn reads_need_the_read_scope_and_the_document_nothing() {
         let store = InMemoryStore::default();
@@ -158,6 +184,36 @@ mod tests {
             let path = request.uri().path().to_owned();
             let response = read_function(request, reader).await;
             assert_eq!(response.status(), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_declares_the_scope_of_every_route_and_its_refusals() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        for spec in ROUTES {
+            let operation = &document["paths"][spec.path][spec.method.to_lowercase()];
+            let label = format!("{} {}", spec.method, spec.path);
+            let expected = match spec.access {
+                Access::Public => serde_json::json!([]),
+                Access::Authenticated => serde_json::json!([{ "bearerAuth": [] }]),
+                Access::Scoped(scope) => {
+                    serde_json::json!([{ "bearerAuth": [], "messagesAuth": [scope.name()] }])
+                }
+            };
+            assert_eq!(operation["security"], expected, "{label}");
+            if spec.access != Access::Public {
+                for status in ["401", "403"] {
+                    assert!(
+                        operation["responses"][status].is_object(),
+                        "{label}: {status}"
+                    );
+                }
+            }
+        }
+        let scopes = &document["components"]["securitySchemes"]["messagesAuth"]["flows"]
+            ["clientCredentials"]["scopes"];
+        for scope in Scope::ALL {
+            assert!(scopes[scope.name()].is_string(), "{}", scope.name());
         }
     }
 
