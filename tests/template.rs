@@ -2,6 +2,11 @@
 //! `cfn-lint` and `sam validate --lint` (infra/test.sh) check that it is valid; these check
 //! that it is right.
 
+use std::process::Command;
+use std::sync::OnceLock;
+
+use message_pipeline::api::{Access, ROUTES};
+use serde_json::Value as Json;
 use serde_norway::Value;
 
 fn template() -> Value {
@@ -101,36 +106,6 @@ fn the_consumer_reports_batch_item_failures() {
         .as_sequence()
         .unwrap();
     assert!(types.iter().any(|v| v == "ReportBatchItemFailures"));
-}
-
-#[test]
-fn no_iam_statement_grants_a_wildcard_action_or_resource() {
-    let t = template();
-    let mut statements = 0;
-    for (name, function) in functions(&t) {
-        for policy in function["Properties"]["Policies"].as_sequence().unwrap() {
-            for statement in policy["Statement"].as_sequence().unwrap() {
-                statements += 1;
-                let actions: Vec<&str> = match &statement["Action"] {
-                    Value::String(action) => vec![action.as_str()],
-                    Value::Sequence(actions) => {
-                        actions.iter().map(|a| a.as_str().unwrap()).collect()
-                    }
-                    other => panic!("{name}: unexpected Action {other:?}"),
-                };
-                assert!(
-                    actions.iter().all(|a| !a.contains('*')),
-                    "{name}: {actions:?}"
-                );
-                assert!(
-                    !matches!(&statement["Resource"], Value::String(r) if r.contains('*')),
-                    "{name}"
-                );
-                get_att(&statement["Resource"]);
-            }
-        }
-    }
-    assert_eq!(statements, 3, "one statement per function");
 }
 
 #[test]
@@ -254,5 +229,251 @@ fn the_dead_letter_queue_is_alarmed() {
     assert_eq!(
         get_att(&alarm["Dimensions"][0]["Value"]),
         "DeadLetterQueue.QueueName"
+    );
+}
+
+/// template.yaml as SAM translates it for CloudFormation (infra/translate.py, with the
+/// translator from the CLI tools' venv): what is deployed, roles and policies SAM adds included.
+fn translated() -> &'static Json {
+    static TRANSLATED: OnceLock<Json> = OnceLock::new();
+    TRANSLATED.get_or_init(|| {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let venv = Command::new("bash")
+            .arg(format!("{root}/infra/tools.sh"))
+            .arg("cli")
+            .output()
+            .unwrap();
+        assert!(
+            venv.status.success(),
+            "{}",
+            String::from_utf8_lossy(&venv.stderr)
+        );
+        let python = format!("{}/python", String::from_utf8(venv.stdout).unwrap().trim());
+        let output = Command::new(python)
+            .arg(format!("{root}/infra/translate.py"))
+            .arg(format!("{root}/template.yaml"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    })
+}
+
+fn translated_resources(kind: &str) -> Vec<(&'static str, &'static Json)> {
+    translated()["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(name, r)| (name.as_str(), r))
+        .collect()
+}
+
+fn as_list(value: &Json) -> Vec<&Json> {
+    match value {
+        Json::Array(items) => items.iter().collect(),
+        Json::Null => vec![],
+        one => vec![one],
+    }
+}
+
+/// Managed policies a role may carry: Lambda's basic execution role (its own log streams).
+const MANAGED_POLICY_ALLOWLIST: [&str; 1] =
+    ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"];
+
+#[test]
+fn no_deployed_role_grants_a_wildcard_action_or_resource_or_a_managed_policy_outside_the_allowlist()
+{
+    let roles = translated_resources("AWS::IAM::Role");
+    let mut statements = 0;
+    for &(name, role) in &roles {
+        for arn in as_list(&role["Properties"]["ManagedPolicyArns"]) {
+            let arn = arn.as_str().unwrap_or_else(|| panic!("{name}: {arn}"));
+            assert!(
+                MANAGED_POLICY_ALLOWLIST.contains(&arn),
+                "{name} carries the managed policy {arn}"
+            );
+        }
+        for policy in as_list(&role["Properties"]["Policies"]) {
+            for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+                statements += 1;
+                assert_eq!(statement["Effect"], "Allow", "{name}");
+                for action in as_list(&statement["Action"]) {
+                    let action = action.as_str().unwrap();
+                    assert!(!action.contains('*'), "{name}: action {action}");
+                }
+                for resource in as_list(&statement["Resource"]) {
+                    // A literal resource is a wildcard or an account-wide ARN; each must
+                    // name one of the stack's own resources.
+                    assert!(resource.is_object(), "{name}: resource {resource}");
+                }
+            }
+        }
+    }
+    assert!(statements >= 5, "{statements} statements");
+    assert_eq!(roles.len(), 3, "one role per function");
+}
+
+#[test]
+fn the_consumer_may_only_receive_and_delete_on_its_queue_write_its_table_and_its_logs() {
+    let role = &translated()["Resources"]["ConsumerRole"]["Properties"];
+    assert!(role["ManagedPolicyArns"].is_null(), "{role}");
+    let statements: Vec<(Vec<&str>, &Json)> = as_list(&role["Policies"])
+        .into_iter()
+        .flat_map(|p| as_list(&p["PolicyDocument"]["Statement"]))
+        .map(|s| {
+            let actions = as_list(&s["Action"])
+                .into_iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            (actions, &s["Resource"])
+        })
+        .collect();
+    let get_att = |name: &str| serde_json::json!({ "Fn::GetAtt": [name, "Arn"] });
+    assert_eq!(
+        statements,
+        [
+            (
+                vec![
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes"
+                ],
+                &get_att("MessagesQueue")
+            ),
+            (vec!["dynamodb:BatchWriteItem"], &get_att("MessagesTable")),
+            (
+                vec!["logs:CreateLogStream", "logs:PutLogEvents"],
+                &get_att("ConsumerLogGroup")
+            ),
+        ]
+    );
+    let function = &translated()["Resources"]["ConsumerFunction"]["Properties"];
+    assert_eq!(function["Role"], get_att("ConsumerRole"));
+}
+
+/// The authorizer and scope of each deployed route, as `METHOD path -> scopes`.
+fn deployed_route_security() -> Vec<(String, Json)> {
+    let (_, api) = translated_resources("AWS::ApiGatewayV2::Api")[0];
+    let body = &api["Properties"]["Body"];
+    let mut routes = Vec::new();
+    for (path, operations) in body["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let method = match method.as_str() {
+                "x-amazon-apigateway-any-method" => "ANY".to_owned(),
+                other => other.to_uppercase(),
+            };
+            routes.push((format!("{method} {path}"), operation["security"].clone()));
+        }
+    }
+    routes.sort_by(|a, b| a.0.cmp(&b.0));
+    routes
+}
+
+#[test]
+fn every_deployed_route_needs_the_scope_of_the_route_table_and_the_rest_a_valid_token() {
+    let deployed = deployed_route_security();
+    let mut expected: Vec<(String, Json)> = ROUTES
+        .iter()
+        .map(|spec| {
+            let security = match spec.access {
+                Access::Public => serde_json::json!([{ "NONE": [] }]),
+                Access::Authenticated => serde_json::json!([{ "MessagesAuthorizer": [] }]),
+                Access::Scoped(scope) => {
+                    serde_json::json!([{ "MessagesAuthorizer": [scope.name()] }])
+                }
+            };
+            (format!("{} {}", spec.method, spec.path), security)
+        })
+        .collect();
+    // The catch-all: any valid token, so a scanner without one invokes nothing.
+    expected.push((
+        "ANY $default".into(),
+        serde_json::json!([{ "MessagesAuthorizer": [] }]),
+    ));
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(deployed, expected);
+
+    let (_, api) = translated_resources("AWS::ApiGatewayV2::Api")[0];
+    let authorizer = &api["Properties"]["Body"]["components"]["securitySchemes"]
+        ["MessagesAuthorizer"]["x-amazon-apigateway-authorizer"];
+    assert_eq!(authorizer["type"], "jwt");
+    assert_eq!(
+        authorizer["identitySource"],
+        "$request.header.Authorization"
+    );
+}
+
+#[test]
+fn the_log_level_cannot_be_trace_which_logs_raw_events_with_content_and_tokens() {
+    let t = template();
+    let allowed: Vec<&str> = t["Parameters"]["LogLevel"]["AllowedValues"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(!allowed.is_empty());
+    assert!(
+        allowed
+            .iter()
+            .all(|level| !level.eq_ignore_ascii_case("trace")),
+        "{allowed:?}"
+    );
+}
+
+#[test]
+fn every_function_and_the_api_log_to_a_group_with_retention() {
+    let resources = &translated()["Resources"];
+    for function in ["EnqueueFunction", "ConsumerFunction", "ListFunction"] {
+        let group = &resources[function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"];
+        let group = group
+            .as_str()
+            .unwrap_or_else(|| panic!("{function}: no log group"));
+        assert!(
+            !resources[group]["Properties"]["RetentionInDays"].is_null(),
+            "{function}: {group} keeps logs forever"
+        );
+    }
+    let stages = translated_resources("AWS::ApiGatewayV2::Stage");
+    let access = &stages[0].1["Properties"]["AccessLogSettings"];
+    let group = access["DestinationArn"]["Fn::GetAtt"][0].as_str().unwrap();
+    assert!(!resources[group]["Properties"]["RetentionInDays"].is_null());
+    let format = access["Format"].as_str().unwrap();
+    // Who called: the token's client id, never the token.
+    assert!(
+        format.contains("$context.authorizer.claims.client_id"),
+        "{format}"
+    );
+    assert!(!format.to_lowercase().contains("authorization"), "{format}");
+}
+
+#[test]
+fn abuse_and_cost_limits_are_set_by_default() {
+    let t = template();
+    let parameter = |name: &str| t["Parameters"][name]["Default"].as_u64().unwrap();
+    assert!(parameter("EnqueueReservedConcurrency") > 0);
+    assert!(parameter("ListReservedConcurrency") > 0);
+    let table = &translated()["Resources"]["MessagesTable"]["Properties"]["OnDemandThroughput"];
+    assert_eq!(
+        table["MaxWriteRequestUnits"]["Ref"],
+        "TableMaxWriteRequestUnits"
+    );
+    assert_eq!(
+        table["MaxReadRequestUnits"]["Ref"],
+        "TableMaxReadRequestUnits"
+    );
+    // A flood cannot expire acknowledged messages before the dead-letter queue keeps them.
+    let retention = parameter("QueueRetentionSeconds");
+    assert!(retention >= 4 * 24 * 3600);
+    assert!(
+        t["Parameters"]["QueueRetentionSeconds"]["MaxValue"]
+            .as_u64()
+            .unwrap()
+            < 14 * 24 * 3600
     );
 }
