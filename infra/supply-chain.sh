@@ -17,8 +17,11 @@ trap 'rm -rf "$work"' EXIT
 clone="$work/dbs/advisory-db-3157b0e258782691"
 mkdir -p "$clone"
 cp -R "$snapshot/." "$clone/"
-date=$(sed -n 's/.*dated \([0-9-]*\).*/\1/p' "$root/../shared/advisory-db.SNAPSHOT.md" 2>/dev/null | head -1)
-date="${date:-$(date -u +%Y-%m-%d)}"
+# CI's copy of shared/ has no write bits; the clone needs them (git init, and rm at exit).
+chmod -R u+w "$clone"
+# The date the snapshot's note gives; without one, the newest advisory file's.
+date=$(sed -n 's/.*dated \([0-9-]*\).*/\1/p' "$snapshot.SNAPSHOT.md" 2>/dev/null | head -1)
+date="${date:-$(find "$snapshot/crates" -name '*.md' -printf '%TY-%Tm-%Td\n' | sort | tail -1)}"
 (
   cd "$clone"
   git init --quiet

@@ -17,10 +17,13 @@ requirements="$here/requirements/$set_name.txt"
 cache="${PIPELINE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/message-pipeline}"
 venv="$cache/$set_name-$(sha256sum "$requirements" | cut -c1-16)"
 
+mkdir -p "$cache"
+# One installer a set at a time: tests and scripts may ask for the same set at once.
+exec 9>"$cache/.$set_name.lock"
+flock 9
 if [ ! -f "$venv/.complete" ]; then
   echo "tools: installing $set_name tools into $venv" >&2
   rm -rf "$venv"
-  mkdir -p "$cache"
   python3 -m venv "$venv" >&2
   if [ "$set_name" = uv ]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$requirements" >&2
