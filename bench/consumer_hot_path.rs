@@ -78,7 +78,7 @@ fn event_json(n: usize) -> Vec<u8> {
 
 fn handle(runtime: &tokio::runtime::Runtime, payload: &[u8]) {
     let event: SqsEvent = serde_json::from_slice(payload).expect("an SqsEvent");
-    let response = runtime.block_on(store_batch(event, &RequestBuilder, ContentLimit::DEFAULT));
+    let response = runtime.block_on(store_batch(event, &RequestBuilder));
     assert!(response.batch_item_failures.is_empty());
     black_box(response);
 }

@@ -43,18 +43,17 @@ impl EnqueueConfig {
     }
 }
 
-/// The consumer's configuration.
+/// The consumer's configuration. It reads no content limit: whatever was accepted is stored
+/// (see [`crate::worker::store_batch`]).
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub table_name: String,
-    pub content_limit: ContentLimit,
 }
 
 impl ConsumerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: required("TABLE_NAME")?,
-            content_limit: content_limit()?,
         })
     }
 }
@@ -83,7 +82,7 @@ pub fn cursor_key(secret: &str) -> Result<CursorKey, ConfigError> {
     })
 }
 
-/// `MAX_CONTENT_CHARS`: the same limit for enqueue and consumer (the template sets it once).
+/// `MAX_CONTENT_CHARS`: the longest content enqueue accepts.
 fn content_limit() -> Result<ContentLimit, ConfigError> {
     match optional::<usize>("MAX_CONTENT_CHARS")? {
         None => Ok(ContentLimit::DEFAULT),

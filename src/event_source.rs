@@ -13,7 +13,6 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::domain::ContentLimit;
 use crate::ports::{MessageStore, QueueSource};
 use crate::worker::store_batch;
 
@@ -27,7 +26,6 @@ pub struct MappingSettings {
     pub batching_window: Duration,
     /// Pollers working in parallel (Lambda: `ScalingConfig.MaximumConcurrency`); 0 runs none.
     pub concurrency: usize,
-    pub content_limit: ContentLimit,
 }
 
 impl Default for MappingSettings {
@@ -36,7 +34,6 @@ impl Default for MappingSettings {
             batch_size: 10,
             batching_window: Duration::ZERO,
             concurrency: 2,
-            content_limit: ContentLimit::DEFAULT,
         }
     }
 }
@@ -129,24 +126,19 @@ async fn poll(
         counts
             .records
             .fetch_add(event.records.len() as u64, Ordering::Relaxed);
-        handle(source, store, settings, event).await;
+        handle(source, store, event).await;
     }
     tracing::debug!(poller, "poller stopped");
 }
 
 /// One invocation: the consumer's verdict decides which records are deleted.
-pub async fn handle(
-    source: &dyn QueueSource,
-    store: &dyn MessageStore,
-    settings: MappingSettings,
-    event: SqsEvent,
-) {
+pub async fn handle(source: &dyn QueueSource, store: &dyn MessageStore, event: SqsEvent) {
     let receipts: Vec<(Option<String>, Option<String>)> = event
         .records
         .iter()
         .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
         .collect();
-    let response = store_batch(event, store, settings.content_limit).await;
+    let response = store_batch(event, store).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -185,7 +177,15 @@ async fn gather(source: &dyn QueueSource, settings: MappingSettings) -> anyhow::
     let deadline = Instant::now() + settings.batching_window;
     while event.records.len() < settings.batch_size {
         let wanted = settings.batch_size - event.records.len();
-        let received = source.receive(wanted, Duration::ZERO).await?;
+        // Records in hand are invoked with, as Lambda does: dropping them would hide them
+        // until the visibility timeout and spend one of their receives for nothing.
+        let received = match source.receive(wanted, Duration::ZERO).await {
+            Ok(received) => received,
+            Err(error) => {
+                tracing::warn!(error = ?error, records = event.records.len(), "receive failed inside the batching window; invoking with the records in hand");
+                break;
+            }
+        };
         if received.is_empty() {
             let now = Instant::now();
             if now >= deadline {
@@ -207,7 +207,7 @@ mod tests {
     use aws_lambda_events::event::sqs::SqsMessage;
 
     use super::*;
-    use crate::domain::{Message, MessageContent, QueuedMessage};
+    use crate::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
     use crate::testing::InMemoryStore;
 
     /// A source whose batches are handed in by the test; it records what was deleted.
@@ -244,6 +244,49 @@ mod tests {
         QueuedMessage::body_of(&Message::accept(content))
     }
 
+    /// A source that hands out its records at the first receive and fails every later one.
+    #[derive(Debug)]
+    struct FailsAfterFirstReceive(Mutex<Option<Vec<SqsMessage>>>);
+
+    #[async_trait]
+    impl QueueSource for FailsAfterFirstReceive {
+        async fn receive(&self, _max: usize, _wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+            self.0
+                .lock()
+                .unwrap()
+                .take()
+                .ok_or_else(|| anyhow::anyhow!("injected: the queue stopped answering"))
+        }
+
+        async fn delete(&self, _receipt_handles: &[String]) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    // Dropping them would leave them invisible until the visibility timeout and spend one of
+    // their receives for nothing: Lambda invokes with what it has.
+    #[tokio::test]
+    async fn a_failed_receive_inside_the_window_invokes_with_the_records_already_received() {
+        let source = FailsAfterFirstReceive(Mutex::new(Some(vec![
+            record(Some("a"), &good_body("a")),
+            record(Some("b"), &good_body("b")),
+        ])));
+        let settings = MappingSettings {
+            batch_size: 10,
+            batching_window: Duration::from_millis(20),
+            ..MappingSettings::default()
+        };
+
+        let event = gather(&source, settings).await.unwrap();
+
+        let ids: Vec<_> = event
+            .records
+            .iter()
+            .map(|r| r.message_id.clone().unwrap())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
     #[tokio::test]
     async fn deletes_the_stored_records_and_leaves_the_failed_ones_to_come_back() {
         let (source, store) = (RecordingSource::default(), InMemoryStore::default());
@@ -254,7 +297,7 @@ mod tests {
             record(Some("c"), &good_body("c")),
         ];
 
-        handle(&source, &store, MappingSettings::default(), event).await;
+        handle(&source, &store, event).await;
 
         assert_eq!(*source.deleted.lock().unwrap(), ["receipt-a", "receipt-c"]);
         assert_eq!(store.items().len(), 2);
@@ -266,7 +309,7 @@ mod tests {
         let mut event = SqsEvent::default();
         event.records = vec![record(Some("a"), &good_body("a")), record(None, "poison")];
 
-        handle(&source, &store, MappingSettings::default(), event).await;
+        handle(&source, &store, event).await;
 
         assert!(source.deleted.lock().unwrap().is_empty());
     }

@@ -16,11 +16,12 @@ use crate::ports::MessageStore;
 /// batch item failures: SQS makes exactly those visible again and, after `maxReceiveCount`
 /// receives, moves them to the dead-letter queue. One bad record never fails the batch.
 #[tracing::instrument(skip_all, fields(records = event.records.len()))]
-pub async fn store_batch(
-    event: SqsEvent,
-    store: &dyn MessageStore,
-    limit: ContentLimit,
-) -> SqsBatchResponse {
+///
+/// Content is decoded against the ceiling, not the configured `MAX_CONTENT_CHARS`: a message
+/// that got its 202 under a higher limit (a rollout in which enqueue updated first, or a
+/// limit lowered while messages wait) is stored, as the read path reads it.
+pub async fn store_batch(event: SqsEvent, store: &dyn MessageStore) -> SqsBatchResponse {
+    let limit = ContentLimit::ceiling();
     let mut failures: Vec<String> = Vec::new();
     // Records of the same job (SQS redelivery, or a send retried by the SDK) share one write:
     // BatchWriteItem refuses a batch that names the same key twice.
@@ -163,12 +164,32 @@ mod tests {
         let response = store_batch(
             event(vec![record("1", &body_a), record("2", &body_b)]),
             &store,
-            ContentLimit::DEFAULT,
         )
         .await;
 
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(store.items(), vec![a, b]);
+    }
+
+    // A rollout in which enqueue takes a higher MAX_CONTENT_CHARS before the consumer does,
+    // or a limit lowered while longer messages wait in the queue: each message got a 202, so
+    // it must be stored, not dead-lettered.
+    #[tokio::test]
+    async fn a_message_accepted_under_a_higher_limit_is_stored_after_the_limit_is_lowered() {
+        let store = InMemoryStore::default();
+        let accepted_at_8000 = ContentLimit::new(8000).unwrap();
+        let long =
+            Message::accept(MessageContent::parse("x".repeat(5000), accepted_at_8000).unwrap());
+        let body = QueuedMessage::body_of(&long);
+
+        let response = store_batch(event(vec![record("1", &body)]), &store).await;
+
+        assert!(
+            failed_ids(&response).is_empty(),
+            "{:?}",
+            failed_ids(&response)
+        );
+        assert_eq!(store.items(), vec![long]);
     }
 
     #[tokio::test]
@@ -177,8 +198,8 @@ mod tests {
         let (a, body_a) = job("a");
         let batch = || event(vec![record("1", &body_a), record("2", &body_a)]);
 
-        let first = store_batch(batch(), &store, ContentLimit::DEFAULT).await;
-        let again = store_batch(batch(), &store, ContentLimit::DEFAULT).await;
+        let first = store_batch(batch(), &store).await;
+        let again = store_batch(batch(), &store).await;
 
         assert!(first.batch_item_failures.is_empty() && again.batch_item_failures.is_empty());
         assert_eq!(store.items(), vec![a]);
@@ -201,7 +222,6 @@ mod tests {
                 no_body,
             ]),
             &store,
-            ContentLimit::DEFAULT,
         )
         .await;
 
@@ -223,7 +243,6 @@ mod tests {
                 record("3", &body_refused),
             ]),
             &store,
-            ContentLimit::DEFAULT,
         )
         .await;
 
@@ -246,7 +265,6 @@ mod tests {
                 record("3", &body_c),
             ]),
             &store,
-            ContentLimit::DEFAULT,
         )
         .await;
 
@@ -260,7 +278,7 @@ mod tests {
         let mut nameless = record("", "garbage");
         nameless.message_id = None;
 
-        let response = store_batch(event(vec![nameless]), &store, ContentLimit::DEFAULT).await;
+        let response = store_batch(event(vec![nameless]), &store).await;
 
         assert_eq!(failed_ids(&response), [""]);
     }
@@ -268,7 +286,7 @@ mod tests {
     #[tokio::test]
     async fn an_empty_batch_touches_nothing() {
         let store = InMemoryStore::default();
-        let response = store_batch(event(vec![]), &store, ContentLimit::DEFAULT).await;
+        let response = store_batch(event(vec![]), &store).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(store.put_calls(), 0);
     }
@@ -282,7 +300,7 @@ mod tests {
         let event: SqsEvent = serde_json::from_str(sample).unwrap();
         let store = InMemoryStore::default();
 
-        let response = store_batch(event, &store, ContentLimit::DEFAULT).await;
+        let response = store_batch(event, &store).await;
 
         assert_eq!(
             failed_ids(&response),

@@ -15,7 +15,9 @@ use crate::helpers::TestStack;
 use crate::runner::{data_file, join_posts, post_until, Ledger, Posts, Runner};
 
 /// Bodies a consumer cannot store: not JSON, not an envelope, an unknown version, a job id
-/// that is not one, content over the limit, content that is empty.
+/// that is not one, content over the ceiling that any deployment may configure (content over
+/// today's limit but under the ceiling is stored: it may have been accepted under a higher
+/// one), content that is empty.
 fn poison(n: usize) -> Vec<String> {
     let kinds = [
         "not json at all".to_owned(),
@@ -25,7 +27,7 @@ fn poison(n: usize) -> Vec<String> {
         format!(
             r#"{{"v": 1, "job_id": "{}", "content": "{}"}}"#,
             uuid::Uuid::now_v7(),
-            "x".repeat(5_000)
+            "x".repeat(message_pipeline::domain::ContentLimit::CEILING + 1)
         ),
         format!(
             r#"{{"v": 1, "job_id": "{}", "content": ""}}"#,

@@ -31,7 +31,7 @@ async fn a_batch_received_from_sqs_is_stored_in_dynamodb() {
     let event = stack.receive_event(7, Duration::from_secs(10)).await;
     assert_eq!(event.records.len(), 7);
 
-    let response = store_batch(event, &stack.store(), ContentLimit::DEFAULT).await;
+    let response = store_batch(event, &stack.store()).await;
 
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     for m in &sent {
@@ -52,8 +52,8 @@ async fn redelivering_the_same_batch_leaves_one_item_per_job() {
     let event = stack.receive_event(4, Duration::from_secs(10)).await;
     assert_eq!(event.records.len(), 4);
 
-    let first = store_batch(event.clone(), &stack.store(), ContentLimit::DEFAULT).await;
-    let second = store_batch(event, &stack.store(), ContentLimit::DEFAULT).await;
+    let first = store_batch(event.clone(), &stack.store()).await;
+    let second = store_batch(event, &stack.store()).await;
 
     assert!(first.batch_item_failures.is_empty() && second.batch_item_failures.is_empty());
     let mut expected = sent.clone();
@@ -76,7 +76,7 @@ async fn a_poison_record_is_a_batch_item_failure_and_the_others_are_stored() {
         .and_then(|r| r.message_id.clone())
         .unwrap();
 
-    let response = store_batch(event.clone(), &stack.store(), ContentLimit::DEFAULT).await;
+    let response = store_batch(event.clone(), &stack.store()).await;
 
     assert_eq!(failed_ids(&response), vec![poison_id]);
     assert_eq!(stored(&stack).await, vec![good]);
@@ -96,7 +96,7 @@ async fn a_record_that_keeps_failing_ends_in_the_dead_letter_queue() {
         if event.records.is_empty() && stack.dead_lettered().await == 1 {
             break;
         }
-        let response = store_batch(event.clone(), &stack.store(), ContentLimit::DEFAULT).await;
+        let response = store_batch(event.clone(), &stack.store()).await;
         assert_eq!(response.batch_item_failures.len(), event.records.len());
         receives += event.records.len();
     }
@@ -119,7 +119,7 @@ async fn more_records_than_one_batch_write_holds_are_all_stored() {
         event.records.push(record);
     }
 
-    let response = store_batch(event, &stack.store(), ContentLimit::DEFAULT).await;
+    let response = store_batch(event, &stack.store()).await;
 
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(stored(&stack).await.len(), 60);

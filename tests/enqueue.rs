@@ -119,3 +119,46 @@ async fn an_sqs_endpoint_that_is_down_gives_503_not_202() {
     assert!(response.headers().contains_key("retry-after"));
     assert!(json(&response)["error"].is_string());
 }
+
+/// A TCP server on loopback that accepts connections and never answers: an endpoint that
+/// stalls after connecting. Its address, for an endpoint URL.
+pub async fn stalled_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn an_sqs_endpoint_that_stalls_gives_503_within_the_budget_and_says_the_outcome_is_unknown() {
+    let endpoint = stalled_endpoint().await;
+    let config = aws_sdk_sqs::config::Builder::from(&sdk_config().await)
+        .endpoint_url(&endpoint)
+        .build();
+    let stalled = SqsQueue::new(
+        aws_sdk_sqs::Client::from_conf(config),
+        format!("{endpoint}/000000000000/stalled"),
+    );
+
+    // The guard only keeps a regression from hanging the suite; the budget is the SDK's.
+    let response = tokio::time::timeout(
+        Duration::from_secs(60),
+        enqueue_function(
+            request(Method::POST, "/messages", r#"{"content": "sent?"}"#),
+            &stalled,
+            &EnqueueLimits::default(),
+        ),
+    )
+    .await
+    .expect("the call never timed out");
+
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let error = json(&response)["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("may"), "{error}");
+}

@@ -110,3 +110,26 @@ async fn a_missing_table_gives_503() {
     assert_eq!(response.status(), 503);
     stack.teardown().await;
 }
+
+#[tokio::test]
+async fn a_dynamodb_endpoint_that_stalls_gives_503_within_the_budget() {
+    let endpoint = crate::enqueue::stalled_endpoint().await;
+    let config =
+        aws_sdk_dynamodb::config::Builder::from(&message_pipeline::aws::sdk_config().await)
+            .endpoint_url(endpoint)
+            .build();
+    let store = message_pipeline::aws::DynamoDbStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        "stalled",
+    );
+
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        read(request(Method::GET, "/messages", ""), &store),
+    )
+    .await
+    .expect("the call never timed out");
+
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+}

@@ -2,7 +2,6 @@ use std::time::Duration;
 
 use lambda_http::http::Method;
 use message_pipeline::api::{enqueue_function, EnqueueLimits};
-use message_pipeline::domain::ContentLimit;
 use message_pipeline::worker::store_batch;
 
 use crate::helpers::{failed_ids, json, read, request, TestStack};
@@ -26,7 +25,7 @@ async fn a_posted_message_is_stored_once_and_read_back() {
     }
 
     let event = stack.receive_event(3, Duration::from_secs(10)).await;
-    let response = store_batch(event.clone(), &stack.store(), ContentLimit::DEFAULT).await;
+    let response = store_batch(event.clone(), &stack.store()).await;
     stack.delete_succeeded(&event, &failed_ids(&response)).await;
 
     assert_eq!(stack.queued().await, 0);

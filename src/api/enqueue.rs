@@ -49,7 +49,10 @@ pub async fn enqueue(
     let content = parse_body(request, limits)?;
     let message = Message::accept(content);
     tracing::Span::current().record("job_id", tracing::field::display(message.id));
-    queue.send(&message).await.map_err(ApiError::Unavailable)?;
+    queue
+        .send(&message)
+        .await
+        .map_err(ApiError::QueueUnconfirmed)?;
     tracing::info!(bytes = message.content.as_str().len(), "message enqueued");
 
     let mut response = json_response(

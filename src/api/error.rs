@@ -39,6 +39,9 @@ pub enum ApiError {
     /// A backend (SQS, DynamoDB) failed. The client sees a generic body; the cause goes to the log.
     #[error("a backend is unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// SQS did not confirm a message: no 202, but after a timeout SQS may hold it anyway.
+    #[error("the queue did not confirm the message")]
+    QueueUnconfirmed(#[source] anyhow::Error),
 }
 
 impl PartialEq for ApiError {
@@ -69,7 +72,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotServedHere(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::QueueUnconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -79,6 +82,13 @@ impl ApiError {
             Self::Unavailable(cause) => {
                 tracing::error!(error = ?cause, "backend unavailable");
                 "the service is temporarily unavailable; retry shortly".to_owned()
+            }
+            Self::QueueUnconfirmed(cause) => {
+                tracing::error!(error = ?cause, "the queue did not confirm a message");
+                "the queue did not confirm the message, so it was not acknowledged; after a \
+                 timeout it may still have been queued, and a retry may then make a second job \
+                 with the same content. Retry shortly."
+                    .to_owned()
             }
             Self::NotServedHere(route) => {
                 tracing::error!(?route, "route mapped to the wrong function");
@@ -107,7 +117,7 @@ impl ApiError {
             Self::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::QueueUnconfirmed(_) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

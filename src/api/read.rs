@@ -1,10 +1,9 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 
 use super::{json_response, ApiError, Reader};
-use crate::domain::{Cursor, JobId, Message, PageLimit};
+use crate::domain::{Cursor, JobId, Message, Page, PageLimit};
 use crate::ports::MessageStore;
 
 #[derive(Serialize)]
@@ -18,11 +17,7 @@ impl From<Message> for MessageView {
     fn from(message: Message) -> Self {
         Self {
             id: message.id.to_string(),
-            timestamp: message
-                .id
-                .accepted_at()
-                .format(&Rfc3339)
-                .unwrap_or_default(),
+            timestamp: message.id.timestamp(),
             content: message.content.into_string(),
         }
     }
@@ -55,11 +50,45 @@ pub async fn list_messages(
         .list(limit, cursor.map(|c| c.before))
         .await
         .map_err(ApiError::Unavailable)?;
+    let (messages, next) = within_response_budget(page);
     let view = PageView {
-        next: page.next.map(|c| c.encode(reader.cursors)),
-        messages: page.messages.into_iter().map(MessageView::from).collect(),
+        next: next.map(|c| c.encode(reader.cursors)),
+        messages,
     };
     Ok(json_response(StatusCode::OK, &view))
+}
+
+/// The most a page's messages may take once the page is a JSON string inside Lambda's
+/// response (its body is escaped once more there). Lambda refuses a response over 6 MB
+/// (6,291,456 bytes), and API Gateway then answers a non-JSON 500; the margin is for the
+/// envelope, headers and cursor.
+pub const PAGE_BUDGET_BYTES: usize = 5 * 1024 * 1024;
+
+/// The page's messages that fit [`PAGE_BUDGET_BYTES`], at least one; when some do not, the
+/// page ends early (a short page is legal) and its cursor resumes after the last one kept.
+fn within_response_budget(page: Page) -> (Vec<MessageView>, Option<Cursor>) {
+    let mut budget = PAGE_BUDGET_BYTES;
+    let mut views = Vec::with_capacity(page.messages.len());
+    let mut last_kept = None;
+    for message in page.messages {
+        let id = message.id;
+        let view = MessageView::from(message);
+        let size = size_in_lambda_response(&view);
+        if last_kept.is_some() && size > budget {
+            return (views, last_kept.map(|before| Cursor { before }));
+        }
+        budget = budget.saturating_sub(size);
+        views.push(view);
+        last_kept = Some(id);
+    }
+    (views, page.next)
+}
+
+/// Bytes a message takes in the page once the page is escaped into Lambda's response.
+fn size_in_lambda_response(view: &MessageView) -> usize {
+    let json = serde_json::to_string(view).unwrap_or_default();
+    // Serialising the JSON text as a string escapes it as Lambda's runtime will; +1 comma.
+    serde_json::to_string(&json).map_or(json.len() * 2, |s| s.len() - 2) + 1
 }
 
 /// GET /messages/{id}.
@@ -82,7 +111,7 @@ pub async fn get_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::CursorKey;
+    use crate::domain::{ContentLimit, CursorKey, MessageContent};
     use crate::testing::{body_json, stored_messages, InMemoryStore};
 
     static KEY: std::sync::LazyLock<CursorKey> = std::sync::LazyLock::new(CursorKey::random);
@@ -116,10 +145,53 @@ mod tests {
         assert_eq!(contents, ["message 2", "message 1", "message 0"]);
         let timestamp = messages[0]["timestamp"].as_str().unwrap();
         assert!(
-            time::OffsetDateTime::parse(timestamp, &Rfc3339).is_ok(),
+            time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
+                .is_ok(),
             "{timestamp}"
         );
         assert!(body["next"].is_null());
+    }
+
+    /// Lambda refuses a response over 6 MB, and API Gateway then answers a non-JSON 500.
+    const LAMBDA_RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+
+    #[tokio::test]
+    async fn pages_of_worst_case_content_stay_under_lambdas_response_limit_and_walk_everything() {
+        // Control characters serialise to six bytes each (`\u0001`), seven once the page is
+        // a string inside Lambda's response: about 28 KB a message.
+        let worst = |_| {
+            Message::accept(
+                MessageContent::parse("\u{1}".repeat(4096), ContentLimit::DEFAULT).unwrap(),
+            )
+        };
+        let all: Vec<Message> = (0..300).map(worst).collect();
+        let store = InMemoryStore::with(all.clone());
+
+        let mut listed = Vec::new();
+        let mut query = "limit=1000".to_owned();
+        let mut pages = 0;
+        loop {
+            let response = list(&query, &store).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let text = std::str::from_utf8(response.body().as_ref()).unwrap();
+            let in_lambdas_response = serde_json::to_string(text).unwrap().len();
+            assert!(
+                in_lambdas_response < LAMBDA_RESPONSE_LIMIT,
+                "page {pages}: {in_lambdas_response} bytes"
+            );
+            let body = body_json(&response);
+            let ids = body["messages"].as_array().unwrap().iter();
+            listed.extend(ids.map(|m| m["id"].as_str().unwrap().to_owned()));
+            pages += 1;
+            match body["next"].as_str() {
+                Some(next) => query = format!("limit=1000&next={next}"),
+                None => break,
+            }
+        }
+
+        let newest_first: Vec<String> = all.iter().rev().map(|m| m.id.to_string()).collect();
+        assert_eq!(listed, newest_first);
+        assert!(pages > 1, "{pages} pages");
     }
 
     #[tokio::test]

@@ -25,7 +25,6 @@ use anyhow::{anyhow, Context as _};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::future::join_all;
-use time::format_description::well_known::Rfc3339;
 
 use crate::domain::{ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit};
 use crate::ports::{MessageStore, PutBatchError};
@@ -261,13 +260,7 @@ pub(crate) fn item_of(message: &Message) -> Item {
         ),
         (
             "accepted_at".to_owned(),
-            AttributeValue::S(
-                message
-                    .id
-                    .accepted_at()
-                    .format(&Rfc3339)
-                    .unwrap_or_default(),
-            ),
+            AttributeValue::S(message.id.timestamp()),
         ),
     ])
 }
@@ -282,7 +275,7 @@ fn message_from_item(item: &Item) -> anyhow::Result<Message> {
     let id: JobId = text("sk")?.parse()?;
     // Stored content was validated on the way in; the widest limit reads it back whatever the
     // current configuration, so lowering the limit never hides old messages.
-    let limit = ContentLimit::new(ContentLimit::CEILING).unwrap_or_default();
+    let limit = ContentLimit::ceiling();
     let content = MessageContent::parse(text("content")?.to_owned(), limit)
         .with_context(|| format!("stored item {id} has invalid content"))?;
     Ok(Message { id, content })

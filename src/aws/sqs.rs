@@ -67,6 +67,11 @@ impl QueueSource for SqsQueue {
             .max_number_of_messages(max.clamp(1, SQS_BATCH_MAX) as i32)
             .wait_time_seconds(wait_seconds as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .customize()
+            .config_override(
+                aws_sdk_sqs::config::Builder::default()
+                    .timeout_config(super::long_poll_budget(Duration::from_secs(wait_seconds))),
+            )
             .send()
             .await
             .context("SQS ReceiveMessage failed")?;

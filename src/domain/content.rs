@@ -25,6 +25,12 @@ impl ContentLimit {
     pub fn max_chars(self) -> usize {
         self.0
     }
+
+    /// The largest limit any deployment may configure: what reading a message that was once
+    /// accepted must allow, whatever the limit is now.
+    pub const fn ceiling() -> Self {
+        Self(Self::CEILING)
+    }
 }
 
 impl Default for ContentLimit {

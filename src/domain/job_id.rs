@@ -37,6 +37,22 @@ impl JobId {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
+    /// The acceptance time as RFC 3339 in UTC with exactly three fraction digits
+    /// (`2026-11-26T14:00:00.100Z`), so that timestamps sort as strings as the ids do.
+    pub fn timestamp(&self) -> String {
+        let at = self.accepted_at();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        )
+    }
+
     pub fn unix_millis(&self) -> u64 {
         let bytes = self.0.as_bytes();
         // The first 48 bits of a UUIDv7 are the Unix time in milliseconds, big-endian.
@@ -80,6 +96,40 @@ impl FromStr for JobId {
 
 #[cfg(test)]
 mod tests {
+    fn accepted_at_millis(millis: u64) -> JobId {
+        let timestamp = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            millis / 1000,
+            u32::try_from(millis % 1000).unwrap() * 1_000_000,
+        );
+        JobId::from_uuid(Uuid::new_v7(timestamp)).unwrap()
+    }
+
+    #[test]
+    fn timestamps_always_have_three_fraction_digits_and_sort_as_strings() {
+        let stamps: Vec<String> = [
+            1_795_700_000_000,
+            1_795_700_000_100,
+            1_795_700_000_120,
+            1_795_700_001_000,
+        ]
+        .into_iter()
+        .map(|millis| accepted_at_millis(millis).timestamp())
+        .collect();
+        assert_eq!(
+            stamps,
+            [
+                "2026-11-26T13:33:20.000Z",
+                "2026-11-26T13:33:20.100Z",
+                "2026-11-26T13:33:20.120Z",
+                "2026-11-26T13:33:21.000Z",
+            ]
+        );
+        let mut sorted = stamps.clone();
+        sorted.sort();
+        assert_eq!(sorted, stamps);
+    }
+
     use super::*;
 
     #[test]

@@ -244,7 +244,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         batching_window: Duration::from_millis(args.batching_window_ms),
         concurrency: args.consumers.unwrap_or(pipeline.default_consumers),
-        content_limit,
     };
     println!("message-pipeline local runner");
     println!("  listening on {url}");

@@ -147,9 +147,10 @@ async fn respond(
     into_hyper(response)
 }
 
-/// Past the limit, how much more of a body is read (and dropped) so that the client, still
-/// sending, gets to read its 413 instead of a reset connection.
-const DISCARD_MAX: usize = 1024 * 1024;
+/// How much of an oversized body is read (and dropped) so that a client that writes its
+/// whole body before reading gets its 413 instead of a reset connection: API Gateway's own
+/// payload limit, past which it refuses a request itself.
+const READ_AND_DROP_MAX: usize = 10 * 1024 * 1024;
 
 /// The body, or `None` when it is over `limit` bytes. An oversized body is never buffered.
 async fn read_body(mut body: Incoming, limit: usize) -> Option<Bytes> {
@@ -163,7 +164,7 @@ async fn read_body(mut body: Incoming, limit: usize) -> Option<Bytes> {
         seen += data.len();
         if seen <= limit {
             bytes.extend_from_slice(&data);
-        } else if seen > limit + DISCARD_MAX {
+        } else if seen > READ_AND_DROP_MAX.max(limit) {
             return None;
         }
     }

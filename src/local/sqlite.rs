@@ -396,7 +396,7 @@ impl SqliteStore {
 
 fn message_from_row(id: String, content: String) -> anyhow::Result<Message> {
     let id: JobId = id.parse()?;
-    let limit = ContentLimit::new(ContentLimit::CEILING).map_err(|e| anyhow!(e))?;
+    let limit = ContentLimit::ceiling();
     let content = MessageContent::parse(content, limit)
         .with_context(|| format!("stored message {id} is invalid"))?;
     Ok(Message { id, content })

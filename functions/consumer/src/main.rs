@@ -2,7 +2,8 @@
 //! records it could not store as batch item failures (the event source mapping must have
 //! `ReportBatchItemFailures`), so only those are retried and, in the end, dead-lettered.
 //!
-//! Environment: `TABLE_NAME` (required), `MAX_CONTENT_CHARS`.
+//! Environment: `TABLE_NAME` (required). Content is read against the ceiling, not
+//! `MAX_CONTENT_CHARS`: a message that was accepted is stored.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -15,9 +16,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = ConsumerConfig::from_env()?;
     let store = DynamoDbStore::connect(config.table_name).await;
-    let (store, limit) = (&store, config.content_limit);
+    let store = &store;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(store_batch(event.payload, store, limit).await)
+        Ok::<SqsBatchResponse, Error>(store_batch(event.payload, store).await)
     }))
     .await
 }
