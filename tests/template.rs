@@ -80,19 +80,21 @@ fn the_queue_redrives_to_the_dead_letter_queue_after_five_receives() {
 }
 
 #[test]
-fn the_visibility_timeout_is_at_least_six_times_the_consumer_timeout() {
+fn the_visibility_timeout_is_at_least_six_times_the_consumer_timeout_plus_the_batching_window() {
     let t = template();
     let visibility = number(
         &t,
         &resource(&t, "MessagesQueue")["Properties"]["VisibilityTimeout"],
     );
-    let timeout = number(
+    let consumer = &resource(&t, "ConsumerFunction")["Properties"];
+    let timeout = number(&t, &consumer["Timeout"]);
+    let window = number(
         &t,
-        &resource(&t, "ConsumerFunction")["Properties"]["Timeout"],
+        &consumer["Events"]["Queue"]["Properties"]["MaximumBatchingWindowInSeconds"],
     );
     assert!(
-        visibility >= 6 * timeout,
-        "visibility {visibility} s, consumer timeout {timeout} s"
+        visibility >= 6 * timeout + window,
+        "visibility {visibility} s, consumer timeout {timeout} s, window {window} s"
     );
 }
 
@@ -219,6 +221,39 @@ fn the_outputs_a_deployer_needs_are_there() {
     for output in ["ApiUrl", "QueueUrl", "DeadLetterQueueUrl", "TableName"] {
         assert!(t["Outputs"][output]["Value"] != Value::Null, "{output}");
     }
+}
+
+#[test]
+fn every_alarm_notifies_a_topic_and_the_backlog_alarm_fires_when_the_readme_says() {
+    let resources = &translated()["Resources"];
+    let alarms = translated_resources("AWS::CloudWatch::Alarm");
+    assert_eq!(alarms.len(), 2);
+    for (name, alarm) in alarms {
+        let actions = &alarm["Properties"]["AlarmActions"];
+        assert_eq!(
+            actions.as_array().map(Vec::len),
+            Some(1),
+            "{name} notifies nobody"
+        );
+        assert!(!actions[0]["Fn::If"].is_null(), "{name}: {actions}");
+    }
+    assert_eq!(resources["AlarmTopic"]["Type"], "AWS::SNS::Topic");
+    // The README: "when the oldest queued message is over five minutes old".
+    let backlog = &resources["QueueBacklogAgeAlarm"]["Properties"];
+    let (threshold, period, periods) = (
+        backlog["Threshold"].as_u64().unwrap(),
+        backlog["Period"].as_u64().unwrap(),
+        backlog["EvaluationPeriods"].as_u64().unwrap(),
+    );
+    assert_eq!(threshold, 300);
+    assert!(
+        threshold + period * (periods - 1) <= 300 + 60,
+        "fires after {} s",
+        threshold + period * periods
+    );
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("oldest queued message is over five minutes old"));
 }
 
 #[test]
