@@ -26,6 +26,9 @@ pub struct MappingSettings {
     pub batching_window: Duration,
     /// Pollers working in parallel (Lambda: `ScalingConfig.MaximumConcurrency`); 0 runs none.
     pub concurrency: usize,
+    /// How long one invocation may take (Lambda: the function's `Timeout`); past it the batch
+    /// is abandoned whole, as Lambda does, and comes back after the visibility timeout.
+    pub invocation_timeout: Duration,
 }
 
 impl Default for MappingSettings {
@@ -34,6 +37,7 @@ impl Default for MappingSettings {
             batch_size: 10,
             batching_window: Duration::ZERO,
             concurrency: 2,
+            invocation_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -80,15 +84,51 @@ pub async fn run_mapping(
         .map(|poller| {
             let (source, store, shutdown) = (source.clone(), store.clone(), shutdown.clone());
             let counts = counts.clone();
-            tokio::spawn(async move {
-                poll(poller, &*source, &*store, settings, &counts, shutdown).await
-            })
+            tokio::spawn(supervise(poller, source, store, settings, counts, shutdown))
         })
         .collect();
     for poller in pollers {
         if let Err(error) = poller.await {
-            tracing::error!(%error, "a poller stopped abnormally");
+            tracing::error!(%error, "a poller's supervisor stopped abnormally");
         }
+    }
+}
+
+/// Keeps one poller running: a poller that panics (a bug, not a failed call: those it
+/// handles itself) is restarted after a pause that doubles while it keeps panicking, as
+/// Lambda's pollers outlive a failing invocation. Its batch in hand comes back after the
+/// visibility timeout.
+async fn supervise(
+    poller: usize,
+    source: Arc<dyn QueueSource>,
+    store: Arc<dyn MessageStore>,
+    settings: MappingSettings,
+    counts: Arc<MappingCounts>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut pause = ERROR_PAUSE_MIN;
+    loop {
+        let (source, store, counts) = (source.clone(), store.clone(), counts.clone());
+        let stop = shutdown.clone();
+        let run =
+            tokio::spawn(
+                async move { poll(poller, &*source, &*store, settings, &counts, stop).await },
+            );
+        match run.await {
+            Ok(()) => return,
+            Err(error) if error.is_panic() => {
+                tracing::error!(poller, %error, ?pause, "poller panicked; restarting it");
+            }
+            Err(error) => {
+                tracing::error!(poller, %error, "poller cancelled");
+                return;
+            }
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(ERROR_PAUSE_MAX);
     }
 }
 
@@ -126,19 +166,33 @@ async fn poll(
         counts
             .records
             .fetch_add(event.records.len() as u64, Ordering::Relaxed);
-        handle(source, store, event).await;
+        handle(source, store, settings, event).await;
     }
     tracing::debug!(poller, "poller stopped");
 }
 
 /// One invocation: the consumer's verdict decides which records are deleted.
-pub async fn handle(source: &dyn QueueSource, store: &dyn MessageStore, event: SqsEvent) {
+///
+/// An invocation that outlives `settings.invocation_timeout` is abandoned whole, as Lambda
+/// abandons a function that times out: nothing is deleted and every record comes back.
+pub async fn handle(
+    source: &dyn QueueSource,
+    store: &dyn MessageStore,
+    settings: MappingSettings,
+    event: SqsEvent,
+) {
     let receipts: Vec<(Option<String>, Option<String>)> = event
         .records
         .iter()
         .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
         .collect();
-    let response = store_batch(event, store).await;
+    let records = event.records.len();
+    let Ok(response) =
+        tokio::time::timeout(settings.invocation_timeout, store_batch(event, store)).await
+    else {
+        tracing::error!(records, timeout = ?settings.invocation_timeout, "invocation timed out; the whole batch will be retried");
+        return;
+    };
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -287,6 +341,121 @@ mod tests {
         assert_eq!(ids, ["a", "b"]);
     }
 
+    /// A source whose first receive panics (a bug in a poller); after that it hands out one
+    /// batch, then nothing.
+    #[derive(Debug)]
+    struct PanicsOnce {
+        calls: Mutex<usize>,
+        batch: Mutex<Option<Vec<SqsMessage>>>,
+        deleted: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl QueueSource for PanicsOnce {
+        async fn receive(&self, _max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+            let call = {
+                let mut calls = self.calls.lock().unwrap();
+                *calls += 1;
+                *calls
+            };
+            assert!(call > 1, "injected: a poller bug");
+            let batch = self.batch.lock().unwrap().take();
+            match batch {
+                Some(batch) => Ok(batch),
+                None => {
+                    tokio::time::sleep(wait).await;
+                    Ok(Vec::new())
+                }
+            }
+        }
+
+        async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+            self.deleted
+                .lock()
+                .unwrap()
+                .extend_from_slice(receipt_handles);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poller_that_panics_is_restarted_and_goes_on_consuming() {
+        let source = Arc::new(PanicsOnce {
+            calls: Mutex::new(0),
+            batch: Mutex::new(Some(vec![record(Some("a"), &good_body("a"))])),
+            deleted: Mutex::new(Vec::new()),
+        });
+        let store = Arc::new(InMemoryStore::default());
+        let (stop, stopped) = watch::channel(false);
+        let settings = MappingSettings {
+            concurrency: 1,
+            ..MappingSettings::default()
+        };
+        let mapping = tokio::spawn(run_mapping(
+            source.clone(),
+            store.clone(),
+            settings,
+            Arc::new(MappingCounts::default()),
+            stopped,
+        ));
+
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        stop.send(true).unwrap();
+        mapping.await.unwrap();
+
+        assert_eq!(store.items().len(), 1);
+        assert_eq!(*source.deleted.lock().unwrap(), ["receipt-a"]);
+    }
+
+    /// A store whose writes never finish: a stalled backend.
+    #[derive(Debug, Default)]
+    struct StalledStore;
+
+    #[async_trait]
+    impl MessageStore for StalledStore {
+        async fn put_batch(
+            &self,
+            _messages: &[crate::domain::Message],
+        ) -> Result<(), crate::ports::PutBatchError> {
+            std::future::pending().await
+        }
+
+        async fn get(&self, _id: crate::domain::JobId) -> anyhow::Result<Option<Message>> {
+            std::future::pending().await
+        }
+
+        async fn list(
+            &self,
+            _limit: crate::domain::PageLimit,
+            _before: Option<crate::domain::JobId>,
+        ) -> anyhow::Result<crate::domain::Page> {
+            std::future::pending().await
+        }
+    }
+
+    // Lambda ends an invocation at the function's timeout and the whole batch comes back
+    // after the visibility timeout; a poller must not wait on a stalled store for ever.
+    #[tokio::test(start_paused = true)]
+    async fn an_invocation_past_its_timeout_is_abandoned_and_deletes_nothing() {
+        let source = RecordingSource::default();
+        let mut event = SqsEvent::default();
+        event.records = vec![record(Some("a"), &good_body("a"))];
+        let settings = MappingSettings {
+            invocation_timeout: Duration::from_secs(30),
+            ..MappingSettings::default()
+        };
+
+        // Paused time runs ahead as soon as every task waits: an hour is instant here.
+        tokio::time::timeout(
+            Duration::from_secs(3600),
+            handle(&source, &StalledStore, settings, event),
+        )
+        .await
+        .expect("the invocation was never abandoned");
+
+        assert!(source.deleted.lock().unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn deletes_the_stored_records_and_leaves_the_failed_ones_to_come_back() {
         let (source, store) = (RecordingSource::default(), InMemoryStore::default());
@@ -297,7 +466,7 @@ mod tests {
             record(Some("c"), &good_body("c")),
         ];
 
-        handle(&source, &store, event).await;
+        handle(&source, &store, MappingSettings::default(), event).await;
 
         assert_eq!(*source.deleted.lock().unwrap(), ["receipt-a", "receipt-c"]);
         assert_eq!(store.items().len(), 2);
@@ -309,7 +478,7 @@ mod tests {
         let mut event = SqsEvent::default();
         event.records = vec![record(Some("a"), &good_body("a")), record(None, "poison")];
 
-        handle(&source, &store, event).await;
+        handle(&source, &store, MappingSettings::default(), event).await;
 
         assert!(source.deleted.lock().unwrap().is_empty());
     }

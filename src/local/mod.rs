@@ -77,6 +77,10 @@ pub struct Args {
     /// SQS it is the queue's own setting).
     #[arg(long, default_value_t = 30)]
     pub visibility_timeout_secs: u64,
+    /// Seconds one consumer invocation may take (Lambda's function timeout); past it the
+    /// batch is abandoned and retried after the visibility timeout.
+    #[arg(long, default_value_t = 30)]
+    pub consumer_timeout_secs: u64,
     /// Receives before a message moves to the dead-letter queue (embedded backend).
     #[arg(long, default_value_t = 5)]
     pub max_receive_count: u32,
@@ -244,6 +248,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         batch_size: args.batch_size,
         batching_window: Duration::from_millis(args.batching_window_ms),
         concurrency: args.consumers.unwrap_or(pipeline.default_consumers),
+        invocation_timeout: Duration::from_secs(args.consumer_timeout_secs),
     };
     println!("message-pipeline local runner");
     println!("  listening on {url}");
