@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # AWS requests and consumer invocations per message, for the cost model: the local runner on
 # its AWS backend (the enqueue function's SendMessage, the event source mapping's
-# ReceiveMessage and DeleteMessageBatch, the consumer's BatchWriteItem), against the emulator,
+# ReceiveMessage and DeleteMessageBatch, the consumer's PutItem a message), against the emulator,
 # for several batch sizes and batching windows. Per setting: 10,000 messages posted by 32
 # clients and drained (a burst: batches fill whatever the window); then 500 messages at a
 # steady 50 a second (light load: here the window decides how full a batch gets); then 50

@@ -23,7 +23,7 @@ PRICE = {
 # Assumptions about the deployed stack (template.yaml defaults), not measured here.
 MEMORY_GB = 128 / 1024            # MemorySize: 128 for every function
 ENQUEUE_BILLED_MS = 10            # one SendMessage round trip in-region, plus the handler
-CONSUMER_BILLED_MS = 25           # one round of parallel BatchWriteItem calls (≤ 25 items each)
+CONSUMER_BILLED_MS = 25           # one round of parallel conditional PutItem calls, one a message
 ITEM_BYTES = 250                  # a 100-character message with its keys: 1 write unit
 
 

@@ -24,7 +24,7 @@ pub async fn store_batch(event: SqsEvent, store: &dyn MessageStore) -> SqsBatchR
     let limit = ContentLimit::ceiling();
     let mut failures: Vec<String> = Vec::new();
     // Records of the same job (SQS redelivery, or a send retried by the SDK) share one write:
-    // BatchWriteItem refuses a batch that names the same key twice.
+    // One write a job: a store may refuse a batch that names the same key twice.
     let mut records_by_job: HashMap<JobId, Vec<String>> = HashMap::new();
     let mut messages: Vec<Message> = Vec::new();
 

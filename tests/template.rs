@@ -354,7 +354,7 @@ fn no_deployed_role_grants_a_wildcard_action_or_resource_or_a_managed_policy_out
 }
 
 #[test]
-fn the_consumer_may_only_receive_and_delete_on_its_queue_write_its_table_and_its_logs() {
+fn the_consumer_may_only_receive_and_delete_on_its_queue_put_in_its_table_and_write_its_logs() {
     let role = &translated()["Resources"]["ConsumerRole"]["Properties"];
     assert!(role["ManagedPolicyArns"].is_null(), "{role}");
     let statements: Vec<(Vec<&str>, &Json)> = as_list(&role["Policies"])
@@ -380,7 +380,7 @@ fn the_consumer_may_only_receive_and_delete_on_its_queue_write_its_table_and_its
                 ],
                 &get_att("MessagesQueue")
             ),
-            (vec!["dynamodb:BatchWriteItem"], &get_att("MessagesTable")),
+            (vec!["dynamodb:PutItem"], &get_att("MessagesTable")),
             (
                 vec!["logs:CreateLogStream", "logs:PutLogEvents"],
                 &get_att("ConsumerLogGroup")

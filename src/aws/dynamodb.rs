@@ -17,13 +17,15 @@
 //! Reads stay `Query`, never `Scan`: a page queries every shard newest first in parallel
 //! (`sk < cursor`, `Limit = limit + 1`) and merges them ([`merge_newest_first`]). The job id
 //! of a message gives its full key, so `GET /messages/{id}` is one `GetItem`.
+//!
+//! Writes are one conditional `PutItem` a message: the first write of a job wins, and a
+//! stored message is never rewritten (see [`DynamoDbStore`]'s `put_batch`).
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 
 use crate::domain::{ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit};
@@ -31,10 +33,9 @@ use crate::ports::{MessageStore, PutBatchError};
 
 /// Write shards. Changing it orphans stored items from listing: it is part of the schema.
 pub const SHARDS: u8 = 16;
-/// BatchWriteItem's limit per call.
-const BATCH_WRITE_MAX: usize = 25;
-/// Attempts at the items DynamoDB hands back as unprocessed, before reporting them failed.
-const UNPROCESSED_ATTEMPTS: u32 = 5;
+/// A stored message never changes: an item is written when its key is new, or rewritten
+/// with the very content it holds (a redelivery), and refused otherwise.
+const FIRST_WRITE_WINS: &str = "attribute_not_exists(pk) OR content = :content";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -61,52 +62,36 @@ impl DynamoDbStore {
         )
     }
 
-    /// Writes up to 25 messages, retrying what DynamoDB leaves unprocessed with bounded,
-    /// jittered exponential backoff. Returns the jobs that are still unwritten.
-    async fn put_chunk(&self, chunk: &[Message]) -> Result<(), PutBatchError> {
-        let mut pending = write_requests(chunk).map_err(|cause| PutBatchError {
-            unwritten: chunk.iter().map(|m| m.id).collect(),
-            cause,
-        })?;
-        for attempt in 0..UNPROCESSED_ATTEMPTS {
-            if attempt > 0 {
-                let base = 25u64 << attempt.min(6);
-                tokio::time::sleep(Duration::from_millis(base + fastrand::u64(0..base))).await;
+    /// Writes one message with the first-write-wins condition. The SDK retries throttling
+    /// and transient errors itself.
+    async fn put_one(&self, message: &Message) -> anyhow::Result<()> {
+        let outcome = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item_of(message)))
+            .condition_expression(FIRST_WRITE_WINS)
+            .expression_attribute_values(
+                ":content",
+                AttributeValue::S(message.content.as_str().to_owned()),
+            )
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                tracing::warn!(job_id = %message.id, "a repeat of a stored job with other content was refused; the stored message is kept");
+                Err(anyhow!(
+                    "job {} is stored with other content; a stored message is never rewritten",
+                    message.id
+                ))
             }
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, pending.clone())
-                .send()
-                .await;
-            match output {
-                Ok(output) => {
-                    pending = output
-                        .unprocessed_items
-                        .and_then(|mut tables| tables.remove(&self.table))
-                        .unwrap_or_default();
-                    if pending.is_empty() {
-                        return Ok(());
-                    }
-                    tracing::warn!(
-                        unprocessed = pending.len(),
-                        attempt,
-                        "BatchWriteItem left items unprocessed"
-                    );
-                }
-                // The SDK has already retried throttling and transient errors.
-                Err(error) => {
-                    return Err(PutBatchError {
-                        unwritten: pending.iter().filter_map(job_of_request).collect(),
-                        cause: anyhow::Error::new(error).context("DynamoDB BatchWriteItem failed"),
-                    })
-                }
-            }
+            Err(error) => Err(anyhow::Error::new(error).context("DynamoDB PutItem failed")),
         }
-        Err(PutBatchError {
-            unwritten: pending.iter().filter_map(job_of_request).collect(),
-            cause: anyhow!("items still unprocessed after {UNPROCESSED_ATTEMPTS} attempts"),
-        })
     }
 
     async fn query_shard(
@@ -143,25 +128,25 @@ impl DynamoDbStore {
 
 #[async_trait]
 impl MessageStore for DynamoDbStore {
+    /// One conditional PutItem a message, all at once (first write wins, [`FIRST_WRITE_WINS`]).
+    ///
+    /// Cost: a write unit a KB an item, as the BatchWriteItem this replaced; a redelivery
+    /// costs the same again, and so does a refused repeat (the condition is checked by a
+    /// write). On-demand tables bill write units, not requests, so one request a message
+    /// instead of one per 25 changes the bill by nothing; BatchWriteItem cannot carry a
+    /// condition.
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
-        // BatchWriteItem refuses a call that names one key twice; the same job twice is one write.
+        // The same job twice in one batch (a redelivery) is one write.
         let mut seen = HashSet::new();
-        let unique: Vec<Message> = messages
-            .iter()
-            .filter(|m| seen.insert(m.id))
-            .cloned()
-            .collect();
-        let results = join_all(
-            unique
-                .chunks(BATCH_WRITE_MAX)
-                .map(|chunk| self.put_chunk(chunk)),
-        )
-        .await;
+        let unique: Vec<&Message> = messages.iter().filter(|m| seen.insert(m.id)).collect();
+        let results = join_all(unique.iter().map(|m| self.put_one(m))).await;
         let mut unwritten = Vec::new();
         let mut causes = Vec::new();
-        for error in results.into_iter().filter_map(Result::err) {
-            unwritten.extend(error.unwritten);
-            causes.push(error.cause);
+        for (message, result) in unique.iter().zip(results) {
+            if let Err(cause) = result {
+                unwritten.push(message.id);
+                causes.push(cause);
+            }
         }
         match causes.into_iter().next() {
             None => Ok(()),
@@ -234,20 +219,9 @@ fn shard_key(shard: u8) -> String {
     format!("shard#{shard:02}")
 }
 
-/// The `PutRequest`s that store `messages`: the consumer's CPU work per batch besides decoding
-/// (public for the hot-path benchmark, `bench/consumer_hot_path.rs`).
-pub fn write_requests(messages: &[Message]) -> anyhow::Result<Vec<WriteRequest>> {
-    messages.iter().map(put_request).collect()
-}
-
-fn put_request(message: &Message) -> anyhow::Result<WriteRequest> {
-    let put = PutRequest::builder()
-        .set_item(Some(item_of(message)))
-        .build()?;
-    Ok(WriteRequest::builder().put_request(put).build())
-}
-
-pub(crate) fn item_of(message: &Message) -> Item {
+/// The item that stores `message` (public for the hot-path benchmark,
+/// `bench/consumer_hot_path.rs`: it is the consumer's CPU work per message besides decoding).
+pub fn item_of(message: &Message) -> Item {
     HashMap::from([
         (
             "pk".to_owned(),
@@ -279,13 +253,6 @@ fn message_from_item(item: &Item) -> anyhow::Result<Message> {
     let content = MessageContent::parse(text("content")?.to_owned(), limit)
         .with_context(|| format!("stored item {id} has invalid content"))?;
     Ok(Message { id, content })
-}
-
-fn job_of_request(request: &WriteRequest) -> Option<JobId> {
-    match request.put_request.as_ref()?.item.get("sk")? {
-        AttributeValue::S(id) => id.parse().ok(),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -393,60 +360,44 @@ mod tests {
         assert_eq!(page.next, None);
     }
 
-    mod batch_write_retries {
-        use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+    mod first_write_wins {
+        use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+        use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
         use aws_sdk_dynamodb::Client;
         use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
         use super::super::*;
         use crate::testing::stored_messages;
 
-        fn leaving_unprocessed(
-            message: Message,
-        ) -> impl Fn() -> BatchWriteItemOutput + Send + Sync + 'static {
-            move || {
-                BatchWriteItemOutput::builder()
-                    .unprocessed_items("table", vec![put_request(&message).unwrap()])
-                    .build()
-            }
-        }
-
         #[tokio::test]
-        async fn unprocessed_items_are_sent_again_until_written() {
+        async fn a_refused_condition_reports_that_job_unwritten_and_writes_the_others() {
             let messages = stored_messages(3);
-            let rule = mock!(Client::batch_write_item)
-                .sequence()
-                .output(leaving_unprocessed(messages[1].clone()))
-                .output(|| BatchWriteItemOutput::builder().build())
-                .build();
-            let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
-
-            let outcome = DynamoDbStore::new(client, "table")
-                .put_batch(&messages)
-                .await;
-
-            assert!(outcome.is_ok(), "{outcome:?}");
-            assert_eq!(rule.num_calls(), 2);
-        }
-
-        #[tokio::test]
-        async fn items_still_unprocessed_after_the_last_attempt_are_reported_unwritten() {
-            let messages = stored_messages(3);
-            let stuck = messages[2].clone();
-            let rule = mock!(Client::batch_write_item)
-                .sequence()
-                .output(leaving_unprocessed(stuck.clone()))
-                .times(UNPROCESSED_ATTEMPTS as usize)
-                .build();
-            let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+            let conflicting = messages[1].id.to_string();
+            let refused = mock!(Client::put_item)
+                .match_requests(move |r| {
+                    r.item().and_then(|i| i.get("sk"))
+                        == Some(&AttributeValue::S(conflicting.clone()))
+                })
+                .then_error(|| {
+                    PutItemError::ConditionalCheckFailedException(
+                        ConditionalCheckFailedException::builder().build(),
+                    )
+                });
+            let written = mock!(Client::put_item).then_output(|| PutItemOutput::builder().build());
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&refused, &written]);
 
             let error = DynamoDbStore::new(client, "table")
                 .put_batch(&messages)
                 .await
                 .unwrap_err();
 
-            assert_eq!(error.unwritten, vec![stuck.id]);
-            assert_eq!(rule.num_calls(), UNPROCESSED_ATTEMPTS as usize);
+            assert_eq!(error.unwritten, vec![messages[1].id]);
+            assert_eq!((refused.num_calls(), written.num_calls()), (1, 2));
+            assert!(
+                error.cause.to_string().contains("never rewritten"),
+                "{}",
+                error.cause
+            );
         }
     }
 }

@@ -12,7 +12,7 @@ mod dynamodb;
 pub mod provision;
 mod sqs;
 
-pub use dynamodb::{write_requests, DynamoDbStore, SHARDS};
+pub use dynamodb::{item_of, DynamoDbStore, SHARDS};
 pub use sqs::{record_of, SqsQueue};
 
 /// The shared SDK configuration: region, credentials and endpoints from the environment, and

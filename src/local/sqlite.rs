@@ -404,30 +404,55 @@ fn message_from_row(id: String, content: String) -> anyhow::Result<Message> {
 
 #[async_trait]
 impl MessageStore for SqliteStore {
+    /// First write wins, as on DynamoDB: a job already stored with the same content is a
+    /// redelivery; with other content it is refused and reported unwritten, and the stored
+    /// message is kept.
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
-        let rows: Vec<(String, String)> = messages
+        let rows: Vec<(JobId, String)> = messages
             .iter()
-            .map(|m| (m.id.to_string(), m.content.as_str().to_owned()))
+            .map(|m| (m.id, m.content.as_str().to_owned()))
             .collect();
-        self.db
+        let refused = self
+            .db
             .write(move |conn| {
                 let tx = conn.transaction()?;
+                let mut refused = Vec::new();
                 {
-                    // A job already stored stays as it is: the same job always has the same content.
                     let mut insert =
                         tx.prepare_cached("INSERT INTO messages (id, content) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")?;
+                    let mut stored = tx.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
                     for (id, content) in &rows {
-                        insert.execute(params![id, content])?;
+                        let key = id.to_string();
+                        if insert.execute(params![key, content])? == 0 {
+                            let kept: String = stored.query_row([&key], |r| r.get(0))?;
+                            if &kept != content {
+                                refused.push(*id);
+                            }
+                        }
                     }
                 }
                 tx.commit()?;
-                Ok(())
+                Ok(refused)
             })
             .await
             .map_err(|cause| PutBatchError {
                 unwritten: messages.iter().map(|m| m.id).collect(),
                 cause,
-            })
+            })?;
+        if refused.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            jobs = refused.len(),
+            "repeats of stored jobs with other content were refused; the stored messages are kept"
+        );
+        Err(PutBatchError {
+            cause: anyhow!(
+                "{} jobs are stored with other content; a stored message is never rewritten",
+                refused.len()
+            ),
+            unwritten: refused,
+        })
     }
 
     async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {

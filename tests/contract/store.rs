@@ -97,6 +97,43 @@ async fn putting_the_same_jobs_again_leaves_one_item_each(backend: &StoreBackend
     assert_eq!(stored, expected);
 }
 
+/// First write wins: a stored message never changes. A repeat of its job with other content
+/// (anyone who can send to the queue can make one) is reported unwritten, so its record fails
+/// and ends in the dead-letter queue where a person sees it; its neighbours are written.
+async fn a_repeat_of_a_stored_job_with_other_content_never_rewrites_it(backend: &StoreBackend) {
+    let original = messages(1).remove(0);
+    backend
+        .store()
+        .put_batch(std::slice::from_ref(&original))
+        .await
+        .unwrap();
+    let forged = Message {
+        id: original.id,
+        content: MessageContent::parse("rewritten".into(), ContentLimit::DEFAULT).unwrap(),
+    };
+    let neighbour = messages(1).remove(0);
+
+    let refused = backend
+        .store()
+        .put_batch(&[forged, neighbour.clone()])
+        .await
+        .unwrap_err();
+    let again = backend
+        .store()
+        .put_batch(std::slice::from_ref(&original))
+        .await;
+
+    assert_eq!(refused.unwritten, [original.id]);
+    let stored = backend.store().get(original.id).await.unwrap();
+    assert_eq!(stored, Some(original));
+    let written = backend.store().get(neighbour.id).await.unwrap();
+    assert_eq!(written, Some(neighbour));
+    assert!(
+        again.is_ok(),
+        "the same job with the same content is a redelivery: {again:?}"
+    );
+}
+
 async fn pages_list_every_message_once_newest_first(backend: &StoreBackend) {
     let sent = messages(23);
     backend.store().put_batch(&sent).await.unwrap();
@@ -139,6 +176,7 @@ async fn an_empty_store_lists_nothing(backend: &StoreBackend) {
 for_each_backend!(StoreBackend:
     a_put_message_is_found_by_its_id,
     putting_the_same_jobs_again_leaves_one_item_each,
+    a_repeat_of_a_stored_job_with_other_content_never_rewrites_it,
     pages_list_every_message_once_newest_first,
     a_cursor_lists_only_strictly_older_messages,
     more_messages_than_one_write_call_takes_are_all_stored,
