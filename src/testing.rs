@@ -108,8 +108,15 @@ impl InMemoryStore {
 impl MessageStore for InMemoryStore {
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
         *self.puts.lock().unwrap() += 1;
+        // As BatchWriteItem did: a batch that names a job twice is refused whole, an error
+        // (not a panic, which the worker's panic isolation would retry one by one and hide).
         let ids: HashSet<JobId> = messages.iter().map(|m| m.id).collect();
-        assert_eq!(ids.len(), messages.len(), "a batch must not repeat a job");
+        if ids.len() != messages.len() {
+            return Err(PutBatchError {
+                unwritten: ids.into_iter().collect(),
+                cause: anyhow::anyhow!("a batch must not repeat a job"),
+            });
+        }
         if messages
             .iter()
             .any(|m| Some(m.content.as_str()) == self.panic_on.as_deref())

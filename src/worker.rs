@@ -203,6 +203,8 @@ mod tests {
 
         assert!(first.batch_item_failures.is_empty() && again.batch_item_failures.is_empty());
         assert_eq!(store.items(), vec![a]);
+        // One store call a batch: the duplicates were merged, not retried one by one.
+        assert_eq!(store.put_calls(), 2);
     }
 
     #[tokio::test]
@@ -248,6 +250,7 @@ mod tests {
 
         assert_eq!(failed_ids(&response), ["1", "3"]);
         assert_eq!(store.items(), vec![kept]);
+        assert_eq!(store.put_calls(), 1);
     }
 
     #[tokio::test]

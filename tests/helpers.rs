@@ -10,12 +10,15 @@ use message_pipeline::aws::{record_of, sdk_config, DynamoDbStore, SqsQueue};
 use message_pipeline::domain::CursorKey;
 use message_pipeline::ports::MessageStore;
 
-/// A queue with its dead-letter queue and a table, named for one test.
+/// A queue with its dead-letter queue and a table, named for one test. `teardown` deletes
+/// them; a test that fails before it (a panic) has them deleted by `Drop`, so nothing is
+/// left behind on a real account.
 pub struct TestStack {
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub queues: Queues,
     pub table: String,
+    torn_down: bool,
 }
 
 /// Short timeouts so redelivery and redrive happen within a test.
@@ -49,6 +52,7 @@ impl TestStack {
             dynamodb,
             queues,
             table: name,
+            torn_down: false,
         }
     }
 
@@ -151,13 +155,39 @@ impl TestStack {
         }
     }
 
-    pub async fn teardown(self) {
+    pub async fn teardown(mut self) {
+        self.torn_down = true;
         provision::delete_queues(&self.sqs, &self.queues)
             .await
             .expect("delete queues");
         provision::delete_table(&self.dynamodb, &self.table)
             .await
             .expect("delete table");
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        if self.torn_down {
+            return;
+        }
+        // Dropped without teardown: the test failed. Delete on a runtime of its own (the
+        // test's may be shutting down), best effort, and never panic while panicking.
+        let (sqs, dynamodb) = (self.sqs.clone(), self.dynamodb.clone());
+        let (queues, table) = (self.queues.clone(), self.table.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let _ = provision::delete_queues(&sqs, &queues).await;
+                let _ = provision::delete_table(&dynamodb, &table).await;
+            });
+        })
+        .join();
     }
 }
 

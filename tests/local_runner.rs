@@ -19,7 +19,7 @@ fn every_acknowledged_message_is_kept_across_sigkills_under_store_faults() {
         "error=0.2,partial=0.1,seed=11",
     ];
     let mut posts = Posts::default();
-    let mut rng = fastrand::Rng::new();
+    let mut rng = crate::runner::seeded_rng("sigkills under store faults");
     let (rounds, clients) = (3, 4);
     for round in 0..rounds {
         let runner = Runner::start_with(&data, &args);
@@ -86,6 +86,20 @@ fn sigterm_finishes_in_flight_work_and_exits_cleanly() {
     let posts = join_posts(clients);
 
     assert!(status.success(), "{status}");
+    // At once, before anything could come back: every record the stopped runner received was
+    // handled and deleted; one abandoned at SIGTERM would still be in the queue, received.
+    let abandoned: i64 = rusqlite::Connection::open(&data)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM queue WHERE receive_count > 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        abandoned, 0,
+        "records received but neither stored nor released"
+    );
     let runner = Runner::start(&data);
     runner.wait_drained(Duration::from_secs(60));
     let stored = runner.list_all();

@@ -2,7 +2,7 @@
 //! acknowledged message ends stored exactly once with its content, or in the dead-letter queue.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +16,9 @@ pub struct Runner {
     pub url: String,
     /// Where the runner wrote its tokens; removed on drop.
     pub tokens_file: PathBuf,
+    /// Everything the runner printed (stdout and its warnings); its tail is shown when the
+    /// test fails, and it is removed on drop.
+    log: PathBuf,
 }
 
 impl Runner {
@@ -48,8 +51,10 @@ impl Runner {
     /// Spawns on a free port and waits until the runner says where it listens. Every
     /// request of [`agent`] carries the admin token this gives it.
     fn spawn(mut command: Command) -> Self {
-        let tokens_file =
-            std::env::temp_dir().join(format!("mp-tokens-{}.env", uuid::Uuid::new_v4()));
+        let run = uuid::Uuid::new_v4();
+        let tokens_file = std::env::temp_dir().join(format!("mp-tokens-{run}.env"));
+        let log = std::env::temp_dir().join(format!("mp-runner-{run}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
         let mut child = command
             .args(["--listen", "127.0.0.1:0"])
             .arg("--tokens-file")
@@ -57,24 +62,34 @@ impl Runner {
             .env("PIPELINE_WRITE_TOKEN", WRITE_TOKEN)
             .env("PIPELINE_READ_TOKEN", READ_TOKEN)
             .env("PIPELINE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "off")
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log_file.try_clone().unwrap())
             .spawn()
             .expect("start the runner");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut banner = log_file.try_clone().unwrap();
         let url = lines
             .by_ref()
             .map_while(Result::ok)
-            .find_map(|line| line.trim().strip_prefix("listening on ").map(str::to_owned))
-            .expect("the runner printed no address");
-        // Keep draining stdout so the runner never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+            .inspect(|line| drop(writeln!(banner, "{line}")))
+            .find_map(|line| line.trim().strip_prefix("listening on ").map(str::to_owned));
+        let Some(url) = url else {
+            panic!("the runner printed no address: {}", tail(&log, 50));
+        };
+        // Keep draining stdout into the log so the runner never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut log_file = log_file;
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(log_file, "{line}");
+            }
+        });
         Self {
             child,
             url,
             tokens_file,
+            log,
         }
     }
 
@@ -166,7 +181,30 @@ impl Drop for Runner {
             let _ = self.child.wait();
         }
         let _ = std::fs::remove_file(&self.tokens_file);
+        if std::thread::panicking() {
+            eprintln!("runner log, last lines:\n{}", tail(&self.log, 200));
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// The last `lines` lines of a log file.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A random generator for kill times and the like, seeded from `PIPELINE_TEST_SEED` when set
+/// (to replay a failure) and at random otherwise; the seed is printed, and cargo test shows
+/// it when the test fails.
+pub fn seeded_rng(test: &str) -> fastrand::Rng {
+    let seed = std::env::var("PIPELINE_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("{test}: seed {seed} (replay with PIPELINE_TEST_SEED={seed})");
+    fastrand::Rng::with_seed(seed)
 }
 
 /// The tokens of the runners these tests start: write, read, and admin (every scope).
