@@ -161,7 +161,7 @@ fn poison_in_a_batch_does_not_hold_back_its_neighbours() {
         std::thread::sleep(Duration::from_millis(100));
         stats = runner.stats();
     }
-    let mut dead: Vec<String> = runner
+    let dead: Vec<String> = runner
         .dead_letters()
         .into_iter()
         .map(|(body, _)| body)
