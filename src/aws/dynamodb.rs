@@ -36,6 +36,8 @@ pub const SHARDS: u8 = 16;
 /// A stored message never changes: an item is written when its key is new, or rewritten
 /// with the very content it holds (a redelivery), and refused otherwise.
 const FIRST_WRITE_WINS: &str = "attribute_not_exists(pk) OR content = :content";
+/// Queries of a shard that keeps answering empty pages that are not its last.
+const EMPTY_PAGE_RETRIES: usize = 3;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -113,15 +115,31 @@ impl DynamoDbStore {
                 .expression_attribute_values(":before", AttributeValue::S(before.to_string())),
             None => query.key_condition_expression("pk = :pk"),
         };
-        let output = query.send().await.context("DynamoDB Query failed")?;
+        // A page that is empty but not the last one tells nothing (see merge_newest_first):
+        // read on from where it stopped, a few times.
+        let mut start = None;
+        for _ in 0..EMPTY_PAGE_RETRIES {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("DynamoDB Query failed")?;
+            let items = output.items.unwrap_or_default();
+            start = output.last_evaluated_key;
+            if !items.is_empty() || start.is_none() {
+                return Ok(ShardPage {
+                    exhausted: start.is_none(),
+                    messages: items
+                        .iter()
+                        .map(message_from_item)
+                        .collect::<Result<_, _>>()?,
+                });
+            }
+        }
         Ok(ShardPage {
-            exhausted: output.last_evaluated_key.is_none(),
-            messages: output
-                .items
-                .unwrap_or_default()
-                .iter()
-                .map(message_from_item)
-                .collect::<Result<_, _>>()?,
+            messages: Vec::new(),
+            exhausted: false,
         })
     }
 }
@@ -173,7 +191,7 @@ impl MessageStore for DynamoDbStore {
             .await
             .into_iter()
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(merge_newest_first(pages, limit))
+        merge_newest_first(pages, limit)
     }
 }
 
@@ -189,7 +207,15 @@ pub struct ShardPage {
 /// A shard that is not exhausted may hold older messages than it returned, so only messages
 /// at or above the highest such "frontier" are known to be in order; the page stops there
 /// (possibly short) and its cursor resumes right after its last message.
-pub fn merge_newest_first(pages: Vec<ShardPage>, limit: PageLimit) -> Page {
+///
+/// A shard that returned nothing without being exhausted gives no frontier at all: any page
+/// cut now could pass over its messages for good. That is an error (a 503: the client asks
+/// again); [`DynamoDbStore`] asks such a shard again before it comes to that.
+pub fn merge_newest_first(pages: Vec<ShardPage>, limit: PageLimit) -> anyhow::Result<Page> {
+    anyhow::ensure!(
+        pages.iter().all(|p| p.exhausted || !p.messages.is_empty()),
+        "a shard answered no items without being exhausted; the page cannot be cut safely"
+    );
     let frontier = pages
         .iter()
         .filter(|page| !page.exhausted)
@@ -208,7 +234,7 @@ pub fn merge_newest_first(pages: Vec<ShardPage>, limit: PageLimit) -> Page {
     } else {
         None
     };
-    Page { messages, next }
+    Ok(Page { messages, next })
 }
 
 pub(crate) fn shard_of(id: JobId) -> u8 {
@@ -314,7 +340,8 @@ mod tests {
                 shard(&[m[1].clone(), m[2].clone(), m[4].clone()], true),
             ],
             PageLimit::parse("10").unwrap(),
-        );
+        )
+        .unwrap();
         assert_eq!(
             contents(&page),
             [
@@ -331,7 +358,8 @@ mod tests {
     #[test]
     fn a_full_page_gets_a_cursor_after_its_last_message() {
         let m = stored_messages(5);
-        let page = merge_newest_first(vec![shard(&m, true)], PageLimit::parse("2").unwrap());
+        let page =
+            merge_newest_first(vec![shard(&m, true)], PageLimit::parse("2").unwrap()).unwrap();
         assert_eq!(contents(&page), ["message 4", "message 3"]);
         assert_eq!(page.next, Some(Cursor::after(&m[3])));
     }
@@ -347,7 +375,8 @@ mod tests {
                 shard(&[m[4].clone(), m[2].clone(), m[0].clone()], true),
             ],
             PageLimit::parse("10").unwrap(),
-        );
+        )
+        .unwrap();
         assert_eq!(contents(&page), ["message 5", "message 4", "message 3"]);
         assert_eq!(page.next, Some(Cursor::after(&m[3])));
     }
@@ -355,9 +384,80 @@ mod tests {
     #[test]
     fn an_exactly_full_last_page_has_no_cursor() {
         let m = stored_messages(2);
-        let page = merge_newest_first(vec![shard(&m, true)], PageLimit::parse("2").unwrap());
+        let page =
+            merge_newest_first(vec![shard(&m, true)], PageLimit::parse("2").unwrap()).unwrap();
         assert_eq!(page.messages.len(), 2);
         assert_eq!(page.next, None);
+    }
+
+    mod merge_properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::testing::stored_messages;
+
+        /// One shard's answer to `sk < before, newest first, Limit = limit + 1` as DynamoDB may
+        /// give it: cut short anywhere (the 1 MB cap), and now and then empty without being
+        /// exhausted.
+        fn query(
+            shard: &[Message],
+            before: Option<JobId>,
+            limit: usize,
+            rng: &mut fastrand::Rng,
+        ) -> ShardPage {
+            let older: Vec<Message> = shard
+                .iter()
+                .rev()
+                .filter(|m| before.is_none_or(|b| m.id < b))
+                .cloned()
+                .collect();
+            if !older.is_empty() && rng.u8(..) < 25 {
+                return ShardPage {
+                    messages: Vec::new(),
+                    exhausted: false,
+                };
+            }
+            let taken = older.len().min(limit + 1).min(1 + rng.usize(..=limit + 1));
+            ShardPage {
+                exhausted: taken == older.len(),
+                messages: older[..taken].to_vec(),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn a_walk_lists_every_message_once_newest_first(
+                n in 0..150usize,
+                layout in proptest::collection::vec(0..SHARDS, 150),
+                limit in 1..20usize,
+                seed in any::<u64>(),
+            ) {
+                let all = stored_messages(n);
+                let mut shards = vec![Vec::new(); usize::from(SHARDS)];
+                for (message, shard) in all.iter().zip(&layout) {
+                    shards[usize::from(*shard)].push(message.clone());
+                }
+                let mut rng = fastrand::Rng::with_seed(seed);
+                let page_limit = PageLimit::parse(&limit.to_string()).unwrap();
+                let (mut listed, mut before, mut calls) = (Vec::new(), None, 0);
+                loop {
+                    calls += 1;
+                    prop_assert!(calls < 10_000, "the walk does not end");
+                    let pages = shards.iter().map(|s| query(s, before, limit, &mut rng)).collect();
+                    let Ok(page) = merge_newest_first(pages, page_limit) else {
+                        continue; // a 503: the client asks again
+                    };
+                    prop_assert!(page.messages.len() <= limit);
+                    listed.extend(page.messages.iter().map(|m| m.id));
+                    match page.next {
+                        Some(cursor) => before = Some(cursor.before),
+                        None => break,
+                    }
+                }
+                let newest_first: Vec<JobId> = all.iter().rev().map(|m| m.id).collect();
+                prop_assert_eq!(listed, newest_first);
+            }
+        }
     }
 
     mod first_write_wins {
