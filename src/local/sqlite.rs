@@ -11,6 +11,7 @@
 //! dead-letter table instead.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -64,12 +65,17 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 ";
 
-/// The database file and its two connections.
+/// The database file: one writer connection (SQLite has one writer at a time) and a few
+/// readers, which WAL lets read while the writer writes and each other read.
 #[derive(Debug)]
 pub struct SqliteDb {
     writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
+
+/// Reader connections: as many as the requests a two-core machine serves at once, with room.
+const READERS: usize = 4;
 
 impl SqliteDb {
     pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Arc<Self>> {
@@ -91,9 +97,13 @@ impl SqliteDb {
         writer
             .execute_batch(SCHEMA)
             .context("creating the schema")?;
+        let readers = (0..READERS)
+            .map(|_| open().map(Mutex::new))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Arc::new(Self {
             writer: Mutex::new(writer),
-            reader: Mutex::new(open()?),
+            readers,
+            next_reader: AtomicUsize::new(0),
         }))
     }
 
@@ -111,7 +121,12 @@ impl SqliteDb {
         work: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || work(&lock(&db.reader))).await?
+        tokio::task::spawn_blocking(move || {
+            // Round robin; a reader busy with a long read only delays the requests behind it.
+            let reader = db.next_reader.fetch_add(1, Ordering::Relaxed) % db.readers.len();
+            work(&lock(&db.readers[reader]))
+        })
+        .await?
     }
 
     /// Counts for the runner's stats endpoint, the local stand-in for queue metrics.
@@ -473,14 +488,23 @@ impl MessageStore for SqliteStore {
     async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
         self.db
             .read(move |conn| {
-                let rows: Vec<(String, String)> = conn
-                    .prepare_cached(
-                        "SELECT id, content FROM messages WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2",
-                    )?
-                    .query_map(params![before.map(|b| b.to_string()), limit.get() as i64 + 1], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?
-                    .collect::<Result<_, _>>()?;
+                // Two statements, not `?1 IS NULL OR id < ?1`: with the OR, SQLite cannot use
+                // the primary key's range and scans from the newest row to the cursor, so deep
+                // pages cost in proportion to their depth (BENCHMARKS.md, "Listing").
+                let wanted = limit.get() as i64 + 1;
+                let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+                let rows: Vec<(String, String)> = match before {
+                    None => conn
+                        .prepare_cached("SELECT id, content FROM messages ORDER BY id DESC LIMIT ?1")?
+                        .query_map(params![wanted], row)?
+                        .collect::<Result<_, _>>()?,
+                    Some(before) => conn
+                        .prepare_cached(
+                            "SELECT id, content FROM messages WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+                        )?
+                        .query_map(params![before.to_string(), wanted], row)?
+                        .collect::<Result<_, _>>()?,
+                };
                 let more = rows.len() > limit.get();
                 let messages = rows
                     .into_iter()
