@@ -138,16 +138,15 @@ async fn poll(
     store: &dyn MessageStore,
     settings: MappingSettings,
     counts: &MappingCounts,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let mut pause = ERROR_PAUSE_MIN;
     while !*shutdown.borrow() {
-        // Only the wait for records is interrupted by shutdown: a batch in hand is finished.
-        // Records received in an interrupted wait come back after the visibility timeout.
-        let event = tokio::select! {
-            event = gather(source, settings) => event,
-            _ = shutdown.changed() => break,
-        };
+        // Shutdown is seen between batches, never inside a receive: cancelling one could
+        // drop records it had already received, which would then be hidden, and spend a
+        // receive each, until the visibility timeout. A receive waits at most IDLE_POLL
+        // (plus the batching window), so shutdown waits at most that long.
+        let event = gather(source, settings).await;
         let event = match event {
             Ok(event) if event.records.is_empty() => {
                 pause = ERROR_PAUSE_MIN;
