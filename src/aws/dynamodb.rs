@@ -15,7 +15,8 @@
 //! unbounded number of queries after a quiet month.
 //!
 //! Reads stay `Query`, never `Scan`: a page queries every shard newest first in parallel
-//! (`sk < cursor`, `Limit = limit + 1`) and merges them ([`merge_newest_first`]). The job id
+//! (`sk < cursor`, `Limit` = the shard's share of the page and a little more,
+//! [`shard_query_limit`]) and merges them ([`merge_newest_first`]). The job id
 //! of a message gives its full key, so `GET /messages/{id}` is one `GetItem`.
 //!
 //! Writes are one conditional `PutItem` a message: the first write of a job wins, and a
@@ -108,7 +109,7 @@ impl DynamoDbStore {
             .table_name(&self.table)
             .expression_attribute_values(":pk", AttributeValue::S(shard_key(shard)))
             .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+            .limit(i32::try_from(shard_query_limit(limit)).unwrap_or(i32::MAX));
         query = match before {
             Some(before) => query
                 .key_condition_expression("pk = :pk AND sk < :before")
@@ -237,9 +238,23 @@ pub fn merge_newest_first(pages: Vec<ShardPage>, limit: PageLimit) -> anyhow::Re
     Ok(Page { messages, next })
 }
 
-pub(crate) fn shard_of(id: JobId) -> u8 {
+/// The shard a job's item is written to.
+pub fn shard_of(id: JobId) -> u8 {
     id.spread() % SHARDS
 }
+
+/// How many items each shard's Query asks for, for a page of `limit`: its share of the page
+/// and a little more, instead of `limit + 1` from every shard (16 times what the page shows).
+/// Jobs spread evenly over the shards, so the merge's frontier rule cuts such a page close
+/// to `limit`; a page that comes out short is legal and its cursor goes on from there.
+/// `bench/list_reads.rs` measures what each choice reads and returns.
+pub fn shard_query_limit(limit: usize) -> usize {
+    (limit + 1).div_ceil(usize::from(SHARDS)) + SHARE_MARGIN
+}
+
+/// Items asked of each shard above its even share: room for the shards that hold more of
+/// the page than their share.
+const SHARE_MARGIN: usize = 2;
 
 fn shard_key(shard: u8) -> String {
     format!("shard#{shard:02}")
@@ -396,7 +411,8 @@ mod tests {
         use super::super::*;
         use crate::testing::stored_messages;
 
-        /// One shard's answer to `sk < before, newest first, Limit = limit + 1` as DynamoDB may
+        /// One shard's answer to `sk < before`, newest first, with the store's `Limit`
+        /// ([`shard_query_limit`]), as DynamoDB may
         /// give it: cut short anywhere (the 1 MB cap), and now and then empty without being
         /// exhausted.
         fn query(
@@ -417,7 +433,8 @@ mod tests {
                     exhausted: false,
                 };
             }
-            let taken = older.len().min(limit + 1).min(1 + rng.usize(..=limit + 1));
+            let asked = shard_query_limit(limit);
+            let taken = older.len().min(asked).min(1 + rng.usize(..=asked));
             ShardPage {
                 exhausted: taken == older.len(),
                 messages: older[..taken].to_vec(),

@@ -12,7 +12,9 @@ mod dynamodb;
 pub mod provision;
 mod sqs;
 
-pub use dynamodb::{item_of, DynamoDbStore, SHARDS};
+pub use dynamodb::{
+    item_of, merge_newest_first, shard_of, shard_query_limit, DynamoDbStore, ShardPage, SHARDS,
+};
 pub use sqs::{record_of, SqsQueue};
 
 /// The shared SDK configuration: region, credentials and endpoints from the environment, and
