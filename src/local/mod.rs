@@ -10,6 +10,7 @@
 
 mod admin;
 pub mod auth;
+pub mod clock;
 mod private_file;
 pub mod server;
 pub mod sqlite;

@@ -2,18 +2,19 @@
 //!
 //! SQLite in WAL mode: a transaction that returned is in the write-ahead log, which survives
 //! the process being killed (SIGKILL included). `Durability::Full` also fsyncs every commit,
-//! which is what survives losing the machine. Two connections: readers (listing) never wait
-//! for the writer in WAL mode.
+//! which is what survives losing the machine. One writer connection and a few readers:
+//! readers (listing) never wait for the writer in WAL mode.
 //!
 //! The queue keeps SQS's contract, checked by the same contract tests as SQS itself: a
 //! received message is hidden for the visibility timeout under a fresh receipt handle, comes
 //! back unless deleted, and on the receive after its `max_receive_count`-th it moves to the
-//! dead-letter table instead.
+//! dead-letter table instead. Its times come from [`super::clock`]: monotonic within a
+//! process, so a step of the system clock changes no visibility timeout.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use async_trait::async_trait;
@@ -25,6 +26,7 @@ use std::sync::mpsc;
 use tokio::sync::{oneshot, Notify};
 use uuid::Uuid;
 
+use super::clock::{Clock, ProcessClock};
 use crate::aws::provision::QueueSettings;
 use crate::domain::{
     ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit, QueuedMessage,
@@ -72,13 +74,28 @@ pub struct SqliteDb {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Where the queue's times come from (see [`super::clock`]).
+    clock: Arc<dyn Clock>,
 }
 
 /// Reader connections: as many as the requests a two-core machine serves at once, with room.
 const READERS: usize = 4;
 
 impl SqliteDb {
+    /// Opens (or creates) the database, with a [`ProcessClock`] that starts no earlier than
+    /// the latest time the database holds.
     pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Arc<Self>> {
+        Self::open_with(path, durability, |floor_ms| {
+            Arc::new(ProcessClock::not_before(floor_ms))
+        })
+    }
+
+    /// Opens the database with the clock `clock` makes from the latest time it holds.
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+        clock: impl FnOnce(i64) -> Arc<dyn Clock>,
+    ) -> anyhow::Result<Arc<Self>> {
         // Messages are data: owner-only, before SQLite creates the file with the umask's mode.
         super::private_file::ensure(path)?;
         let open = || -> anyhow::Result<Connection> {
@@ -97,6 +114,12 @@ impl SqliteDb {
         writer
             .execute_batch(SCHEMA)
             .context("creating the schema")?;
+        let latest: i64 = writer.query_row(
+            "SELECT max(coalesce((SELECT max(sent_at_ms) FROM queue), 0),
+                        coalesce((SELECT max(dead_at_ms) FROM dead_letters), 0))",
+            [],
+            |r| r.get(0),
+        )?;
         let readers = (0..READERS)
             .map(|_| open().map(Mutex::new))
             .collect::<anyhow::Result<_>>()?;
@@ -104,6 +127,7 @@ impl SqliteDb {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            clock: clock(latest),
         }))
     }
 
@@ -131,8 +155,8 @@ impl SqliteDb {
 
     /// Counts for the runner's stats endpoint, the local stand-in for queue metrics.
     pub async fn stats(self: &Arc<Self>) -> anyhow::Result<Stats> {
-        self.read(|conn| {
-            let now = now_ms();
+        let now = self.clock.now_ms();
+        self.read(move |conn| {
             Ok(Stats {
                 queued: conn.query_row(
                     "SELECT count(*) FROM queue WHERE visible_at_ms <= ?1",
@@ -175,13 +199,6 @@ pub struct DeadLetter {
     pub message_id: String,
     pub body: String,
     pub receive_count: i64,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// The queue and its dead-letter queue.
@@ -257,10 +274,11 @@ impl SqliteQueue {
     async fn receive_now(&self, max: usize) -> anyhow::Result<Vec<SqsMessage>> {
         let visibility_ms = self.settings.visibility_timeout.as_millis() as i64;
         let max_receives = i64::from(self.settings.max_receive_count);
+        let clock = self.db.clock.clone();
         self.db
             .write(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let now = now_ms();
+                let now = clock.now_ms();
                 let due: Vec<(i64, String, String, i64, i64)> = tx
                     .prepare_cached(
                         "SELECT seq, message_id, body, sent_at_ms, receive_count FROM queue
@@ -303,8 +321,8 @@ fn spawn_group_commit(db: Arc<SqliteDb>, arrived: Arc<Notify>) -> mpsc::Sender<P
         while let Ok(first) = pending.recv() {
             let mut group = vec![first];
             group.extend(pending.try_iter().take(GROUP_COMMIT_MAX - 1));
-            let committed =
-                insert_group(&mut lock(&db.writer), &group).map_err(|e| format!("{e:#}"));
+            let committed = insert_group(&mut lock(&db.writer), &group, db.clock.now_ms())
+                .map_err(|e| format!("{e:#}"));
             for (_, done) in group {
                 // A sender that gave up waiting needs no answer.
                 let _ = done.send(committed.clone());
@@ -315,13 +333,12 @@ fn spawn_group_commit(db: Arc<SqliteDb>, arrived: Arc<Notify>) -> mpsc::Sender<P
     sends
 }
 
-fn insert_group(conn: &mut Connection, group: &[PendingSend]) -> anyhow::Result<()> {
+fn insert_group(conn: &mut Connection, group: &[PendingSend], now: i64) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms) VALUES (?1, ?2, ?3, ?3)",
         )?;
-        let now = now_ms();
         for (body, _) in group {
             insert.execute(params![Uuid::new_v4().to_string(), body, now])?;
         }

@@ -7,12 +7,20 @@ mod store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use message_pipeline::local::clock::Clock;
 use message_pipeline::local::sqlite::{Durability, SqliteDb};
 
 /// A fresh SQLite file in the temp directory, removed (with its WAL) by [`remove_db`].
 pub fn temp_db() -> (Arc<SqliteDb>, PathBuf) {
     let path = std::env::temp_dir().join(format!("mp-test-{}.db", uuid::Uuid::new_v4().simple()));
     let db = SqliteDb::open(&path, Durability::Process).expect("open sqlite");
+    (db, path)
+}
+
+/// The same, with the queue's clock in the test's hands.
+pub fn temp_db_with_clock(clock: Arc<dyn Clock>) -> (Arc<SqliteDb>, PathBuf) {
+    let path = std::env::temp_dir().join(format!("mp-test-{}.db", uuid::Uuid::new_v4().simple()));
+    let db = SqliteDb::open_with(&path, Durability::Process, |_| clock).expect("open sqlite");
     (db, path)
 }
 

@@ -6,21 +6,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use message_pipeline::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
-use message_pipeline::local::sqlite::SqliteQueue;
+use message_pipeline::local::clock::ManualClock;
+use message_pipeline::local::sqlite::{Durability, SqliteDb, SqliteQueue};
 use message_pipeline::ports::{MessageQueue, QueueSource};
 
-use super::{for_each_backend, remove_db, temp_db};
+use super::{for_each_backend, remove_db, temp_db_with_clock};
 use crate::helpers::{TestStack, TEST_QUEUE};
 
 pub enum QueueBackend {
-    Embedded(Arc<SqliteQueue>, PathBuf),
+    /// The embedded queue on a clock the test moves: no sleeping for visibility timeouts.
+    Embedded(Arc<SqliteQueue>, PathBuf, Arc<ManualClock>),
     Aws(TestStack, message_pipeline::aws::SqsQueue),
 }
 
 impl QueueBackend {
     async fn embedded() -> Self {
-        let (db, path) = temp_db();
-        Self::Embedded(Arc::new(SqliteQueue::new(db, TEST_QUEUE)), path)
+        let clock = Arc::new(ManualClock::at_wall_clock_plus(0));
+        let (db, path) = temp_db_with_clock(clock.clone());
+        Self::Embedded(Arc::new(SqliteQueue::new(db, TEST_QUEUE)), path, clock)
+    }
+
+    /// Lets `time` pass: the embedded queue's clock moves, SQS's takes real time.
+    async fn pass(&self, time: Duration) {
+        match self {
+            Self::Embedded(_, _, clock) => clock.advance(time),
+            Self::Aws(..) => tokio::time::sleep(time).await,
+        }
     }
 
     async fn aws() -> Self {
@@ -31,28 +42,28 @@ impl QueueBackend {
 
     fn queue(&self) -> &dyn MessageQueue {
         match self {
-            Self::Embedded(queue, _) => &**queue,
+            Self::Embedded(queue, ..) => &**queue,
             Self::Aws(_, queue) => queue,
         }
     }
 
     fn source(&self) -> &dyn QueueSource {
         match self {
-            Self::Embedded(queue, _) => &**queue,
+            Self::Embedded(queue, ..) => &**queue,
             Self::Aws(_, queue) => queue,
         }
     }
 
     async fn dead_lettered(&self) -> usize {
         match self {
-            Self::Embedded(queue, _) => queue.dead_lettered().await.unwrap() as usize,
+            Self::Embedded(queue, ..) => queue.dead_lettered().await.unwrap() as usize,
             Self::Aws(stack, _) => stack.dead_lettered().await,
         }
     }
 
     async fn teardown(self) {
         match self {
-            Self::Embedded(_, path) => remove_db(&path),
+            Self::Embedded(_, path, _) => remove_db(&path),
             Self::Aws(stack, _) => stack.teardown().await,
         }
     }
@@ -95,7 +106,7 @@ async fn a_received_message_is_hidden_until_its_visibility_timeout_passes(backen
     assert_eq!(first.len(), 1);
 
     let while_hidden = backend.source().receive(10, Duration::ZERO).await.unwrap();
-    tokio::time::sleep(AFTER_VISIBILITY).await;
+    backend.pass(AFTER_VISIBILITY).await;
     let again = backend.source().receive(10, WAIT).await.unwrap();
 
     assert!(while_hidden.is_empty());
@@ -114,7 +125,7 @@ async fn a_deleted_message_never_comes_back(backend: &QueueBackend) {
         .collect();
 
     backend.source().delete(&receipts).await.unwrap();
-    tokio::time::sleep(AFTER_VISIBILITY).await;
+    backend.pass(AFTER_VISIBILITY).await;
 
     assert!(backend
         .source()
@@ -132,7 +143,7 @@ async fn a_message_received_more_than_max_receive_count_times_is_dead_lettered(
     let mut receives = 0;
     for _ in 0..TEST_QUEUE.max_receive_count + 1 {
         receives += backend.source().receive(10, WAIT).await.unwrap().len();
-        tokio::time::sleep(AFTER_VISIBILITY).await;
+        backend.pass(AFTER_VISIBILITY).await;
     }
 
     assert_eq!(receives, TEST_QUEUE.max_receive_count as usize);
@@ -174,3 +185,46 @@ for_each_backend!(QueueBackend:
     a_message_received_more_than_max_receive_count_times_is_dead_lettered,
     receive_returns_at_most_the_number_asked_for,
 );
+
+/// The wall clock went back while the runner was down (NTP, a laptop's clock fixed): the
+/// messages it queued carry later times than the clock now shows. They are received at once,
+/// not once the clock has caught up.
+#[tokio::test]
+async fn after_a_restart_with_the_clock_set_back_queued_messages_are_received_at_once() {
+    let an_hour_ahead = Arc::new(ManualClock::at_wall_clock_plus(3_600_000));
+    let (db, path) = temp_db_with_clock(an_hour_ahead);
+    let before = SqliteQueue::new(db, TEST_QUEUE);
+    before
+        .send(&message("queued before the step"))
+        .await
+        .unwrap();
+    drop(before);
+
+    let reopened = SqliteDb::open(&path, Durability::Process).unwrap();
+    let received = SqliteQueue::new(reopened, TEST_QUEUE)
+        .receive(10, Duration::ZERO)
+        .await
+        .unwrap();
+
+    remove_db(&path);
+    assert_eq!(received.len(), 1);
+}
+
+/// Visibility is counted on the queue's clock, to the millisecond, whatever the wall clock does.
+#[tokio::test]
+async fn a_received_message_is_hidden_for_exactly_its_visibility_timeout() {
+    let clock = Arc::new(ManualClock::at(1_000_000));
+    let (db, path) = temp_db_with_clock(clock.clone());
+    let queue = SqliteQueue::new(db, TEST_QUEUE);
+    queue.send(&message("timed")).await.unwrap();
+    assert_eq!(queue.receive(10, Duration::ZERO).await.unwrap().len(), 1);
+
+    clock.advance(TEST_QUEUE.visibility_timeout - Duration::from_millis(1));
+    let still_hidden = queue.receive(10, Duration::ZERO).await.unwrap();
+    clock.advance(Duration::from_millis(1));
+    let visible = queue.receive(10, Duration::ZERO).await.unwrap();
+
+    remove_db(&path);
+    assert!(still_hidden.is_empty());
+    assert_eq!(visible.len(), 1);
+}
