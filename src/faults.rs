@@ -4,7 +4,8 @@
 //! bad day.
 //!
 //! The faults are the ones the adapters meet in production: an SQS send that fails or is
-//! throttled (the client must get a 503, never a 202), a receive or delete that fails (the
+//! throttled (the client must get a 503, never a 202), one that succeeded but whose answer was
+//! lost (a 503 for a message that is queued, and may be stored), a receive or delete that fails (the
 //! message comes back: a duplicate delivery), a BatchWriteItem that fails, is throttled or
 //! returns `UnprocessedItems` for part of the batch, and a bug that panics in the middle of a
 //! batch after some of it is written.
@@ -32,6 +33,9 @@ pub struct FaultPlan {
     pub partial: f64,
     /// `put_batch` writes part of the batch, then panics.
     pub panic: f64,
+    /// The call succeeds but its answer is lost: the caller sees an error for something
+    /// that happened (a `SendMessage` whose response timed out: SQS holds the message).
+    pub lost_reply: f64,
     /// Every call first waits a random time up to this.
     pub max_latency: Duration,
     /// Seeds the random choices, so a failing run can be replayed.
@@ -70,6 +74,7 @@ impl FaultPlan {
                 "throttle" => plan.throttle = rate(value)?,
                 "partial" => plan.partial = rate(value)?,
                 "panic" => plan.panic = rate(value)?,
+                "lost-reply" => plan.lost_reply = rate(value)?,
                 "latency-ms" => plan.max_latency = Duration::from_secs_f64(number(value)? / 1e3),
                 "seed" => {
                     plan.seed = value
@@ -79,7 +84,7 @@ impl FaultPlan {
                 }
                 other => {
                     return Err(format!(
-                        "unknown fault `{other}`: use error, throttle, partial, panic, latency-ms or seed"
+                        "unknown fault `{other}`: use error, throttle, partial, panic, lost-reply, latency-ms or seed"
                     ))
                 }
             }
@@ -96,6 +101,7 @@ pub struct FaultCounts {
     throttles: AtomicU64,
     partial_writes: AtomicU64,
     panics: AtomicU64,
+    lost_replies: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -105,6 +111,7 @@ pub struct FaultTally {
     pub throttles: u64,
     pub partial_writes: u64,
     pub panics: u64,
+    pub lost_replies: u64,
 }
 
 impl FaultCounts {
@@ -116,6 +123,7 @@ impl FaultCounts {
             throttles: get(&self.throttles),
             partial_writes: get(&self.partial_writes),
             panics: get(&self.panics),
+            lost_replies: get(&self.lost_replies),
         }
     }
 }
@@ -207,7 +215,12 @@ impl<T> Faulty<T> {
 impl<T: MessageQueue> MessageQueue for Faulty<T> {
     async fn send(&self, message: &Message) -> anyhow::Result<()> {
         self.gate("SendMessage").await?;
-        self.inner.send(message).await
+        self.inner.send(message).await?;
+        if self.chance(self.plan.lost_reply) {
+            self.counts.lost_replies.fetch_add(1, Ordering::Relaxed);
+            anyhow::bail!("injected fault: SendMessage succeeded but its answer was lost");
+        }
+        Ok(())
     }
 }
 
@@ -277,8 +290,10 @@ mod tests {
 
     #[test]
     fn plans_parse_and_bad_ones_say_why() {
-        let plan =
-            FaultPlan::parse("error=0.2, partial=0.1,panic=0.01,latency-ms=5,seed=7").unwrap();
+        let plan = FaultPlan::parse(
+            "error=0.2, partial=0.1,panic=0.01,lost-reply=0.03,latency-ms=5,seed=7",
+        )
+        .unwrap();
         assert_eq!(
             plan,
             FaultPlan {
@@ -286,6 +301,7 @@ mod tests {
                 throttle: 0.0,
                 partial: 0.1,
                 panic: 0.01,
+                lost_reply: 0.03,
                 max_latency: Duration::from_millis(5),
                 seed: 7,
             }
@@ -324,6 +340,27 @@ mod tests {
         assert_eq!(queue.inner.sent().len(), acknowledged);
         assert_eq!(tally.errors + tally.throttles, 200 - acknowledged as u64);
         assert!(tally.errors > 50 && tally.throttles > 10, "{tally:?}");
+    }
+
+    #[tokio::test]
+    async fn a_lost_reply_is_an_error_for_a_message_that_was_sent() {
+        let queue = Faulty::new(
+            InMemoryQueue::default(),
+            FaultPlan {
+                lost_reply: 0.5,
+                ..FaultPlan::default()
+            },
+        );
+        let mut refused = 0;
+        for message in stored_messages(200) {
+            if queue.send(&message).await.is_err() {
+                refused += 1;
+            }
+        }
+        let tally = queue.counts().tally();
+        assert_eq!(queue.inner.sent().len(), 200, "every message was sent");
+        assert_eq!(tally.lost_replies, refused);
+        assert!(refused > 50, "{tally:?}");
     }
 
     #[tokio::test]

@@ -45,7 +45,7 @@ fn poison(n: usize) -> Vec<String> {
 
 /// Every refusal a client saw was a 503 with a JSON error that says to retry.
 fn assert_refusals_are_503(posts: &Posts) {
-    for (status, body) in &posts.refused {
+    for (status, body, _) in &posts.refused {
         assert_eq!(*status, 503, "{body}");
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert!(json["error"].is_string(), "{body}");
@@ -66,7 +66,7 @@ fn ten_thousand_messages_survive_store_queue_and_worker_faults() {
             "--store-faults",
             "error=0.2,throttle=0.02,partial=0.1,panic=0.005,latency-ms=2,seed=5",
             "--queue-faults",
-            "error=0.02,throttle=0.01,seed=6",
+            "error=0.02,throttle=0.01,lost-reply=0.01,seed=6",
             "--source-faults",
             "error=0.02,seed=7",
         ],
@@ -89,7 +89,7 @@ fn ten_thousand_messages_survive_store_queue_and_worker_faults() {
 
     let dead_bodies: Vec<String> = dead.iter().map(|(body, _)| body.clone()).collect();
     let rows = stats["stored"].as_u64().unwrap() as usize;
-    let ledger = Ledger::of(&posts.acked, &stored, &dead_bodies).with_rows(rows, stored.len());
+    let ledger = Ledger::of(&posts, &stored, &dead_bodies).with_rows(rows, stored.len());
     let faults = &stats["faults"];
     ledger.report("embedded, 10,000 posts", posts.refused.len(), 0, faults);
     eprintln!("drained {drain_secs:.1} s after the last post; faults {faults}");
@@ -99,9 +99,15 @@ fn ten_thousand_messages_survive_store_queue_and_worker_faults() {
     assert_eq!(ledger.unacknowledged_stored, 0, "{ledger:?}");
     // Each refused post is one injected send failure, and the client saw it.
     assert_refusals_are_503(&posts);
+    let lost_replies = faults["queue"]["lost_replies"].as_u64().unwrap();
     let queue_faults = faults["queue"]["errors"].as_u64().unwrap()
-        + faults["queue"]["throttles"].as_u64().unwrap();
+        + faults["queue"]["throttles"].as_u64().unwrap()
+        + lost_replies;
     assert_eq!(posts.refused.len() as u64, queue_faults);
+    // A send whose answer was lost: the client saw a 503, and the message is stored (under a
+    // job id the client never learned). Counted once, never as lost.
+    assert!(lost_replies > 0, "{faults}");
+    assert_eq!(ledger.refused_but_stored as u64, lost_replies, "{ledger:?}");
     // Every kind of fault actually happened.
     for (port, kind) in [
         ("store", "errors"),
@@ -219,7 +225,7 @@ async fn messages_survive_faults_through_sqs_and_dynamodb() {
                 "--store-faults",
                 "error=0.2,partial=0.1,panic=0.01,seed=8",
                 "--queue-faults",
-                "error=0.05,seed=9",
+                "error=0.05,lost-reply=0.03,seed=9",
             ],
         );
         let stop = Arc::new(AtomicBool::new(false));
@@ -245,7 +251,7 @@ async fn messages_survive_faults_through_sqs_and_dynamodb() {
     let rows = stack.item_count().await;
     stack.teardown().await;
 
-    let ledger = Ledger::of(&posts.acked, &stored, &dead).with_rows(rows, stored.len());
+    let ledger = Ledger::of(&posts, &stored, &dead).with_rows(rows, stored.len());
     ledger.report(
         "SQS + DynamoDB (emulator), 400 posts",
         posts.refused.len(),
@@ -256,9 +262,12 @@ async fn messages_survive_faults_through_sqs_and_dynamodb() {
     assert_eq!(ledger.unacknowledged_stored, 0, "{ledger:?}");
     assert_eq!(ledger.poison, poison.len(), "{ledger:?}");
     assert_refusals_are_503(&posts);
+    let lost_replies = faults["queue"]["lost_replies"].as_u64().unwrap();
     assert_eq!(
         posts.refused.len() as u64,
-        faults["queue"]["errors"].as_u64().unwrap()
+        faults["queue"]["errors"].as_u64().unwrap() + lost_replies
     );
+    assert!(lost_replies > 0, "{faults}");
+    assert_eq!(ledger.refused_but_stored as u64, lost_replies, "{ledger:?}");
     assert!(faults["store"]["errors"].as_u64().unwrap() > 0, "{faults}");
 }

@@ -52,7 +52,7 @@ fn every_acknowledged_message_is_kept_across_sigkills_under_store_faults() {
     remove_db(&data);
 
     let rows = stats["stored"].as_u64().unwrap() as usize;
-    let ledger = Ledger::of(&posts.acked, &stored, &dead).with_rows(rows, stored.len());
+    let ledger = Ledger::of(&posts, &stored, &dead).with_rows(rows, stored.len());
     // Faults counted by the last run only: the killed runs took theirs with them.
     ledger.report(
         "embedded, SIGKILLed under load",
@@ -106,7 +106,7 @@ fn sigterm_finishes_in_flight_work_and_exits_cleanly() {
     runner.kill();
     remove_db(&data);
     assert!(!posts.acked.is_empty());
-    let ledger = Ledger::of(&posts.acked, &stored, &[]);
+    let ledger = Ledger::of(&posts, &stored, &[]);
     ledger.assert_kept();
     assert_eq!(ledger.dead_lettered, 0);
 }

@@ -302,7 +302,8 @@ pub fn data_file() -> PathBuf {
 #[derive(Debug, Default)]
 pub struct Posts {
     pub acked: HashMap<String, String>,
-    pub refused: Vec<(u16, String)>,
+    /// Status, body and the content that was posted.
+    pub refused: Vec<(u16, String, String)>,
 }
 
 impl Posts {
@@ -336,7 +337,9 @@ pub fn post_until(
                         Posted::Accepted(job_id) => {
                             posts.acked.insert(job_id, content);
                         }
-                        Posted::Refused(status, body) => posts.refused.push((status, body)),
+                        Posted::Refused(status, body) => {
+                            posts.refused.push((status, body, content));
+                        }
                         Posted::NoAnswer => break,
                     }
                 }
@@ -369,7 +372,11 @@ pub struct Ledger {
     pub lost: usize,
     /// Stored with content other than what the client sent.
     pub changed: usize,
-    /// Stored but never acknowledged to any client.
+    /// Stored but never acknowledged, with the content of a post that was refused: its send
+    /// succeeded and the answer was lost (a 503 the client may retry). Not lost, not a
+    /// duplicate: at-least-once at the edge.
+    pub refused_but_stored: usize,
+    /// Stored but never acknowledged, and not a refused post either: from nowhere.
     pub unacknowledged_stored: usize,
     /// Dead-lettered bodies that are not an acknowledged job (poison sent past the API).
     pub poison: usize,
@@ -378,11 +385,18 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn of(
-        acked: &HashMap<String, String>,
-        stored: &HashMap<String, String>,
-        dead_bodies: &[String],
-    ) -> Self {
+    pub fn of(posts: &Posts, stored: &HashMap<String, String>, dead_bodies: &[String]) -> Self {
+        let acked = &posts.acked;
+        let refused: HashSet<&str> = posts.refused.iter().map(|(_, _, c)| c.as_str()).collect();
+        let unacknowledged: Vec<&String> = stored
+            .iter()
+            .filter(|(id, _)| !acked.contains_key(*id))
+            .map(|(_, content)| content)
+            .collect();
+        let refused_but_stored = unacknowledged
+            .iter()
+            .filter(|content| refused.contains(content.as_str()))
+            .count();
         let dead_jobs: HashSet<String> = dead_bodies
             .iter()
             .filter_map(|body| QueuedMessage::decode(body, ContentLimit::DEFAULT).ok())
@@ -391,7 +405,8 @@ impl Ledger {
             .collect();
         let mut ledger = Ledger {
             acknowledged: acked.len(),
-            unacknowledged_stored: stored.keys().filter(|id| !acked.contains_key(*id)).count(),
+            refused_but_stored,
+            unacknowledged_stored: unacknowledged.len() - refused_but_stored,
             poison: dead_bodies.len() - dead_jobs.len(),
             ..Ledger::default()
         };
@@ -432,11 +447,12 @@ impl Ledger {
         eprintln!(
             "reliability: {test}: acknowledged={} refused_503={refused} crashes={crashes} \
              faults_injected={injected} stored={} dead_lettered={} stored_and_dead_lettered={} \
-             lost={} changed={} duplicated={} poison_dead_lettered={}",
+             refused_but_stored={} lost={} changed={} duplicated={} poison_dead_lettered={}",
             self.acknowledged,
             self.stored,
             self.dead_lettered,
             self.stored_and_dead_lettered,
+            self.refused_but_stored,
             self.lost,
             self.changed,
             self.duplicated,
