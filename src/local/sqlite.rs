@@ -42,7 +42,13 @@ pub enum Durability {
     Full,
 }
 
-const SCHEMA: &str = "
+/// The schema's history: step `i` takes a database from version `i` to `i + 1`, and
+/// `PRAGMA user_version` records how many have run. Append a step for every change; never edit
+/// one that has shipped. Step 1 is the schema as the runner wrote it before it kept versions
+/// (`IF NOT EXISTS` makes it a no-op on such a database).
+const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS queue (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id    TEXT    NOT NULL UNIQUE,
@@ -82,6 +88,9 @@ pub struct SqliteDb {
 const READERS: usize = 4;
 
 impl SqliteDb {
+    /// The schema version this runner writes and reads.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
     /// Opens (or creates) the database, with a [`ProcessClock`] that starts no earlier than
     /// the latest time the database holds.
     pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Arc<Self>> {
@@ -110,10 +119,8 @@ impl SqliteDb {
             conn.pragma_update(None, "synchronous", synchronous)?;
             Ok(conn)
         };
-        let writer = open()?;
-        writer
-            .execute_batch(SCHEMA)
-            .context("creating the schema")?;
+        let mut writer = open()?;
+        migrate(&mut writer).with_context(|| format!("preparing {}", path.display()))?;
         let latest: i64 = writer.query_row(
             "SELECT max(coalesce((SELECT max(sent_at_ms) FROM queue), 0),
                         coalesce((SELECT max(dead_at_ms) FROM dead_letters), 0))",
@@ -175,6 +182,26 @@ impl SqliteDb {
         })
         .await
     }
+}
+
+/// Brings the schema up to [`SqliteDb::SCHEMA_VERSION`], one step a transaction; refuses a
+/// database a newer runner wrote rather than guess at its tables.
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        version <= SqliteDb::SCHEMA_VERSION,
+        "the database was written by a newer version of the runner (schema {version}; this one \
+         knows up to {}): upgrade the runner, or give it another --data file",
+        SqliteDb::SCHEMA_VERSION
+    );
+    for (done, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)
+            .with_context(|| format!("migrating the schema to version {}", done + 1))?;
+        tx.pragma_update(None, "user_version", done as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 // A panic while holding a connection leaves SQLite consistent (the transaction rolls back
