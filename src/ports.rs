@@ -85,3 +85,20 @@ impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
         (**self).list(limit, before).await
     }
 }
+
+/// A queue's redrive settings, which both queue adapters keep (SQS as queue attributes, the
+/// embedded queue itself). They differ between production and tests (tests want fast
+/// redelivery).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSettings {
+    pub visibility_timeout: Duration,
+    pub max_receive_count: u32,
+}
+
+impl QueueSettings {
+    /// As in template.yaml: six times the consumer's 30 s timeout, five receives.
+    pub const PRODUCTION: Self = Self {
+        visibility_timeout: Duration::from_secs(180),
+        max_receive_count: 5,
+    };
+}

@@ -11,20 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-/// Queue settings that differ between production and tests (tests want fast redelivery).
-#[derive(Debug, Clone, Copy)]
-pub struct QueueSettings {
-    pub visibility_timeout: Duration,
-    pub max_receive_count: u32,
-}
-
-impl QueueSettings {
-    /// As in template.yaml: six times the consumer's 30 s timeout, five receives.
-    pub const PRODUCTION: Self = Self {
-        visibility_timeout: Duration::from_secs(180),
-        max_receive_count: 5,
-    };
-}
+pub use crate::ports::QueueSettings;
 
 /// The URLs and ARN of a queue and its dead-letter queue.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use super::server::AppState;
+use super::AppState;
 use crate::api::{json_response, ApiError};
 
 /// The response for a `/_local/` request; `None` for every other path.

@@ -27,15 +27,35 @@ use tokio::sync::watch;
 
 use crate::api::EnqueueLimits;
 use crate::aws::calls::CallCounter;
-use crate::aws::provision::QueueSettings;
 use crate::aws::{DynamoDbStore, SqsQueue};
 use crate::domain::{ContentLimit, CursorKey};
 use crate::event_source::{run_mapping, MappingCounts, MappingSettings};
 use crate::faults::{FaultCounts, FaultPlan, Faulty};
+use crate::ports::QueueSettings;
 use crate::ports::{MessageQueue, MessageStore, QueueSource};
 use auth::{Gate, IssuedTokens};
-use server::AppState;
 use sqlite::{Durability, SqliteDb, SqliteQueue, SqliteStore};
+
+/// Everything a request may need.
+#[derive(Debug)]
+pub struct AppState {
+    pub queue: Arc<dyn MessageQueue>,
+    pub store: Arc<dyn MessageStore>,
+    pub limits: EnqueueLimits,
+    pub cursors: CursorKey,
+    /// The embedded queue, for the `/_local/` endpoints; none on the AWS backend.
+    pub embedded: Option<Arc<SqliteQueue>>,
+    /// The fault-injecting wrappers in place, by the port they wrap.
+    pub faults: Vec<(&'static str, Arc<FaultCounts>)>,
+    /// AWS requests made so far (AWS backend).
+    pub calls: Option<CallCounter>,
+    /// Batches handed to the consumer: Lambda's invocations.
+    pub consumer: Arc<MappingCounts>,
+    /// Who gets in: API Gateway's authorizer, played locally.
+    pub gate: Gate,
+    /// Listening on loopback: only loopback `Host` and `Origin` names are answered.
+    pub loopback: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {

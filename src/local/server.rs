@@ -15,35 +15,9 @@ use lambda_http::{Body, Request, Response};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use super::auth::{check_loopback_names, Gate};
-use super::sqlite::SqliteQueue;
-use crate::api::{self, ApiError, EnqueueLimits, Reader};
-use crate::aws::calls::CallCounter;
-use crate::domain::CursorKey;
-use crate::event_source::MappingCounts;
-use crate::faults::FaultCounts;
-use crate::ports::{MessageQueue, MessageStore};
-
-/// Everything a request may need.
-#[derive(Debug)]
-pub struct AppState {
-    pub queue: Arc<dyn MessageQueue>,
-    pub store: Arc<dyn MessageStore>,
-    pub limits: EnqueueLimits,
-    pub cursors: CursorKey,
-    /// The embedded queue, for the `/_local/` endpoints; none on the AWS backend.
-    pub embedded: Option<Arc<SqliteQueue>>,
-    /// The fault-injecting wrappers in place, by the port they wrap.
-    pub faults: Vec<(&'static str, Arc<FaultCounts>)>,
-    /// AWS requests made so far (AWS backend).
-    pub calls: Option<CallCounter>,
-    /// Batches handed to the consumer: Lambda's invocations.
-    pub consumer: Arc<MappingCounts>,
-    /// Who gets in: API Gateway's authorizer, played locally.
-    pub gate: Gate,
-    /// Listening on loopback: only loopback `Host` and `Origin` names are answered.
-    pub loopback: bool,
-}
+use super::auth::check_loopback_names;
+use super::AppState;
+use crate::api::{self, ApiError, Reader};
 
 /// How long shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);

@@ -27,10 +27,10 @@ use tokio::sync::{oneshot, Notify};
 use uuid::Uuid;
 
 use super::clock::{Clock, ProcessClock};
-use crate::aws::provision::QueueSettings;
 use crate::domain::{
     ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit, QueuedMessage,
 };
+use crate::ports::QueueSettings;
 use crate::ports::{MessageQueue, MessageStore, PutBatchError, QueueSource};
 
 /// What a commit survives.
