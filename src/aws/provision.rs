@@ -131,6 +131,9 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyh
     wait_for_active(client, name).await
 }
 
+/// Polls every 200 ms. The SDK's `wait_until_table_exists` waits at least 20 s between polls
+/// (its generated `min_delay`), while a new on-demand table is usually ACTIVE within seconds:
+/// for a test that creates its own table, that is up to 20 s for nothing.
 async fn wait_for_active(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
     for _ in 0..300 {
         let status = client

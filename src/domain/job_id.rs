@@ -54,11 +54,11 @@ impl JobId {
     }
 
     pub fn unix_millis(&self) -> u64 {
-        let bytes = self.0.as_bytes();
-        // The first 48 bits of a UUIDv7 are the Unix time in milliseconds, big-endian.
-        bytes[..6]
-            .iter()
-            .fold(0u64, |millis, byte| (millis << 8) | u64::from(*byte))
+        // A JobId is always a UUIDv7 (see `from_uuid`), which always has a timestamp.
+        self.0.get_timestamp().map_or(0, |timestamp| {
+            let (seconds, nanos) = timestamp.to_unix();
+            seconds * 1000 + u64::from(nanos / 1_000_000)
+        })
     }
 
     /// A stable, uniformly spread number derived from the id's random bits.

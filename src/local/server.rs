@@ -123,7 +123,9 @@ async fn respond(
 
 /// How much of an oversized body is read (and dropped) so that a client that writes its
 /// whole body before reading gets its 413 instead of a reset connection: API Gateway's own
-/// payload limit, past which it refuses a request itself.
+/// payload limit, past which it refuses a request itself. (`http_body_util::Limited` stops
+/// reading at the limit, which is the reset this avoids; the 413 test in
+/// tests/local_runner.rs sends 6 and 10 MB.)
 const READ_AND_DROP_MAX: usize = 10 * 1024 * 1024;
 
 /// The body, or `None` when it is over `limit` bytes. An oversized body is never buffered.
