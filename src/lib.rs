@@ -14,8 +14,10 @@
 //! - [`worker`]: the SQS consumer, with per-record failure reporting.
 //! - [`aws`]: the SQS and DynamoDB adapters, and provisioning that mirrors `template.yaml`.
 //! - [`config`]: each function's environment, checked at cold start.
-//! - [`event_source`]: Lambda's SQS event source mapping, for workers outside Lambda.
-//! - [`faults`]: wrappers that make the ports fail, throttle, half-write and panic, for tests.
+//! - `event_source` (feature `local`): Lambda's SQS event source mapping, for workers
+//!   outside Lambda.
+//! - `faults` (feature `local`): wrappers that make the ports fail, throttle, half-write,
+//!   lose replies and panic, for the runner and the tests.
 //! - `local` (feature `local`, on by default; off for the functions): the local runner
 //!   behind `cargo run`, with the embedded SQLite backend and an HTTP server.
 
@@ -23,7 +25,11 @@ pub mod api;
 pub mod aws;
 pub mod config;
 pub mod domain;
+// The emulated event source mapping and the fault injectors are the local runner's and the
+// tests' (which build with the default features): the Lambda functions never compile them.
+#[cfg(feature = "local")]
 pub mod event_source;
+#[cfg(feature = "local")]
 pub mod faults;
 #[cfg(feature = "local")]
 pub mod local;

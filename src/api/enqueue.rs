@@ -1,3 +1,7 @@
+//! `POST /messages` (and the tutorial's `POST /add_message`): the body is checked before
+//! anything is queued (content type, size, JSON shape, content rules), and the answer is a 202
+//! with the job id only once the queue has confirmed the message.
+
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE, LOCATION};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};

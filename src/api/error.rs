@@ -1,3 +1,6 @@
+//! Every way a request can fail, and the one function that turns each into its status and
+//! JSON body: a 4xx says what to fix, a 5xx says nothing internal (the cause goes to the log).
+
 use lambda_http::http::header::{HeaderValue, ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};

@@ -1,3 +1,6 @@
+//! `GET /messages` (a page, newest first, with a signed cursor; capped under Lambda's response
+//! limit) and `GET /messages/{id}`.
+
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;

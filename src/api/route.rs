@@ -1,3 +1,6 @@
+//! The API's route table: each method and path, what it does and the scope it needs. The
+//! router, the handlers' authorization, template.yaml and openapi.json are checked against it.
+
 use lambda_http::http::Method;
 
 use super::{ApiError, Scope};

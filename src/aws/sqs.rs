@@ -1,3 +1,6 @@
+//! The queue ports on Amazon SQS: sending (the enqueue function) and receiving and deleting
+//! as the event source mapping does (the local runner on its AWS backend).
+
 use std::time::Duration;
 
 use anyhow::Context as _;

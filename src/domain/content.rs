@@ -1,3 +1,5 @@
+//! Message content: what a message may hold, and the configurable limit on its length.
+
 use std::fmt;
 
 /// How long a message's content may be, in characters (Unicode scalar values, not bytes).

@@ -1,3 +1,6 @@
+//! Page cursors: where the next page starts, signed (HMAC-SHA256) so that a client can pass
+//! one back but not forge or alter it.
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{KeyInit as _, Mac as _};

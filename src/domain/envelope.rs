@@ -1,3 +1,6 @@
+//! The body a queued message carries (version, job id, content), and its decoding, which
+//! checks everything again: anyone who can send to the queue can put any body there.
+
 use serde::{Deserialize, Serialize};
 
 use super::{ContentError, ContentLimit, JobId, Message, MessageContent};

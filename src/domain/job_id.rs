@@ -1,3 +1,5 @@
+//! Job ids: UUIDv7, which carry the time a message was accepted and sort by it.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,3 +1,5 @@
+//! Pages of messages and the page-size limit a client asks for.
+
 use super::{Cursor, Message};
 
 /// How many messages one page holds.
