@@ -341,12 +341,12 @@ mod tests {
     }
 
     /// A source whose first receive panics (a bug in a poller); after that it hands out one
-    /// batch, then nothing.
+    /// batch, then nothing. Deletes are recorded.
     #[derive(Debug)]
     struct PanicsOnce {
         calls: Mutex<usize>,
         batch: Mutex<Option<Vec<SqsMessage>>>,
-        deleted: Mutex<Vec<String>>,
+        recorded: RecordingSource,
     }
 
     #[async_trait]
@@ -369,11 +369,7 @@ mod tests {
         }
 
         async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
-            self.deleted
-                .lock()
-                .unwrap()
-                .extend_from_slice(receipt_handles);
-            Ok(())
+            self.recorded.delete(receipt_handles).await
         }
     }
 
@@ -382,7 +378,7 @@ mod tests {
         let source = Arc::new(PanicsOnce {
             calls: Mutex::new(0),
             batch: Mutex::new(Some(vec![record(Some("a"), &good_body("a"))])),
-            deleted: Mutex::new(Vec::new()),
+            recorded: RecordingSource::default(),
         });
         let store = Arc::new(InMemoryStore::default());
         let (stop, stopped) = watch::channel(false);
@@ -403,7 +399,7 @@ mod tests {
         mapping.await.unwrap();
 
         assert_eq!(store.items().len(), 1);
-        assert_eq!(*source.deleted.lock().unwrap(), ["receipt-a"]);
+        assert_eq!(*source.recorded.deleted.lock().unwrap(), ["receipt-a"]);
     }
 
     /// A store whose writes never finish: a stalled backend.
