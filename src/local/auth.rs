@@ -152,8 +152,8 @@ impl Gate {
             .headers()
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .and_then(|token| tokens.caller(token.trim()));
+            .and_then(bearer_token)
+            .and_then(|token| tokens.caller(token));
         let caller = match (access, caller) {
             (Access::Public, _) => return Ok(request),
             (_, None) => return Err(ApiError::Unauthorized),
@@ -166,6 +166,16 @@ impl Gate {
         };
         Ok(caller.attach_to(request))
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme's case does not matter,
+/// RFC 9110).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Refuses a request to a loopback listener whose `Host` or `Origin` names anything but
@@ -278,6 +288,18 @@ mod tests {
                 "/messages",
                 Some(bearer(&issued.write)),
                 StatusCode::OK,
+            ),
+            (
+                Method::POST,
+                "/messages",
+                Some(format!("bearer {}", issued.write)),
+                StatusCode::OK,
+            ),
+            (
+                Method::POST,
+                "/messages",
+                Some("Bearer ".to_owned()),
+                StatusCode::UNAUTHORIZED,
             ),
             (
                 Method::GET,
