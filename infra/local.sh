@@ -121,11 +121,20 @@ EOT
 watch() {
   local queue_url env_file="$root/.local/watch.env"
   queue_url=$(output QueueUrl) || { echo "watch: no local stack; run infra/local.sh up first" >&2; exit 1; }
-  # Credentials and endpoints: readable by you only.
+  # The list function signs cursors with the stack's secret; where it cannot be read (an
+  # emulator without Secrets Manager), a random one for this run. Never printed.
+  local cursor_secret
+  cursor_secret=$(aws_ secretsmanager get-secret-value --secret-id "$(resource CursorSecret)" \
+    --query SecretString 2>/dev/null) || cursor_secret=""
+  if [ "${#cursor_secret}" -lt 32 ]; then
+    cursor_secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  fi
+  # Credentials, endpoints and the cursor secret: readable by you only.
   umask 077
   rm -f "$env_file"
   cat >"$env_file" <<EOT
 QUEUE_URL=$queue_url
+CURSOR_SECRET=$cursor_secret
 TABLE_NAME=$(output TableName)
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL
 AWS_REGION=$AWS_REGION
