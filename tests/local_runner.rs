@@ -223,7 +223,10 @@ async fn with_the_aws_backend_the_runner_moves_messages_through_sqs_and_dynamodb
     );
     // At least each message once: under the test queue's 1 s visibility timeout a slow
     // machine may see a record again, which the listing below shows changes nothing.
-    assert!(stats["consumer"]["records"].as_u64().unwrap() >= 5, "{stats}");
+    assert!(
+        stats["consumer"]["records"].as_u64().unwrap() >= 5,
+        "{stats}"
+    );
     let newest_first: Vec<String> = acked.into_iter().rev().collect();
     assert_eq!(listed, newest_first);
     assert_eq!(stack.queued().await, 0);
