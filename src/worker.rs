@@ -295,6 +295,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_aws_sample_sqs_events_fail_their_records_which_are_not_envelopes() {
+        for name in ["example-sqs-event.json", "example-sqs-event-obj.json"] {
+            let path = format!("{}/events/aws-samples/{name}", env!("CARGO_MANIFEST_DIR"));
+            let event: SqsEvent =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            let ids: Vec<String> = event
+                .records
+                .iter()
+                .map(|r| r.message_id.clone().unwrap())
+                .collect();
+            let store = InMemoryStore::default();
+
+            let response = store_batch(event, &store).await;
+
+            assert_eq!(failed_ids(&response), ids, "{name}");
+            assert!(store.items().is_empty(), "{name}");
+        }
+    }
+
+    #[tokio::test]
     async fn the_sample_event_in_events_stores_two_and_fails_the_poison_record() {
         let sample = include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),

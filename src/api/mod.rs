@@ -155,6 +155,94 @@ mod tests {
         assert_eq!(listed.status(), StatusCode::OK);
     }
 
+    /// An AWS sample event from `events/aws-samples/` (the `aws_lambda_events` crate's own),
+    /// changed by `edit` before it is parsed.
+    fn aws_sample(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Request {
+        let path = format!("{}/events/aws-samples/{name}", env!("CARGO_MANIFEST_DIR"));
+        let mut event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        edit(&mut event);
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    // What API Gateway would hand each function: without a JWT context (none, IAM, a Lambda
+    // authorizer) every route is refused, fail-closed; with one, a path the API does not
+    // serve is its JSON 404, and a scoped route answers only the right scope.
+    #[tokio::test]
+    async fn the_aws_sample_events_get_the_documented_json_answers() {
+        let store = InMemoryStore::default();
+        let key = CursorKey::random();
+        let reader = Reader {
+            store: &store,
+            cursors: &key,
+        };
+        let queue = InMemoryQueue::default();
+        let limits = EnqueueLimits::default();
+        let no_edit = |_: &mut serde_json::Value| {};
+        let to_messages = |scopes: &'static [&'static str]| {
+            move |event: &mut serde_json::Value| {
+                event["rawPath"] = "/messages".into();
+                event["requestContext"]["http"]["path"] = "/messages".into();
+                event["requestContext"]["authorizer"]["jwt"]["scopes"] = scopes.into();
+            }
+        };
+        let jwt = "example-apigw-v2-request-jwt-authorizer.json";
+        let cases: Vec<(&str, Request, StatusCode)> = vec![
+            (
+                "no authorizer",
+                aws_sample("example-apigw-v2-request-no-authorizer.json", no_edit),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "IAM",
+                aws_sample("example-apigw-v2-request-iam.json", no_edit),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "Lambda authorizer",
+                aws_sample("example-apigw-v2-request-lambda-authorizer.json", no_edit),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "multi-value",
+                aws_sample(
+                    "example-apigw-v2-request-multi-value-parameters.json",
+                    no_edit,
+                ),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "JWT, unknown path",
+                aws_sample(jwt, no_edit),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "JWT, wrong scopes",
+                aws_sample(jwt, to_messages(&["scope1", "scope2"])),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "JWT, messages/read",
+                aws_sample(jwt, to_messages(&["messages/read"])),
+                StatusCode::OK,
+            ),
+        ];
+        for (case, request, expected) in cases {
+            let copy = request.clone();
+            let listed = read_function(request, reader).await;
+            assert_eq!(listed.status(), expected, "{case}");
+            assert!(body_json(&listed).is_object(), "{case}");
+            // At the enqueue function (where the gateway sends only its POSTs) these are
+            // refused or unknown; an authorized GET /messages there would be a routing mistake.
+            if expected != StatusCode::OK {
+                let posted = enqueue_function(copy, &queue, &limits).await;
+                let status = posted.status();
+                assert!(status.is_client_error(), "{case}: {status}");
+            }
+        }
+        assert!(queue.sent().is_empty());
+    }
+
     #[tokio::test]
     async fn reads_need_the_read_scope_and_the_document_nothing() {
         let store = InMemoryStore::default();
