@@ -40,5 +40,8 @@ if [ -z "${SKIP_STACK_TESTS:-}" ]; then
   eval "$(infra/local.sh env)"
   # One at a time: the refusal test compares queue and table counts before and after.
   cargo test --locked --test integration -- --ignored --test-threads=1 stack::
+  # `cargo lambda watch` on the same stack: the README's watch section, line by line, and the
+  # sample events at their functions.
+  infra/watch-smoke.sh
   infra/local.sh delete
 fi

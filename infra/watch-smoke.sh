@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# `cargo lambda watch` as a user runs it, against the deployed stack (STACK_NAME; infra/test.sh
+# runs this after the stack tests): starts `infra/local.sh watch` on a free loopback port,
+# runs the README's watch section line by line (on that port), then every event in events/
+# and events/aws-samples/ through the function it is meant for, and checks each answer.
+#
+#   STACK_NAME=... infra/watch-smoke.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# shellcheck source=infra/env.sh
+. infra/env.sh
+PATH="$(infra/tools.sh cli):$PATH"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log=$(mktemp)
+WATCH_PORT="$port" setsid infra/local.sh watch >"$log" 2>&1 </dev/null &
+watch_pid=$!
+stop() {
+  kill -TERM -- "-$watch_pid" 2>/dev/null || true
+  sleep 0.5
+  kill -KILL -- "-$watch_pid" 2>/dev/null || true
+}
+fail() {
+  echo "watch-smoke: $*" >&2
+  echo "--- cargo lambda watch said:" >&2
+  tail -40 "$log" >&2
+  exit 1
+}
+trap 'stop; rm -f "$log"' EXIT
+
+for _ in $(seq 120); do
+  grep -q "starting Runtime server" "$log" && break
+  kill -0 "$watch_pid" 2>/dev/null || fail "cargo lambda watch exited"
+  sleep 0.5
+done
+grep -q "starting Runtime server" "$log" || fail "cargo lambda watch did not start within 60 s"
+
+# One invocation: its answer, or a failure that names the call.
+invoke() {
+  local function=$1 file=$2
+  timeout 180 cargo lambda invoke "$function" --invoke-address 127.0.0.1 --invoke-port "$port" \
+    --data-file "$file" 2>&1 || fail "cargo lambda invoke $function --data-file $file failed"
+}
+
+expect() {
+  local what=$1 answer=$2 pattern=$3
+  grep -Eq "$pattern" <<<"$answer" || fail "$what answered: ${answer:0:400}"
+  echo "watch-smoke: ok  $what"
+}
+
+# The README's lines, as written there, on this run's port.
+readme=$(sed -n '/^### `cargo lambda watch`/,/^## /p' README.md | sed -n '/^```sh$/,/^```$/p' \
+  | grep '^cargo lambda invoke' || true)
+[ -n "$readme" ] || fail "no cargo lambda invoke lines in the README's watch section"
+checked=0
+while read -r _ _ _ function rest; do
+  file=$(sed -E 's/.*--data-file ([^ ]+).*/\1/' <<<"$rest")
+  answer=$(invoke "$function" "$file")
+  case "$function" in
+    enqueue) expect "README: $function $file" "$answer" '"statusCode":202' ;;
+    consumer) expect "README: $function $file" "$answer" '"batchItemFailures":\[\{"itemIdentifier":"[^"]+"\}\]' ;;
+    list) expect "README: $function $file" "$answer" '"statusCode":200' ;;
+    *) fail "the README invokes an unknown function: $function" ;;
+  esac
+  checked=$((checked + 1))
+done <<<"$readme"
+[ "$checked" -eq 3 ] || fail "the README's watch section invokes $checked functions, not 3"
+
+# Every event in events/, at its function.
+expect "enqueue events/post-invalid-message.json" \
+  "$(invoke enqueue events/post-invalid-message.json)" '"statusCode":400'
+# The AWS samples: without a JWT context every route is refused (fail-closed); a JWT without
+# the route's scopes on an unknown path gets the JSON 404; SQS records that are not envelopes
+# are reported as failures.
+for sample in no-authorizer iam lambda-authorizer multi-value-parameters; do
+  expect "list aws-samples/$sample" \
+    "$(invoke list "events/aws-samples/example-apigw-v2-request-$sample.json")" '"statusCode":403'
+done
+expect "list aws-samples/jwt-authorizer" \
+  "$(invoke list events/aws-samples/example-apigw-v2-request-jwt-authorizer.json)" '"statusCode":404'
+for sample in example-sqs-event example-sqs-event-obj; do
+  expect "consumer aws-samples/$sample" \
+    "$(invoke consumer "events/aws-samples/$sample.json")" '"batchItemFailures":\[\{'
+done
