@@ -129,9 +129,28 @@ mod tests {
         assert_eq!(queue.sent().len(), 1);
     }
 
-    fn sample_event(name: &str) -> Request {
+    /// The list function's ports over an empty store, with one cursor key for every test.
+    fn empty_reader() -> Reader<'static> {
+        static STORE: std::sync::LazyLock<InMemoryStore> =
+            std::sync::LazyLock::new(InMemoryStore::default);
+        static KEY: std::sync::LazyLock<CursorKey> = std::sync::LazyLock::new(CursorKey::random);
+        Reader {
+            store: &*STORE,
+            cursors: &KEY,
+        }
+    }
+
+    /// An event file under `events/`, changed by `edit` before it is parsed.
+    fn event_file(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Request {
         let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-        lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        let mut event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        edit(&mut event);
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    fn sample_event(name: &str) -> Request {
+        event_file(name, |_| {})
     }
 
     // The events README's `cargo lambda invoke` lines send: as API Gateway hands requests on
@@ -145,12 +164,7 @@ mod tests {
         let invalid = sample_event("post-invalid-message.json");
         let refused = enqueue_function(invalid, &queue, &limits).await;
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
-        let store = InMemoryStore::default();
-        let key = CursorKey::random();
-        let reader = Reader {
-            store: &store,
-            cursors: &key,
-        };
+        let reader = empty_reader();
         let listed = read_function(sample_event("list-messages.json"), reader).await;
         assert_eq!(listed.status(), StatusCode::OK);
     }
@@ -158,11 +172,7 @@ mod tests {
     /// An AWS sample event from `events/aws-samples/` (the `aws_lambda_events` crate's own),
     /// changed by `edit` before it is parsed.
     fn aws_sample(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Request {
-        let path = format!("{}/events/aws-samples/{name}", env!("CARGO_MANIFEST_DIR"));
-        let mut event: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        edit(&mut event);
-        lambda_http::request::from_str(&event.to_string()).unwrap()
+        event_file(&format!("aws-samples/{name}"), edit)
     }
 
     // What API Gateway would hand each function: without a JWT context (none, IAM, a Lambda
@@ -170,12 +180,7 @@ mod tests {
     // serve is its JSON 404, and a scoped route answers only the right scope.
     #[tokio::test]
     async fn the_aws_sample_events_get_the_documented_json_answers() {
-        let store = InMemoryStore::default();
-        let key = CursorKey::random();
-        let reader = Reader {
-            store: &store,
-            cursors: &key,
-        };
+        let reader = empty_reader();
         let queue = InMemoryQueue::default();
         let limits = EnqueueLimits::default();
         let no_edit = |_: &mut serde_json::Value| {};
@@ -245,12 +250,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_need_the_read_scope_and_the_document_nothing() {
-        let store = InMemoryStore::default();
-        let key = CursorKey::random();
-        let reader = Reader {
-            store: &store,
-            cursors: &key,
-        };
+        let reader = empty_reader();
         for (request, expected) in [
             (get("/messages"), StatusCode::FORBIDDEN),
             (get("/messages/x"), StatusCode::FORBIDDEN),
