@@ -48,11 +48,34 @@ impl EnqueueConfig {
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub table_name: String,
+    /// The queue's redrive `maxReceiveCount` (`MAX_RECEIVE_COUNT`, default 5): a record that
+    /// fails at this receive count is noted as dead-lettered.
+    pub max_receive_count: u32,
 }
 
 impl ConsumerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            max_receive_count: optional("MAX_RECEIVE_COUNT")?
+                .unwrap_or(crate::ports::QueueSettings::PRODUCTION.max_receive_count),
+        })
+    }
+}
+
+/// The operate function's configuration (and the runner's on its AWS backend).
+#[derive(Debug, Clone)]
+pub struct OperateConfig {
+    pub queue_url: String,
+    pub dead_letter_queue_url: String,
+    pub table_name: String,
+}
+
+impl OperateConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            queue_url: required("QUEUE_URL")?,
+            dead_letter_queue_url: required("DEAD_LETTER_QUEUE_URL")?,
             table_name: required("TABLE_NAME")?,
         })
     }
@@ -63,6 +86,9 @@ impl ConsumerConfig {
 pub struct ListConfig {
     pub table_name: String,
     pub cursor_key: CursorKey,
+    /// The queue's retention (`QUEUE_RETENTION_SECONDS`, default 4 days): job status answers
+    /// 404 for an unknown job older than this.
+    pub retention: std::time::Duration,
 }
 
 impl ListConfig {
@@ -70,9 +96,15 @@ impl ListConfig {
         Ok(Self {
             table_name: required("TABLE_NAME")?,
             cursor_key: cursor_key(&required("CURSOR_SECRET")?)?,
+            retention: std::time::Duration::from_secs(
+                optional("QUEUE_RETENTION_SECONDS")?.unwrap_or(DEFAULT_RETENTION_SECS),
+            ),
         })
     }
 }
+
+/// The template's default `QueueRetentionSeconds`.
+pub const DEFAULT_RETENTION_SECS: u64 = 4 * 24 * 3600;
 
 /// `CURSOR_SECRET`: signs page cursors; the template generates it in Secrets Manager.
 pub fn cursor_key(secret: &str) -> Result<CursorKey, ConfigError> {

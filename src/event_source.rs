@@ -13,8 +13,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::ports::{MessageStore, QueueSource};
-use crate::worker::store_batch;
+use crate::ports::{FailureLog, MessageStore, QueueSource};
+use crate::worker::{store_batch_noting, FailureNotes};
 
 /// How a mapping batches and how many batches it works on at once.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +65,22 @@ impl MappingCounts {
     }
 }
 
+/// Where the pollers note jobs' last failures, as the Lambda consumer does.
+#[derive(Debug, Clone)]
+pub struct NoteSink {
+    pub log: Arc<dyn FailureLog>,
+    pub max_receive_count: u32,
+}
+
+impl NoteSink {
+    fn notes(&self) -> FailureNotes<'_> {
+        FailureNotes {
+            log: &*self.log,
+            max_receive_count: self.max_receive_count,
+        }
+    }
+}
+
 /// How long an idle poller waits for a first record before looking at `shutdown` again.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Pauses after the queue itself failed: short for a blip, doubling up to the maximum while
@@ -76,6 +92,7 @@ const ERROR_PAUSE_MAX: Duration = Duration::from_secs(5);
 pub async fn run_mapping(
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
+    notes: Option<NoteSink>,
     settings: MappingSettings,
     counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
@@ -83,8 +100,10 @@ pub async fn run_mapping(
     let pollers: Vec<_> = (0..settings.concurrency)
         .map(|poller| {
             let (source, store, shutdown) = (source.clone(), store.clone(), shutdown.clone());
-            let counts = counts.clone();
-            tokio::spawn(supervise(poller, source, store, settings, counts, shutdown))
+            let (counts, notes) = (counts.clone(), notes.clone());
+            tokio::spawn(supervise(
+                poller, source, store, notes, settings, counts, shutdown,
+            ))
         })
         .collect();
     for poller in pollers {
@@ -102,6 +121,7 @@ async fn supervise(
     poller: usize,
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
+    notes: Option<NoteSink>,
     settings: MappingSettings,
     counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
@@ -109,11 +129,11 @@ async fn supervise(
     let mut pause = ERROR_PAUSE_MIN;
     loop {
         let (source, store, counts) = (source.clone(), store.clone(), counts.clone());
-        let stop = shutdown.clone();
-        let run =
-            tokio::spawn(
-                async move { poll(poller, &*source, &*store, settings, &counts, stop).await },
-            );
+        let (stop, notes) = (shutdown.clone(), notes.clone());
+        let run = tokio::spawn(async move {
+            let notes = notes.as_ref().map(NoteSink::notes);
+            poll(poller, &*source, &*store, notes, settings, &counts, stop).await
+        });
         match run.await {
             Ok(()) => return,
             Err(error) if error.is_panic() => {
@@ -136,6 +156,7 @@ async fn poll(
     poller: usize,
     source: &dyn QueueSource,
     store: &dyn MessageStore,
+    notes: Option<FailureNotes<'_>>,
     settings: MappingSettings,
     counts: &MappingCounts,
     shutdown: watch::Receiver<bool>,
@@ -165,7 +186,7 @@ async fn poll(
         counts
             .records
             .fetch_add(event.records.len() as u64, Ordering::Relaxed);
-        handle(source, store, settings, event).await;
+        handle(source, store, notes, settings, event).await;
     }
     tracing::debug!(poller, "poller stopped");
 }
@@ -177,6 +198,7 @@ async fn poll(
 pub async fn handle(
     source: &dyn QueueSource,
     store: &dyn MessageStore,
+    notes: Option<FailureNotes<'_>>,
     settings: MappingSettings,
     event: SqsEvent,
 ) {
@@ -186,8 +208,11 @@ pub async fn handle(
         .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
         .collect();
     let records = event.records.len();
-    let Ok(response) =
-        tokio::time::timeout(settings.invocation_timeout, store_batch(event, store)).await
+    let Ok(response) = tokio::time::timeout(
+        settings.invocation_timeout,
+        store_batch_noting(event, store, notes),
+    )
+    .await
     else {
         tracing::error!(records, timeout = ?settings.invocation_timeout, "invocation timed out; the whole batch will be retried");
         return;
@@ -389,6 +414,7 @@ mod tests {
         let mapping = tokio::spawn(run_mapping(
             source.clone(),
             store.clone(),
+            None,
             settings,
             Arc::new(MappingCounts::default()),
             stopped,
@@ -443,7 +469,7 @@ mod tests {
         // Paused time runs ahead as soon as every task waits: an hour is instant here.
         tokio::time::timeout(
             Duration::from_secs(3600),
-            handle(&source, &StalledStore, settings, event),
+            handle(&source, &StalledStore, None, settings, event),
         )
         .await
         .expect("the invocation was never abandoned");
@@ -461,7 +487,7 @@ mod tests {
             record(Some("c"), &good_body("c")),
         ];
 
-        handle(&source, &store, MappingSettings::default(), event).await;
+        handle(&source, &store, None, MappingSettings::default(), event).await;
 
         assert_eq!(*source.deleted.lock().unwrap(), ["receipt-a", "receipt-c"]);
         assert_eq!(store.items().len(), 2);
@@ -473,7 +499,7 @@ mod tests {
         let mut event = SqsEvent::default();
         event.records = vec![record(Some("a"), &good_body("a")), record(None, "poison")];
 
-        handle(&source, &store, MappingSettings::default(), event).await;
+        handle(&source, &store, None, MappingSettings::default(), event).await;
 
         assert!(source.deleted.lock().unwrap().is_empty());
     }

@@ -40,6 +40,10 @@ pub struct FaultPlan {
     pub max_latency: Duration,
     /// Seeds the random choices, so a failing run can be replayed.
     pub seed: u64,
+    /// The store refuses every message whose content contains this text: a poison message
+    /// that fails every delivery and reaches the dead-letter queue, until the faults are
+    /// healed (`DELETE /_local/faults`), as a fixed bug would let it through.
+    pub poison: Option<String>,
 }
 
 impl FaultPlan {
@@ -75,6 +79,7 @@ impl FaultPlan {
                 "partial" => plan.partial = rate(value)?,
                 "panic" => plan.panic = rate(value)?,
                 "lost-reply" => plan.lost_reply = rate(value)?,
+                "poison" if !value.trim().is_empty() => plan.poison = Some(value.trim().to_owned()),
                 "latency-ms" => plan.max_latency = Duration::from_secs_f64(number(value)? / 1e3),
                 "seed" => {
                     plan.seed = value
@@ -84,7 +89,7 @@ impl FaultPlan {
                 }
                 other => {
                     return Err(format!(
-                        "unknown fault `{other}`: use error, throttle, partial, panic, lost-reply, latency-ms or seed"
+                        "unknown fault `{other}`: use error, throttle, partial, panic, lost-reply, latency-ms, seed or poison"
                     ))
                 }
             }
@@ -102,6 +107,9 @@ pub struct FaultCounts {
     partial_writes: AtomicU64,
     panics: AtomicU64,
     lost_replies: AtomicU64,
+    poisoned: AtomicU64,
+    /// Set by [`FaultCounts::heal`]: no fault is injected any more.
+    healed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,6 +120,8 @@ pub struct FaultTally {
     pub partial_writes: u64,
     pub panics: u64,
     pub lost_replies: u64,
+    pub poisoned: u64,
+    pub healed: bool,
 }
 
 impl FaultCounts {
@@ -124,7 +134,18 @@ impl FaultCounts {
             partial_writes: get(&self.partial_writes),
             panics: get(&self.panics),
             lost_replies: get(&self.lost_replies),
+            poisoned: get(&self.poisoned),
+            healed: self.healed.load(Ordering::Relaxed),
         }
+    }
+
+    /// Stops every fault of the wrapper these counts belong to.
+    pub fn heal(&self) {
+        self.healed.store(true, Ordering::Relaxed);
+    }
+
+    fn healed(&self) -> bool {
+        self.healed.load(Ordering::Relaxed)
     }
 }
 
@@ -162,13 +183,13 @@ impl<T> Faulty<T> {
     }
 
     fn chance(&self, probability: f64) -> bool {
-        probability > 0.0 && self.with_rng(|rng| rng.f64()) < probability
+        probability > 0.0 && !self.counts.healed() && self.with_rng(|rng| rng.f64()) < probability
     }
 
     /// Waits the injected latency, then decides whether the call is refused outright.
     async fn enter(&self) -> Option<Refusal> {
         self.counts.calls.fetch_add(1, Ordering::Relaxed);
-        if !self.plan.max_latency.is_zero() {
+        if !self.plan.max_latency.is_zero() && !self.counts.healed() {
             let wait = self.with_rng(|rng| self.plan.max_latency.mul_f64(rng.f64()));
             tokio::time::sleep(wait).await;
         }
@@ -250,6 +271,30 @@ impl<T: MessageStore> MessageStore for Faulty<T> {
         if messages.is_empty() {
             return self.inner.put_batch(messages).await;
         }
+        if let Some(marker) = self
+            .plan
+            .poison
+            .as_deref()
+            .filter(|_| !self.counts.healed())
+        {
+            let (poisoned, clean): (Vec<&Message>, Vec<&Message>) = messages
+                .iter()
+                .partition(|m| m.content.as_str().contains(marker));
+            if !poisoned.is_empty() {
+                self.counts
+                    .poisoned
+                    .fetch_add(poisoned.len() as u64, Ordering::Relaxed);
+                let clean: Vec<Message> = clean.into_iter().cloned().collect();
+                let mut unwritten: Vec<JobId> = poisoned.iter().map(|m| m.id).collect();
+                if let Err(e) = self.inner.put_batch(&clean).await {
+                    unwritten.extend(e.unwritten);
+                }
+                return Err(PutBatchError {
+                    unwritten,
+                    cause: anyhow::anyhow!("injected fault: the content is poison to this store"),
+                });
+            }
+        }
         let panic = self.chance(self.plan.panic);
         if panic || self.chance(self.plan.partial) {
             let (written, unwritten) = self.split_batch(messages);
@@ -291,7 +336,7 @@ mod tests {
     #[test]
     fn plans_parse_and_bad_ones_say_why() {
         let plan = FaultPlan::parse(
-            "error=0.2, partial=0.1,panic=0.01,lost-reply=0.03,latency-ms=5,seed=7",
+            "error=0.2, partial=0.1,panic=0.01,lost-reply=0.03,latency-ms=5,seed=7,poison=boom",
         )
         .unwrap();
         assert_eq!(
@@ -304,6 +349,7 @@ mod tests {
                 lost_reply: 0.03,
                 max_latency: Duration::from_millis(5),
                 seed: 7,
+                poison: Some("boom".into()),
             }
         );
         assert_eq!(FaultPlan::parse("").unwrap(), FaultPlan::default());

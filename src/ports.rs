@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 
-use crate::domain::{JobId, Message, Page, PageLimit};
+use serde::Serialize;
+
+use crate::domain::{Failure, JobId, Message, Page, PageLimit};
 
 /// Somewhere to put accepted messages until a worker stores them.
 #[async_trait]
@@ -49,6 +51,98 @@ pub struct PutBatchError {
     pub unwritten: Vec<JobId>,
     #[source]
     pub cause: anyhow::Error,
+}
+
+/// Where the consumer notes a job's last failure (only then: see [`Failure`]) and the
+/// job-status route looks it up.
+#[async_trait]
+pub trait FailureLog: Send + Sync + std::fmt::Debug {
+    async fn note(&self, failures: &[Failure]) -> anyhow::Result<()>;
+
+    async fn failure(&self, id: JobId) -> anyhow::Result<Option<Failure>>;
+}
+
+/// What an operator does with a running pipeline: count what is where, and look into, requeue
+/// and empty the dead-letter queue. The same contract on SQS + DynamoDB and on SQLite.
+#[async_trait]
+pub trait Operations: Send + Sync + std::fmt::Debug {
+    async fn stats(&self) -> anyhow::Result<PipelineStats>;
+
+    /// Dead-lettered jobs, newest job first, strictly older than `before` when given.
+    async fn dead_letters(
+        &self,
+        limit: usize,
+        before: Option<JobId>,
+    ) -> anyhow::Result<DeadLetterPage>;
+
+    /// Moves one job from the dead-letter queue back to the queue, under the same job id.
+    async fn requeue(&self, id: JobId) -> anyhow::Result<Requeue>;
+
+    /// Moves the dead-letter queue's messages back, within about `budget` of time: either a
+    /// move task the queue service runs itself, or as many as fit (call again until `done`).
+    async fn requeue_all(&self, budget: Duration) -> anyhow::Result<RequeueAll>;
+
+    /// Deletes every message in the dead-letter queue, and the notes of their failures.
+    async fn purge_dead_letters(&self) -> anyhow::Result<()>;
+}
+
+/// Counts of a running pipeline. A count the backend only estimates says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PipelineStats {
+    pub queue: QueueCounts,
+    pub dead_letter_queue: Count,
+    pub stored: Count,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    /// Waiting to be received.
+    pub visible: u64,
+    /// Received by a consumer and not yet deleted or back.
+    pub in_flight: u64,
+    /// Sent with a delay that has not passed.
+    pub delayed: u64,
+    /// Seconds since the oldest message still in the queue was sent; `None` when the queue is
+    /// empty or the backend does not say (SQS gives it as a CloudWatch metric only).
+    pub oldest_age_seconds: Option<u64>,
+    pub approximate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Count {
+    pub count: u64,
+    pub approximate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterPage {
+    pub letters: Vec<Failure>,
+    /// The `before` of the next page, when there may be one.
+    pub next: Option<JobId>,
+}
+
+/// What came of requeueing one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// Back in the queue, under its job id.
+    Requeued,
+    /// Its last delivery failed, but the queue has not moved it to the dead-letter queue yet
+    /// (SQS does at its next receive, after the visibility timeout).
+    NotYetDeadLettered,
+    /// Not in the dead-letter queue.
+    NotFound,
+}
+
+/// What a call of [`Operations::requeue_all`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequeueAll {
+    /// Messages moved by this call (0 when a move task does the work).
+    pub moved: u64,
+    /// Nothing is left to move by this call's method.
+    pub done: bool,
+    /// The queue service's own move task, when it runs one (SQS `StartMessageMoveTask`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub move_task: Option<String>,
 }
 
 // A shared adapter is a port too: the runner hands one `Arc` to the HTTP side and the worker,

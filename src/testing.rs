@@ -8,8 +8,13 @@ use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
-use crate::domain::{ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit};
-use crate::ports::{MessageQueue, MessageStore, PutBatchError};
+use crate::domain::{
+    ContentLimit, Cursor, Failure, JobId, Message, MessageContent, Page, PageLimit,
+};
+use crate::ports::{
+    Count, DeadLetterPage, FailureLog, MessageQueue, MessageStore, Operations, PipelineStats,
+    PutBatchError, QueueCounts, Requeue, RequeueAll,
+};
 
 pub fn post(path: &str, body: &str) -> Request {
     let mut request = Request::new(Body::Text(body.to_owned()));
@@ -160,5 +165,91 @@ impl MessageStore for InMemoryStore {
             _ => None,
         };
         Ok(Page { messages, next })
+    }
+}
+
+/// A failure log in a map; it can fail every note.
+#[derive(Debug, Default)]
+pub struct InMemoryFailureLog {
+    notes: Mutex<BTreeMap<JobId, Failure>>,
+    failing: bool,
+}
+
+impl InMemoryFailureLog {
+    pub fn failing() -> Self {
+        Self {
+            failing: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn notes(&self) -> Vec<Failure> {
+        self.notes.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn failure_of(&self, id: JobId) -> Option<Failure> {
+        self.notes.lock().unwrap().get(&id).cloned()
+    }
+}
+
+#[async_trait]
+impl FailureLog for InMemoryFailureLog {
+    async fn note(&self, failures: &[Failure]) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.failing, "injected failure-log failure");
+        let mut notes = self.notes.lock().unwrap();
+        notes.extend(failures.iter().map(|f| (f.job_id, f.clone())));
+        Ok(())
+    }
+
+    async fn failure(&self, id: JobId) -> anyhow::Result<Option<Failure>> {
+        Ok(self.failure_of(id))
+    }
+}
+
+/// Operations on a pipeline with nothing in it.
+#[derive(Debug, Default)]
+pub struct EmptyOperations;
+
+#[async_trait]
+impl Operations for EmptyOperations {
+    async fn stats(&self) -> anyhow::Result<PipelineStats> {
+        let nothing = Count {
+            count: 0,
+            approximate: false,
+        };
+        Ok(PipelineStats {
+            queue: QueueCounts {
+                visible: 0,
+                in_flight: 0,
+                delayed: 0,
+                oldest_age_seconds: None,
+                approximate: false,
+            },
+            dead_letter_queue: nothing.clone(),
+            stored: nothing,
+        })
+    }
+
+    async fn dead_letters(&self, _: usize, _: Option<JobId>) -> anyhow::Result<DeadLetterPage> {
+        Ok(DeadLetterPage {
+            letters: Vec::new(),
+            next: None,
+        })
+    }
+
+    async fn requeue(&self, _: JobId) -> anyhow::Result<Requeue> {
+        Ok(Requeue::NotFound)
+    }
+
+    async fn requeue_all(&self, _: std::time::Duration) -> anyhow::Result<RequeueAll> {
+        Ok(RequeueAll {
+            moved: 0,
+            done: true,
+            move_task: None,
+        })
+    }
+
+    async fn purge_dead_letters(&self) -> anyhow::Result<()> {
+        Ok(())
     }
 }

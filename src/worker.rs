@@ -9,73 +9,175 @@ use std::panic::AssertUnwindSafe;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::FutureExt as _;
 
-use crate::domain::{ContentLimit, JobId, Message, QueuedMessage};
-use crate::ports::MessageStore;
+use crate::domain::{ContentLimit, Failure, JobId, Message, QueuedMessage};
+use crate::ports::{FailureLog, MessageStore};
+
+/// Where and when the consumer notes a job's last failure: the failure log, and the queue's
+/// `maxReceiveCount` (a record that fails at that receive count is about to be dead-lettered).
+#[derive(Debug, Clone, Copy)]
+pub struct FailureNotes<'a> {
+    pub log: &'a dyn FailureLog,
+    pub max_receive_count: u32,
+}
+
+/// [`store_batch_noting`] without a failure log (tests, benchmarks).
+pub async fn store_batch(event: SqsEvent, store: &dyn MessageStore) -> SqsBatchResponse {
+    store_batch_noting(event, store, None).await
+}
 
 /// Stores every decodable record and names the others, plus those the store refused, as
 /// batch item failures: SQS makes exactly those visible again and, after `maxReceiveCount`
 /// receives, moves them to the dead-letter queue. One bad record never fails the batch.
-#[tracing::instrument(skip_all, fields(records = event.records.len()))]
+///
+/// A failed record at its last receive is noted in `notes` (receive count, first receive,
+/// the error), so that its job's status and the dead-letter listing can say why. Earlier
+/// failures and successes write nothing beyond the message itself.
 ///
 /// Content is decoded against the ceiling, not the configured `MAX_CONTENT_CHARS`: a message
 /// that got its 202 under a higher limit (a rollout in which enqueue updated first, or a
 /// limit lowered while messages wait) is stored, as the read path reads it.
-pub async fn store_batch(event: SqsEvent, store: &dyn MessageStore) -> SqsBatchResponse {
+#[tracing::instrument(skip_all, fields(records = event.records.len()))]
+pub async fn store_batch_noting(
+    event: SqsEvent,
+    store: &dyn MessageStore,
+    notes: Option<FailureNotes<'_>>,
+) -> SqsBatchResponse {
     let limit = ContentLimit::ceiling();
-    let mut failures: Vec<String> = Vec::new();
+    let mut failed: Vec<FailedRecord> = Vec::new();
     // Records of the same job (SQS redelivery, or a send retried by the SDK) share one write:
-    // One write a job: a store may refuse a batch that names the same key twice.
-    let mut records_by_job: HashMap<JobId, Vec<String>> = HashMap::new();
+    // a store may refuse a batch that names the same key twice.
+    let mut records_by_job: HashMap<JobId, Vec<usize>> = HashMap::new();
     let mut messages: Vec<Message> = Vec::new();
 
-    for record in &event.records {
+    for (index, record) in event.records.iter().enumerate() {
         // Lambda treats an empty identifier as "the whole batch failed", the safe reading of a
         // record we cannot name.
-        let record_id = record.message_id.clone().unwrap_or_default();
+        let record_id = record.message_id.as_deref().unwrap_or_default();
+        let span =
+            tracing::info_span!("record", message_id = %record_id, job_id = tracing::field::Empty);
+        let _entered = span.enter();
         match decode_guarded(record, limit) {
             Ok(message) => {
+                span.record("job_id", tracing::field::display(message.id));
                 let records = records_by_job.entry(message.id).or_default();
                 if records.is_empty() {
                     messages.push(message);
                 }
-                records.push(record_id);
+                records.push(index);
             }
             Err(reason) => {
-                tracing::warn!(message_id = %record_id, %reason, "record cannot be stored; it will be retried, then dead-lettered");
-                failures.push(record_id);
+                tracing::warn!(%reason, "record cannot be stored; it will be retried, then dead-lettered");
+                failed.push(FailedRecord {
+                    index,
+                    message: None,
+                    reason,
+                });
             }
         }
     }
 
-    let unwritten = put_guarded(store, &messages).await;
+    let (unwritten, cause) = put_guarded(store, &messages).await;
     for id in unwritten {
-        failures.extend(records_by_job.remove(&id).unwrap_or_default());
+        let message = messages.iter().find(|m| m.id == id);
+        for index in records_by_job.remove(&id).unwrap_or_default() {
+            failed.push(FailedRecord {
+                index,
+                message: message.cloned(),
+                reason: cause.clone(),
+            });
+        }
     }
 
+    if let Some(notes) = notes {
+        note_last_failures(&event.records, &failed, notes).await;
+    }
     tracing::info!(
         stored = records_by_job.len(),
-        failed = failures.len(),
+        failed = failed.len(),
         "batch handled"
     );
     let mut response = SqsBatchResponse::default();
-    response.set_failures(failures);
+    response.set_failures(failed.iter().map(|f| {
+        event.records[f.index]
+            .message_id
+            .clone()
+            .unwrap_or_default()
+    }));
     response
+}
+
+/// A record that was not stored, and why.
+struct FailedRecord {
+    index: usize,
+    /// The job it carries, when it could be decoded.
+    message: Option<Message>,
+    reason: String,
+}
+
+/// Notes the failures of records at their last receive. A note that cannot be written is
+/// logged, not retried: the record fails either way, and its job's status then reads
+/// `queued` until the queue's retention ends (see the README's job-status section).
+async fn note_last_failures(
+    records: &[SqsMessage],
+    failed: &[FailedRecord],
+    notes: FailureNotes<'_>,
+) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let attribute = |record: &SqsMessage, name: &str| -> Option<u64> {
+        record.attributes.get(name).and_then(|v| v.parse().ok())
+    };
+    let mut last: Vec<Failure> = Vec::new();
+    for failure in failed {
+        let record = &records[failure.index];
+        let receive_count = attribute(record, "ApproximateReceiveCount").unwrap_or(1) as u32;
+        let Some(message) = &failure.message else {
+            continue;
+        };
+        if receive_count < notes.max_receive_count || last.iter().any(|f| f.job_id == message.id) {
+            continue;
+        }
+        tracing::warn!(job_id = %message.id, receive_count, "last delivery failed; the job goes to the dead-letter queue");
+        last.push(
+            Failure {
+                job_id: message.id,
+                receive_count,
+                first_failure_ms: attribute(record, "ApproximateFirstReceiveTimestamp")
+                    .unwrap_or(now_ms),
+                last_failure_ms: now_ms,
+                last_error: failure.reason.clone(),
+                preview: message.content.as_str().to_owned(),
+            }
+            .bounded(),
+        );
+    }
+    if last.is_empty() {
+        return;
+    }
+    if let Err(error) = notes.log.note(&last).await {
+        tracing::error!(
+            ?error,
+            jobs = last.len(),
+            "noting the jobs' last failures failed"
+        );
+    }
 }
 
 /// Puts the batch; the jobs that were not stored come back. If the put panics, each message is
 /// put on its own so that the panic costs the record that causes it, not its neighbours.
-async fn put_guarded(store: &dyn MessageStore, messages: &[Message]) -> Vec<JobId> {
+async fn put_guarded(store: &dyn MessageStore, messages: &[Message]) -> (Vec<JobId>, String) {
     if messages.is_empty() {
-        return Vec::new();
+        return (Vec::new(), String::new());
     }
     match AssertUnwindSafe(store.put_batch(messages))
         .catch_unwind()
         .await
     {
-        Ok(Ok(())) => Vec::new(),
+        Ok(Ok(())) => (Vec::new(), String::new()),
         Ok(Err(error)) => {
             tracing::error!(error = ?error.cause, unwritten = error.unwritten.len(), "store refused part of the batch");
-            error.unwritten
+            (error.unwritten, format!("{:#}", error.cause))
         }
         Err(panic) => {
             tracing::error!(
@@ -97,7 +199,10 @@ async fn put_guarded(store: &dyn MessageStore, messages: &[Message]) -> Vec<JobI
                     }
                 }
             }
-            unwritten
+            (
+                unwritten,
+                format!("the store panicked: {}", panic_text(&*panic)),
+            )
         }
     }
 }
@@ -123,7 +228,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 mod tests {
     use super::*;
     use crate::domain::MessageContent;
-    use crate::testing::InMemoryStore;
+    use crate::testing::{InMemoryFailureLog, InMemoryStore};
 
     fn record(message_id: &str, body: &str) -> SqsMessage {
         let mut record = SqsMessage::default();
@@ -284,6 +389,75 @@ mod tests {
         let response = store_batch(event(vec![nameless]), &store).await;
 
         assert_eq!(failed_ids(&response), [""]);
+    }
+
+    fn delivered(message_id: &str, body: &str, receive_count: u32) -> SqsMessage {
+        let mut record = record(message_id, body);
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+        record.attributes.insert(
+            "ApproximateFirstReceiveTimestamp".into(),
+            "1700000000123".into(),
+        );
+        record
+    }
+
+    #[tokio::test]
+    async fn only_a_failure_at_the_last_receive_is_noted_with_its_error_and_preview() {
+        let mut store = InMemoryStore::default();
+        store.refuse.insert("refused early".into());
+        store.refuse.insert("refused at last".into());
+        let log = InMemoryFailureLog::default();
+        let notes = FailureNotes {
+            log: &log,
+            max_receive_count: 3,
+        };
+        let (early, body_early) = job("refused early");
+        let (last, body_last) = job("refused at last");
+        let (stored, body_stored) = job("stored");
+
+        let response = store_batch_noting(
+            event(vec![
+                delivered("1", &body_early, 2),
+                delivered("2", &body_last, 3),
+                delivered("3", &body_stored, 3),
+                delivered("4", "not an envelope", 3),
+            ]),
+            &store,
+            Some(notes),
+        )
+        .await;
+
+        assert_eq!(failed_ids(&response), ["1", "2", "4"]);
+        assert_eq!(store.items(), vec![stored]);
+        let noted = log.notes();
+        assert_eq!(noted.len(), 1, "{noted:?}");
+        let failure = &noted[0];
+        assert_eq!(failure.job_id, last.id);
+        assert_eq!(failure.receive_count, 3);
+        assert_eq!(failure.first_failure_ms, 1_700_000_000_123);
+        assert_eq!(failure.last_error, "injected store failure");
+        assert_eq!(failure.preview, "refused at last");
+        assert!(log.failure_of(early.id).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failure_log_that_fails_leaves_the_records_failed_and_nothing_else_changed() {
+        let mut store = InMemoryStore::default();
+        store.refuse.insert("refused".into());
+        let log = InMemoryFailureLog::failing();
+        let (_, body) = job("refused");
+        let notes = FailureNotes {
+            log: &log,
+            max_receive_count: 1,
+        };
+
+        let response =
+            store_batch_noting(event(vec![delivered("1", &body, 1)]), &store, Some(notes)).await;
+
+        assert_eq!(failed_ids(&response), ["1"]);
+        assert!(log.notes().is_empty());
     }
 
     #[tokio::test]

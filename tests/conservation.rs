@@ -216,10 +216,10 @@ async fn messages_survive_faults_through_sqs_and_dynamodb() {
             .await
             .unwrap();
     }
-    let (queue_url, table) = (stack.queues.queue_url.clone(), stack.table.clone());
+    let (queues, table) = (stack.queues.clone(), stack.table.clone());
     let (posts, runner) = tokio::task::spawn_blocking(move || {
         let runner = Runner::start_on_aws(
-            &queue_url,
+            &queues,
             &table,
             &[
                 "--store-faults",

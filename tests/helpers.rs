@@ -300,7 +300,27 @@ pub async fn read(request: Request, store: &dyn MessageStore) -> Response<Body> 
         Reader {
             store,
             cursors: &CURSORS,
+            failures: &NoNotes,
+            retention: std::time::Duration::from_secs(3600),
         },
     )
     .await
+}
+
+/// A failure log with nothing in it, for the read routes' tests on a bare store.
+#[derive(Debug)]
+struct NoNotes;
+
+#[async_trait::async_trait]
+impl message_pipeline::ports::FailureLog for NoNotes {
+    async fn note(&self, _: &[message_pipeline::domain::Failure]) -> anyhow::Result<()> {
+        anyhow::bail!("the read routes' tests note nothing")
+    }
+
+    async fn failure(
+        &self,
+        _: message_pipeline::domain::JobId,
+    ) -> anyhow::Result<Option<message_pipeline::domain::Failure>> {
+        Ok(None)
+    }
 }

@@ -16,6 +16,7 @@ mod contract;
 mod enqueue;
 mod list;
 mod local_runner;
+mod operations;
 mod pipeline;
 mod runner;
 mod stack;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use message_pipeline::aws::provision::Queues;
 use message_pipeline::domain::{ContentLimit, QueuedMessage};
 
 pub struct Runner {
@@ -37,13 +38,14 @@ impl Runner {
         Self::spawn(command)
     }
 
-    /// Starts the runner on the AWS adapters, against the given queue and table.
-    pub fn start_on_aws(queue_url: &str, table: &str, args: &[&str]) -> Self {
+    /// Starts the runner on the AWS adapters, against the given queues and table.
+    pub fn start_on_aws(queues: &Queues, table: &str, args: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_message-pipeline"));
         command
             .args(["--backend", "aws"])
             .args(args)
-            .env("QUEUE_URL", queue_url)
+            .env("QUEUE_URL", &queues.queue_url)
+            .env("DEAD_LETTER_QUEUE_URL", &queues.dlq_url)
             .env("TABLE_NAME", table);
         Self::spawn(command)
     }

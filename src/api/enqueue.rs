@@ -2,7 +2,7 @@
 //! anything is queued (content type, size, JSON shape, content rules), and the answer is a 202
 //! with the job id only once the queue has confirmed the message.
 
-use lambda_http::http::header::{HeaderValue, CONTENT_TYPE, LOCATION};
+use lambda_http::http::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -66,9 +66,14 @@ pub async fn enqueue(
             job_id: message.id.to_string(),
         },
     );
-    if let Ok(location) = HeaderValue::from_str(&format!("/messages/{}", message.id)) {
+    // The asynchronous request-reply pattern (RFC 9110 §15.3.3): where to ask about the job,
+    // and when.
+    if let Ok(location) = HeaderValue::from_str(&format!("/jobs/{}", message.id)) {
         response.headers_mut().insert(LOCATION, location);
     }
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     Ok(response)
 }
 
@@ -152,8 +157,9 @@ mod tests {
         let job_id = body["job_id"].as_str().unwrap();
         assert_eq!(
             response.headers()[LOCATION].to_str().unwrap(),
-            format!("/messages/{job_id}")
+            format!("/jobs/{job_id}")
         );
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
         let sent = queue.sent();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].id.to_string(), job_id);

@@ -26,7 +26,13 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("no message with id `{0}`")]
     MessageNotFound(String),
-    #[error("no such path: `{0}`; the API serves /messages, /messages/{{id}} and /add_message")]
+    #[error("no job with id `{0}`: it was never issued, or it is older than the queue's retention and was not stored")]
+    JobNotFound(String),
+    #[error("job `{0}` is not in the dead-letter queue")]
+    NotDeadLettered(String),
+    #[error("job `{0}` failed its last delivery, but the queue moves it to the dead-letter queue only at its next receive (after the visibility timeout): retry shortly")]
+    NotYetDeadLettered(String),
+    #[error("no such path: `{0}`; see /openapi.json for the API's paths")]
     UnknownPath(String),
     #[error("method not allowed here; allowed: {allow}")]
     MethodNotAllowed { allow: String },
@@ -70,7 +76,11 @@ impl ApiError {
             }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MessageNotFound(_) | Self::UnknownPath(_) => StatusCode::NOT_FOUND,
+            Self::MessageNotFound(_)
+            | Self::JobNotFound(_)
+            | Self::NotDeadLettered(_)
+            | Self::UnknownPath(_) => StatusCode::NOT_FOUND,
+            Self::NotYetDeadLettered(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -122,6 +132,9 @@ impl ApiError {
             }
             Self::Unavailable(_) | Self::QueueUnconfirmed(_) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::NotYetDeadLettered(_) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("30"));
             }
             _ => {}
         }

@@ -3,8 +3,10 @@
 //! the router and the error mapping, so every path and method gets the same answer anywhere.
 
 mod auth;
+mod dashboard;
 mod enqueue;
 mod error;
+mod operate;
 #[cfg(test)]
 mod properties;
 mod read;
@@ -15,6 +17,7 @@ pub(crate) use auth::tests::with_scopes;
 pub use auth::{authorize, Caller, Scope};
 pub use enqueue::{enqueue, EnqueueLimits};
 pub use error::ApiError;
+pub use operate::{PURGE_CONFIRMATION, REQUEUE_ALL_BUDGET};
 pub use read::{get_message, list_messages};
 pub use route::{route, Access, Route, RouteSpec, CATCH_ALL_ACCESS, ROUTES};
 
@@ -23,8 +26,10 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
+use std::time::Duration;
+
 use crate::domain::CursorKey;
-use crate::ports::{MessageQueue, MessageStore};
+use crate::ports::{FailureLog, MessageQueue, MessageStore, Operations};
 
 /// The enqueue Lambda: POST /messages and POST /add_message.
 pub async fn enqueue_function(
@@ -32,20 +37,35 @@ pub async fn enqueue_function(
     queue: &dyn MessageQueue,
     limits: &EnqueueLimits,
 ) -> Response<Body> {
-    handle(request, Some(queue), None, limits).await
+    handle(request, Some(queue), None, None, limits).await
 }
 
-/// The list Lambda: GET /messages and GET /messages/{id}, and the catch-all route that
-/// answers 404 and 405 for everything else.
+/// The list Lambda: GET /messages, GET /messages/{id} and GET /jobs/{id}, and the catch-all
+/// route that answers 404 and 405 for everything else.
 pub async fn read_function(request: Request, reader: Reader<'_>) -> Response<Body> {
-    handle(request, None, Some(reader), &EnqueueLimits::default()).await
+    handle(request, None, Some(reader), None, &EnqueueLimits::default()).await
 }
 
-/// What the read routes need: the store, and the key that signs and checks page cursors.
+/// The operate Lambda: GET /stats, the dead-letter routes and the dashboard's files.
+pub async fn operate_function(request: Request, operations: &dyn Operations) -> Response<Body> {
+    handle(
+        request,
+        None,
+        None,
+        Some(operations),
+        &EnqueueLimits::default(),
+    )
+    .await
+}
+
+/// What the read routes need: the store, the key that signs and checks page cursors, the
+/// failure notes, and how long the queue keeps a message (past it, an unknown job is a 404).
 #[derive(Debug, Clone, Copy)]
 pub struct Reader<'a> {
     pub store: &'a dyn MessageStore,
     pub cursors: &'a CursorKey,
+    pub failures: &'a dyn FailureLog,
+    pub retention: Duration,
 }
 
 /// Routes a request to the handler that serves it, once the caller is authorized for the
@@ -56,6 +76,7 @@ pub async fn handle(
     request: Request,
     queue: Option<&dyn MessageQueue>,
     reader: Option<Reader<'_>>,
+    operations: Option<&dyn Operations>,
     limits: &EnqueueLimits,
 ) -> Response<Body> {
     let routed = match route(request.method(), request.uri().path()) {
@@ -63,13 +84,21 @@ pub async fn handle(
         // Even a 404 or 405 is for authenticated callers only, as behind API Gateway.
         Err(refusal) => authorize(&request, CATCH_ALL_ACCESS).and(Err(refusal)),
     };
-    let outcome = match (routed, queue, reader) {
-        (Ok(Route::Enqueue), Some(queue), _) => enqueue(&request, queue, limits).await,
-        (Ok(Route::List), _, Some(reader)) => list_messages(request.uri().query(), reader).await,
-        (Ok(Route::Get(id)), _, Some(reader)) => get_message(&id, reader.store).await,
-        (Ok(Route::OpenApi), _, _) => Ok(openapi()),
-        (Ok(other), _, _) => Err(ApiError::NotServedHere(other)),
-        (Err(e), _, _) => Err(e),
+    let query = request.uri().query();
+    let outcome = match (routed, queue, reader, operations) {
+        (Ok(Route::Enqueue), Some(queue), _, _) => enqueue(&request, queue, limits).await,
+        (Ok(Route::List), _, Some(reader), _) => list_messages(query, reader).await,
+        (Ok(Route::Get(id)), _, Some(reader), _) => get_message(&id, reader.store).await,
+        (Ok(Route::JobStatus(id)), _, Some(reader), _) => operate::job_status(&id, reader).await,
+        (Ok(Route::Stats), _, _, Some(ops)) => operate::stats(ops).await,
+        (Ok(Route::DeadLetters), _, _, Some(ops)) => operate::dead_letters(query, ops).await,
+        (Ok(Route::Requeue(id)), _, _, Some(ops)) => operate::requeue(&id, ops).await,
+        (Ok(Route::RequeueAll), _, _, Some(ops)) => operate::requeue_all(ops).await,
+        (Ok(Route::PurgeDeadLetters), _, _, Some(ops)) => operate::purge(query, ops).await,
+        (Ok(Route::Dashboard(file)), _, _, _) => dashboard::file(&file),
+        (Ok(Route::OpenApi), _, _, _) => Ok(openapi()),
+        (Ok(other), _, _, _) => Err(ApiError::NotServedHere(other)),
+        (Err(e), _, _, _) => Err(e),
     };
     outcome.unwrap_or_else(|e| e.into_response())
 }
@@ -101,7 +130,7 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
 mod tests {
     use super::*;
     use crate::domain::{ContentLimit, PageLimit};
-    use crate::testing::{body_json, post, InMemoryQueue, InMemoryStore};
+    use crate::testing::{body_json, post, InMemoryFailureLog, InMemoryQueue, InMemoryStore};
 
     fn get(path: &str) -> Request {
         let mut request = Request::default();
@@ -134,9 +163,13 @@ mod tests {
         static STORE: std::sync::LazyLock<InMemoryStore> =
             std::sync::LazyLock::new(InMemoryStore::default);
         static KEY: std::sync::LazyLock<CursorKey> = std::sync::LazyLock::new(CursorKey::random);
+        static FAILURES: std::sync::LazyLock<InMemoryFailureLog> =
+            std::sync::LazyLock::new(InMemoryFailureLog::default);
         Reader {
             store: &*STORE,
             cursors: &KEY,
+            failures: &*FAILURES,
+            retention: Duration::from_secs(3600),
         }
     }
 

@@ -5,6 +5,7 @@
 //! in BENCHMARKS.md comes from such a run).
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::{Method, StatusCode};
@@ -15,7 +16,9 @@ use serde_json::Value;
 
 use super::{handle, route, with_scopes, Access, EnqueueLimits, Reader, Scope, CATCH_ALL_ACCESS};
 use crate::domain::{ContentLimit, Cursor, CursorKey, JobId, MessageContent};
-use crate::testing::{stored_messages, InMemoryQueue, InMemoryStore};
+use crate::testing::{
+    stored_messages, EmptyOperations, InMemoryFailureLog, InMemoryQueue, InMemoryStore,
+};
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
@@ -26,14 +29,19 @@ static KEY: LazyLock<CursorKey> = LazyLock::new(CursorKey::random);
 static STORE: LazyLock<InMemoryStore> = LazyLock::new(|| InMemoryStore::with(stored_messages(5)));
 
 fn call(request: Request, queue: &InMemoryQueue) -> Response<Body> {
+    static FAILURES: LazyLock<InMemoryFailureLog> = LazyLock::new(InMemoryFailureLog::default);
+    static OPERATIONS: LazyLock<EmptyOperations> = LazyLock::new(EmptyOperations::default);
     let reader = Reader {
         store: &*STORE,
         cursors: &KEY,
+        failures: &*FAILURES,
+        retention: Duration::from_secs(3600),
     };
     RUNTIME.block_on(handle(
         request,
         Some(queue),
         Some(reader),
+        Some(&*OPERATIONS),
         &EnqueueLimits::default(),
     ))
 }

@@ -10,7 +10,7 @@ use crate::domain::{Cursor, JobId, Message, Page, PageLimit};
 use crate::ports::MessageStore;
 
 #[derive(Serialize)]
-struct MessageView {
+pub(super) struct MessageView {
     id: String,
     content: String,
     timestamp: String,
@@ -115,14 +115,18 @@ pub async fn get_message(
 mod tests {
     use super::*;
     use crate::domain::{ContentLimit, CursorKey, MessageContent};
-    use crate::testing::{body_json, stored_messages, InMemoryStore};
+    use crate::testing::{body_json, stored_messages, InMemoryFailureLog, InMemoryStore};
 
     static KEY: std::sync::LazyLock<CursorKey> = std::sync::LazyLock::new(CursorKey::random);
 
     fn reader(store: &InMemoryStore) -> Reader<'_> {
+        static FAILURES: std::sync::LazyLock<InMemoryFailureLog> =
+            std::sync::LazyLock::new(InMemoryFailureLog::default);
         Reader {
             store,
             cursors: &KEY,
+            failures: &*FAILURES,
+            retention: std::time::Duration::from_secs(3600),
         }
     }
 

@@ -14,6 +14,16 @@ pub enum Route {
     Get(String),
     /// The OpenAPI document of this API.
     OpenApi,
+    /// A job's status, by the id as it appeared in the path.
+    JobStatus(String),
+    Stats,
+    DeadLetters,
+    /// Requeue one dead-lettered job, by the id as it appeared in the path.
+    Requeue(String),
+    RequeueAll,
+    PurgeDeadLetters,
+    /// A file of the dashboard: `""` for the page itself.
+    Dashboard(String),
 }
 
 /// Who may call a route.
@@ -31,7 +41,7 @@ pub enum Access {
 #[derive(Debug, Clone, Copy)]
 pub struct RouteSpec {
     pub method: &'static str,
-    /// Literal segments, and `{id}` for the one path parameter.
+    /// Literal segments, and one `{name}` segment for a path parameter.
     pub path: &'static str,
     pub access: Access,
     operation: Operation,
@@ -43,6 +53,13 @@ enum Operation {
     List,
     Get,
     OpenApi,
+    JobStatus,
+    Stats,
+    DeadLetters,
+    Requeue,
+    RequeueAll,
+    PurgeDeadLetters,
+    Dashboard,
 }
 
 const fn spec(
@@ -89,6 +106,51 @@ pub const ROUTES: &[RouteSpec] = &[
         Operation::Get,
     ),
     spec("GET", "/openapi.json", Access::Public, Operation::OpenApi),
+    spec(
+        "GET",
+        "/jobs/{id}",
+        Access::Scoped(Scope::Read),
+        Operation::JobStatus,
+    ),
+    spec(
+        "GET",
+        "/stats",
+        Access::Scoped(Scope::Read),
+        Operation::Stats,
+    ),
+    // Dead letters carry message content and their errors: admin only, reads included.
+    spec(
+        "GET",
+        "/dead-letters",
+        Access::Scoped(Scope::Admin),
+        Operation::DeadLetters,
+    ),
+    spec(
+        "DELETE",
+        "/dead-letters",
+        Access::Scoped(Scope::Admin),
+        Operation::PurgeDeadLetters,
+    ),
+    spec(
+        "POST",
+        "/dead-letters/requeue-all",
+        Access::Scoped(Scope::Admin),
+        Operation::RequeueAll,
+    ),
+    spec(
+        "POST",
+        "/dead-letters/{id}/requeue",
+        Access::Scoped(Scope::Admin),
+        Operation::Requeue,
+    ),
+    // The page and its files hold no data (it asks for a token and calls the routes above).
+    spec("GET", "/dashboard", Access::Public, Operation::Dashboard),
+    spec(
+        "GET",
+        "/dashboard/{file}",
+        Access::Public,
+        Operation::Dashboard,
+    ),
 ];
 
 /// Who gets an answer (404, 405) for a method and path outside [`ROUTES`]: API Gateway's
@@ -116,6 +178,13 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, Access), ApiError> {
             Operation::List => Route::List,
             Operation::Get => Route::Get(id.unwrap_or_default().to_owned()),
             Operation::OpenApi => Route::OpenApi,
+            Operation::JobStatus => Route::JobStatus(id.unwrap_or_default().to_owned()),
+            Operation::Stats => Route::Stats,
+            Operation::DeadLetters => Route::DeadLetters,
+            Operation::Requeue => Route::Requeue(id.unwrap_or_default().to_owned()),
+            Operation::RequeueAll => Route::RequeueAll,
+            Operation::PurgeDeadLetters => Route::PurgeDeadLetters,
+            Operation::Dashboard => Route::Dashboard(id.unwrap_or_default().to_owned()),
         };
         return Ok((route, spec.access));
     }
@@ -137,7 +206,7 @@ fn matches<'a>(template: &str, segments: &[&'a str]) -> Option<Option<&'a str>> 
     }
     let mut id = None;
     for (part, segment) in parts.iter().zip(segments) {
-        if *part == "{id}" && !segment.is_empty() {
+        if part.starts_with('{') && !segment.is_empty() {
             id = Some(*segment);
         } else if part != segment {
             return None;
@@ -164,6 +233,49 @@ mod tests {
         assert_eq!(
             route_of(Method::GET, "/messages/abc"),
             Ok(Route::Get("abc".into()))
+        );
+        assert_eq!(
+            route_of(Method::GET, "/jobs/abc"),
+            Ok(Route::JobStatus("abc".into()))
+        );
+        assert_eq!(route_of(Method::GET, "/stats"), Ok(Route::Stats));
+        assert_eq!(
+            route_of(Method::POST, "/dead-letters/requeue-all"),
+            Ok(Route::RequeueAll)
+        );
+        assert_eq!(
+            route_of(Method::POST, "/dead-letters/abc/requeue"),
+            Ok(Route::Requeue("abc".into()))
+        );
+        assert_eq!(
+            route_of(Method::DELETE, "/dead-letters"),
+            Ok(Route::PurgeDeadLetters)
+        );
+        assert_eq!(
+            route_of(Method::GET, "/dashboard"),
+            Ok(Route::Dashboard(String::new()))
+        );
+        assert_eq!(
+            route_of(Method::GET, "/dashboard/app.js"),
+            Ok(Route::Dashboard("app.js".into()))
+        );
+    }
+
+    #[test]
+    fn every_change_to_the_dead_letter_queue_is_a_post_or_delete_and_needs_admin() {
+        for path in ["/dead-letters/requeue-all", "/dead-letters/x/requeue"] {
+            assert!(matches!(
+                route(&Method::GET, path),
+                Err(ApiError::MethodNotAllowed { .. })
+            ));
+            assert_eq!(
+                route(&Method::POST, path).unwrap().1,
+                Access::Scoped(Scope::Admin)
+            );
+        }
+        assert_eq!(
+            route(&Method::GET, "/dead-letters").unwrap().1,
+            Access::Scoped(Scope::Admin)
         );
     }
 
@@ -196,6 +308,7 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(allow(Method::DELETE, "/messages"), "GET, POST");
+        assert_eq!(allow(Method::POST, "/dead-letters"), "DELETE, GET");
         assert_eq!(allow(Method::GET, "/add_message"), "POST");
         assert_eq!(allow(Method::PUT, "/messages/abc"), "GET");
     }

@@ -40,13 +40,13 @@ const FIRST_WRITE_WINS: &str = "attribute_not_exists(pk) OR content = :content";
 /// Queries of a shard that keeps answering empty pages that are not its last.
 const EMPTY_PAGE_RETRIES: usize = 3;
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// The store port on Amazon DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(super) client: aws_sdk_dynamodb::Client,
+    pub(super) table: String,
 }
 
 impl DynamoDbStore {
@@ -63,6 +63,21 @@ impl DynamoDbStore {
             aws_sdk_dynamodb::Client::new(&super::sdk_config().await),
             table,
         )
+    }
+
+    /// The table's item count as DynamoDB last computed it (about every six hours).
+    pub async fn describe_item_count(&self) -> anyhow::Result<u64> {
+        let output = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .context("DynamoDB DescribeTable failed")?;
+        Ok(output
+            .table
+            .and_then(|t| t.item_count)
+            .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
     }
 
     /// Writes one message with the first-write-wins condition. The SDK retries throttling

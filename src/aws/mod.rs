@@ -9,12 +9,16 @@ use std::time::Duration;
 
 pub mod calls;
 mod dynamodb;
+mod failures;
+mod operations;
 pub mod provision;
 mod sqs;
 
 pub use dynamodb::{
     item_of, merge_newest_first, shard_of, shard_query_limit, DynamoDbStore, ShardPage, SHARDS,
 };
+pub use failures::DEAD_LETTER_RETENTION_SECS;
+pub use operations::{AwsOperations, MOVE_TASK_RATE};
 pub use sqs::{record_of, SqsQueue};
 
 /// The shared SDK configuration: region, credentials and endpoints from the environment, and

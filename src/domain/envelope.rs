@@ -28,6 +28,20 @@ impl QueuedMessage {
         serde_json::to_string(&envelope).unwrap_or_default()
     }
 
+    /// The job a body names, if it is an envelope with a valid job id (its content is not
+    /// checked): how a dead letter is matched to its job.
+    pub fn job_id_of(body: &str) -> Option<JobId> {
+        #[derive(Deserialize)]
+        struct Named {
+            job_id: String,
+        }
+        serde_json::from_str::<Named>(body)
+            .ok()?
+            .job_id
+            .parse()
+            .ok()
+    }
+
     /// Decodes and re-validates a body. The queue is a trust boundary too: anything with
     /// permission to send can put a body there that never went through the API.
     pub fn decode(body: &str, limit: ContentLimit) -> Result<Message, EnvelopeError> {

@@ -42,17 +42,7 @@ impl JobId {
     /// The acceptance time as RFC 3339 in UTC with exactly three fraction digits
     /// (`2026-11-26T14:00:00.100Z`), so that timestamps sort as strings as the ids do.
     pub fn timestamp(&self) -> String {
-        let at = self.accepted_at();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second(),
-            at.millisecond()
-        )
+        super::failure::rfc3339_millis(self.unix_millis())
     }
 
     pub fn unix_millis(&self) -> u64 {

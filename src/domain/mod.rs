@@ -4,12 +4,14 @@
 mod content;
 mod cursor;
 mod envelope;
+mod failure;
 mod job_id;
 mod page;
 
 pub use content::{ContentError, ContentLimit, MessageContent};
 pub use cursor::{Cursor, CursorError, CursorKey, CursorKeyError};
 pub use envelope::{EnvelopeError, QueuedMessage};
+pub use failure::{rfc3339_millis, truncate_chars, Failure, ERROR_CHARS, PREVIEW_CHARS};
 pub use job_id::JobId;
 pub use page::{Page, PageLimit, PageLimitError};
 

@@ -17,11 +17,15 @@ pub async fn respond(request: &Request, state: &AppState) -> Option<Response<Bod
         ("stats", &Method::GET) => stats(state).await,
         ("dead-letters", &Method::GET) => dead_letters(state).await,
         ("queue", &Method::POST) => send_raw(request, state).await,
+        ("faults", &Method::DELETE) => heal(state),
         ("stats" | "dead-letters", _) => Err(ApiError::MethodNotAllowed {
             allow: "GET".into(),
         }),
         ("queue", _) => Err(ApiError::MethodNotAllowed {
             allow: "POST".into(),
+        }),
+        ("faults", _) => Err(ApiError::MethodNotAllowed {
+            allow: "DELETE".into(),
         }),
         _ => return None,
     };
@@ -47,6 +51,15 @@ async fn stats(state: &AppState) -> Result<Response<Body>, ApiError> {
         body["aws_calls"] = json!(calls.snapshot());
     }
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// Stops every injected fault: the bug behind a poison message is "fixed", so its requeue
+/// can be seen to store it.
+fn heal(state: &AppState) -> Result<Response<Body>, ApiError> {
+    for (_, counts) in &state.faults {
+        counts.heal();
+    }
+    Ok(json_response(StatusCode::OK, &json!({ "healed": true })))
 }
 
 async fn dead_letters(state: &AppState) -> Result<Response<Body>, ApiError> {

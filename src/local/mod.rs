@@ -14,6 +14,7 @@ pub mod clock;
 mod private_file;
 pub mod server;
 pub mod sqlite;
+mod sqlite_operations;
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -27,12 +28,12 @@ use tokio::sync::watch;
 
 use crate::api::EnqueueLimits;
 use crate::aws::calls::CallCounter;
-use crate::aws::{DynamoDbStore, SqsQueue};
+use crate::aws::{AwsOperations, DynamoDbStore, SqsQueue};
 use crate::domain::{ContentLimit, CursorKey};
-use crate::event_source::{run_mapping, MappingCounts, MappingSettings};
+use crate::event_source::{run_mapping, MappingCounts, MappingSettings, NoteSink};
 use crate::faults::{FaultCounts, FaultPlan, Faulty};
 use crate::ports::QueueSettings;
-use crate::ports::{MessageQueue, MessageStore, QueueSource};
+use crate::ports::{FailureLog, MessageQueue, MessageStore, Operations, QueueSource};
 use auth::{Gate, IssuedTokens};
 use sqlite::{Durability, SqliteDb, SqliteQueue, SqliteStore};
 
@@ -41,6 +42,10 @@ use sqlite::{Durability, SqliteDb, SqliteQueue, SqliteStore};
 pub struct AppState {
     pub queue: Arc<dyn MessageQueue>,
     pub store: Arc<dyn MessageStore>,
+    pub failures: Arc<dyn FailureLog>,
+    pub operations: Arc<dyn Operations>,
+    /// How long the queue keeps a message: an unknown job older than this is a 404.
+    pub retention: Duration,
     pub limits: EnqueueLimits,
     pub cursors: CursorKey,
     /// The embedded queue, for the `/_local/` endpoints; none on the AWS backend.
@@ -102,9 +107,14 @@ pub struct Args {
     /// batch is abandoned and retried after the visibility timeout.
     #[arg(long, default_value_t = 30)]
     pub consumer_timeout_secs: u64,
-    /// Receives before a message moves to the dead-letter queue (embedded backend).
-    #[arg(long, default_value_t = 5)]
+    /// Receives before a message moves to the dead-letter queue (embedded backend; on SQS,
+    /// the queue's redrive policy, which this must match so the consumer notes last failures).
+    #[arg(long, env = "MAX_RECEIVE_COUNT", default_value_t = 5)]
     pub max_receive_count: u32,
+    /// Seconds the queue keeps a message (as the template's QueueRetentionSeconds): job
+    /// status answers 404 for an unknown job older than this.
+    #[arg(long, env = "QUEUE_RETENTION_SECONDS", default_value_t = 4 * 24 * 3600)]
+    pub queue_retention_secs: u64,
     /// Signs page cursors (at least 32 bytes); default: a random key, so cursors from an
     /// earlier run of the runner are refused.
     #[arg(long, env = "CURSOR_SECRET", hide_env_values = true)]
@@ -149,6 +159,8 @@ struct Pipeline {
     queue: Arc<dyn MessageQueue>,
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
+    failures: Arc<dyn FailureLog>,
+    operations: Arc<dyn Operations>,
     embedded: Option<Arc<SqliteQueue>>,
     calls: Option<CallCounter>,
     description: String,
@@ -193,11 +205,14 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 max_receive_count: args.max_receive_count,
             };
             let queue = Arc::new(SqliteQueue::new(db.clone(), settings));
+            let store = Arc::new(SqliteStore::new(db.clone()));
             Ok(Pipeline {
                 default_consumers: 1,
                 queue: queue.clone(),
                 source: queue.clone(),
-                store: Arc::new(SqliteStore::new(db.clone())),
+                store: store.clone(),
+                failures: store,
+                operations: queue.clone(),
                 embedded: Some(queue),
                 calls: None,
                 description: format!(
@@ -213,13 +228,24 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
             // Every request is counted, for GET /_local/stats and the cost benchmark.
             let calls = CallCounter::default();
             let sdk = crate::aws::sdk_config().await;
+            let dead_letters = crate::config::OperateConfig::from_env()?.dead_letter_queue_url;
             let queue = Arc::new(SqsQueue::new(calls.sqs(&sdk), &config.queue_url));
+            let store = DynamoDbStore::new(calls.dynamodb(&sdk), &table);
+            let operations = AwsOperations::new(
+                calls.sqs(&sdk),
+                &config.queue_url,
+                dead_letters,
+                store.clone(),
+            );
             let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into());
+            let store = Arc::new(store);
             Ok(Pipeline {
                 default_consumers: 4,
                 queue: queue.clone(),
                 source: queue,
-                store: Arc::new(DynamoDbStore::new(calls.dynamodb(&sdk), &table)),
+                store: store.clone(),
+                failures: store,
+                operations: Arc::new(operations),
                 embedded: None,
                 calls: Some(calls),
                 description: format!(
@@ -282,9 +308,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let (stop, stopped) = watch::channel(false);
     let consumer = Arc::new(MappingCounts::default());
+    let notes = NoteSink {
+        log: pipeline.failures.clone(),
+        max_receive_count: args.max_receive_count,
+    };
     let state = Arc::new(AppState {
         queue: pipeline.queue,
         store: pipeline.store.clone(),
+        failures: pipeline.failures,
+        operations: pipeline.operations,
+        retention: Duration::from_secs(args.queue_retention_secs),
         limits: EnqueueLimits::for_content(content_limit),
         cursors,
         embedded: pipeline.embedded,
@@ -298,6 +331,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let worker = tokio::spawn(run_mapping(
         pipeline.source,
         pipeline.store,
+        Some(notes),
         mapping,
         consumer,
         stopped,

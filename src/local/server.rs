@@ -114,7 +114,10 @@ async fn respond(
         Some(Reader {
             store: &*state.store,
             cursors: &state.cursors,
+            failures: &*state.failures,
+            retention: state.retention,
         }),
+        Some(&*state.operations),
         &state.limits,
     )
     .await;

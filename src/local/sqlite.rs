@@ -46,7 +46,7 @@ pub enum Durability {
 /// `PRAGMA user_version` records how many have run. Append a step for every change; never edit
 /// one that has shipped. Step 1 is the schema as the runner wrote it before it kept versions
 /// (`IF NOT EXISTS` makes it a no-op on such a database).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS queue (
@@ -73,6 +73,20 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: the failure notes (as DynamoDB's `dead` partition), and each queued message's
+/// first receive (SQS's `ApproximateFirstReceiveTimestamp`).
+const SCHEMA_V2: &str = "
+CREATE TABLE failures (
+    job_id           TEXT    PRIMARY KEY,
+    receive_count    INTEGER NOT NULL,
+    first_failure_ms INTEGER NOT NULL,
+    last_failure_ms  INTEGER NOT NULL,
+    last_error       TEXT    NOT NULL,
+    preview          TEXT    NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE queue ADD COLUMN first_received_ms INTEGER;
+";
+
 /// The database file: one writer connection (SQLite has one writer at a time) and a few
 /// readers, which WAL lets read while the writer writes and each other read.
 #[derive(Debug)]
@@ -81,7 +95,7 @@ pub struct SqliteDb {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// Where the queue's times come from (see [`super::clock`]).
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 /// Reader connections: as many as the requests a two-core machine serves at once, with room.
@@ -139,7 +153,7 @@ impl SqliteDb {
     }
 
     /// Runs `work` on the writer connection off the async runtime.
-    async fn write<T: Send + 'static>(
+    pub(super) async fn write<T: Send + 'static>(
         self: &Arc<Self>,
         work: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
@@ -147,7 +161,7 @@ impl SqliteDb {
         tokio::task::spawn_blocking(move || work(&mut lock(&db.writer))).await?
     }
 
-    async fn read<T: Send + 'static>(
+    pub(super) async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         work: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
@@ -231,9 +245,9 @@ pub struct DeadLetter {
 /// The queue and its dead-letter queue.
 #[derive(Debug)]
 pub struct SqliteQueue {
-    db: Arc<SqliteDb>,
+    pub(super) db: Arc<SqliteDb>,
     settings: QueueSettings,
-    arrived: Arc<Notify>,
+    pub(super) arrived: Arc<Notify>,
     sends: mpsc::Sender<PendingSend>,
 }
 
@@ -306,15 +320,15 @@ impl SqliteQueue {
             .write(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let now = clock.now_ms();
-                let due: Vec<(i64, String, String, i64, i64)> = tx
+                let due: Vec<(i64, String, String, i64, i64, Option<i64>)> = tx
                     .prepare_cached(
-                        "SELECT seq, message_id, body, sent_at_ms, receive_count FROM queue
+                        "SELECT seq, message_id, body, sent_at_ms, receive_count, first_received_ms FROM queue
                          WHERE visible_at_ms <= ?1 ORDER BY visible_at_ms, seq LIMIT ?2",
                     )?
-                    .query_map(params![now, max as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                    .query_map(params![now, max as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
                     .collect::<Result<_, _>>()?;
                 let mut records = Vec::with_capacity(due.len());
-                for (seq, message_id, body, sent_at_ms, receive_count) in due {
+                for (seq, message_id, body, sent_at_ms, receive_count, first_received) in due {
                     if receive_count >= max_receives {
                         tx.execute(
                             "INSERT OR REPLACE INTO dead_letters VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -326,10 +340,12 @@ impl SqliteQueue {
                     }
                     let receipt = Uuid::new_v4().to_string();
                     tx.execute(
-                        "UPDATE queue SET receive_count = receive_count + 1, visible_at_ms = ?1, receipt = ?2 WHERE seq = ?3",
-                        params![now + visibility_ms, receipt, seq],
+                        "UPDATE queue SET receive_count = receive_count + 1, visible_at_ms = ?1, receipt = ?2,
+                         first_received_ms = coalesce(first_received_ms, ?4) WHERE seq = ?3",
+                        params![now + visibility_ms, receipt, seq, now],
                     )?;
-                    records.push(record(message_id, receipt, body, sent_at_ms, receive_count + 1, now));
+                    let first_received = first_received.unwrap_or(now);
+                    records.push(record(message_id, receipt, body, sent_at_ms, receive_count + 1, first_received));
                 }
                 tx.commit()?;
                 Ok(records)
@@ -380,7 +396,7 @@ fn record(
     body: String,
     sent_at_ms: i64,
     receives: i64,
-    now: i64,
+    first_received_ms: i64,
 ) -> SqsMessage {
     let mut record = SqsMessage::default();
     record.message_id = Some(message_id);
@@ -390,7 +406,10 @@ fn record(
     record.attributes = [
         ("ApproximateReceiveCount", receives.to_string()),
         ("SentTimestamp", sent_at_ms.to_string()),
-        ("ApproximateFirstReceiveTimestamp", now.to_string()),
+        (
+            "ApproximateFirstReceiveTimestamp",
+            first_received_ms.to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -444,7 +463,7 @@ impl QueueSource for SqliteQueue {
 /// The store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    db: Arc<SqliteDb>,
+    pub(super) db: Arc<SqliteDb>,
 }
 
 impl SqliteStore {

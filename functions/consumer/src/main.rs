@@ -1,15 +1,17 @@
 //! The consumer Lambda, triggered by SQS: stores each message in DynamoDB and reports the
 //! records it could not store as batch item failures (the event source mapping must have
-//! `ReportBatchItemFailures`), so only those are retried and, in the end, dead-lettered.
+//! `ReportBatchItemFailures`), so only those are retried and, in the end, dead-lettered. A
+//! record that fails at its last receive is noted in the table (see `worker::FailureNotes`).
 //!
-//! Environment: `TABLE_NAME` (required). Content is read against the ceiling, not
-//! `MAX_CONTENT_CHARS`: a message that was accepted is stored.
+//! Environment: `TABLE_NAME` (required), `MAX_RECEIVE_COUNT` (the queue's redrive policy).
+//! Content is read against the ceiling, not `MAX_CONTENT_CHARS`: a message that was
+//! accepted is stored.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use message_pipeline::aws::DynamoDbStore;
 use message_pipeline::config::ConsumerConfig;
-use message_pipeline::worker::store_batch;
+use message_pipeline::worker::{store_batch_noting, FailureNotes};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -17,8 +19,12 @@ async fn main() -> Result<(), Error> {
     let config = ConsumerConfig::from_env()?;
     let store = DynamoDbStore::connect(config.table_name).await;
     let store = &store;
+    let notes = FailureNotes {
+        log: store,
+        max_receive_count: config.max_receive_count,
+    };
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(store_batch(event.payload, store).await)
+        Ok::<SqsBatchResponse, Error>(store_batch_noting(event.payload, store, Some(notes)).await)
     }))
     .await
 }

@@ -1,7 +1,9 @@
-//! The list Lambda behind API Gateway: `GET /messages` (newest first, paginated) and
-//! `GET /messages/{id}` from DynamoDB; also the catch-all route that answers 404 and 405.
+//! The list Lambda behind API Gateway: `GET /messages` (newest first, paginated),
+//! `GET /messages/{id}` and `GET /jobs/{id}` from DynamoDB; also the catch-all route that
+//! answers 404 and 405.
 //!
-//! Environment: `TABLE_NAME` and `CURSOR_SECRET` (at least 32 bytes), both required.
+//! Environment: `TABLE_NAME` and `CURSOR_SECRET` (at least 32 bytes), both required;
+//! `QUEUE_RETENTION_SECONDS`.
 
 use lambda_http::{run, service_fn, Error, Request};
 use message_pipeline::api::{read_function, Reader};
@@ -16,6 +18,8 @@ async fn main() -> Result<(), Error> {
     let reader = Reader {
         store: &store,
         cursors: &config.cursor_key,
+        failures: &store,
+        retention: config.retention,
     };
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(read_function(request, reader).await)

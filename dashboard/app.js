@@ -1,0 +1,174 @@
+// The operations page. Everything it shows comes from the API with the token the user gives;
+// the token lives in this script's memory only (not in storage, not in the URL), so it is gone
+// when the tab closes. Every text from the API goes in through textContent, never as markup.
+"use strict";
+
+const REFRESH_MS = 3000;
+let token = "";
+let paused = false;
+let timer = null;
+
+const $ = (id) => document.getElementById(id);
+
+function showError(text) {
+  const box = $("error");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+async function call(method, path) {
+  const response = await fetch(path, {
+    method,
+    headers: { Authorization: `Bearer ${token}` },
+    cache: "no-store",
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const reason = body.error || body.message || response.statusText;
+    throw new Error(`${method} ${path}: ${response.status} ${reason}`);
+  }
+  return body;
+}
+
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  td.textContent = text == null ? "" : String(text);
+  td.title = td.textContent;
+  if (className) td.className = className;
+  row.appendChild(td);
+  return td;
+}
+
+function setCount(id, count) {
+  $(id).textContent = count == null ? "–" : String(count);
+}
+
+async function loadStats() {
+  const stats = await call("GET", "/stats");
+  setCount("count-visible", stats.queue.visible);
+  setCount("count-in-flight", stats.queue.in_flight);
+  setCount("count-delayed", stats.queue.delayed);
+  setCount("count-oldest", stats.queue.oldest_age_seconds);
+  setCount("count-dead", stats.dead_letter_queue.count);
+  setCount("count-stored", stats.stored.count);
+}
+
+async function loadMessages() {
+  const page = await call("GET", "/messages?limit=20");
+  const body = $("messages");
+  body.replaceChildren();
+  for (const message of page.messages) {
+    const row = document.createElement("tr");
+    row.dataset.jobId = message.id;
+    cell(row, message.id);
+    cell(row, message.timestamp);
+    cell(row, message.content, "wrap content");
+    body.appendChild(row);
+  }
+}
+
+async function loadDeadLetters() {
+  let page;
+  try {
+    page = await call("GET", "/dead-letters?limit=50");
+  } catch (error) {
+    // A token without messages/admin still sees the counts and the messages.
+    if (String(error.message).includes(" 403 ")) {
+      $("dead-letters").replaceChildren();
+      $("dead-empty").hidden = false;
+      $("dead-empty").textContent = "This token has no messages/admin scope: dead letters are hidden.";
+      return;
+    }
+    throw error;
+  }
+  const body = $("dead-letters");
+  body.replaceChildren();
+  for (const letter of page.dead_letters) {
+    const row = document.createElement("tr");
+    row.dataset.jobId = letter.job_id;
+    cell(row, letter.job_id);
+    cell(row, letter.receive_count);
+    cell(row, letter.first_failure_at);
+    cell(row, letter.last_failure_at);
+    cell(row, letter.last_error, "wrap");
+    cell(row, letter.preview, "wrap content");
+    const action = document.createElement("td");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Requeue";
+    button.className = "requeue";
+    button.addEventListener("click", () => act(() => call("POST", `/dead-letters/${encodeURIComponent(letter.job_id)}/requeue`)));
+    action.appendChild(button);
+    row.appendChild(action);
+    body.appendChild(row);
+  }
+  $("dead-empty").textContent = "The dead-letter queue is empty.";
+  $("dead-empty").hidden = page.dead_letters.length > 0;
+}
+
+async function refresh() {
+  if (!token) return;
+  try {
+    await Promise.all([loadStats(), loadMessages(), loadDeadLetters()]);
+    showError("");
+    $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+async function act(action) {
+  try {
+    await action();
+    showError("");
+  } catch (error) {
+    showError(error.message);
+  }
+  await refresh();
+}
+
+function schedule() {
+  clearInterval(timer);
+  timer = paused ? null : setInterval(refresh, REFRESH_MS);
+}
+
+async function requeueAll() {
+  // Without a move task the API moves what fits in one call: call again until done.
+  for (;;) {
+    const outcome = await call("POST", "/dead-letters/requeue-all");
+    if (outcome.done) return;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    token = $("token").value.trim();
+    $("token").value = "";
+    $("token").placeholder = token ? "token set (kept in this tab only)" : "bearer token";
+    refresh();
+    schedule();
+  });
+  $("pause").addEventListener("click", () => {
+    paused = !paused;
+    $("pause").textContent = paused ? "Resume" : "Pause";
+    schedule();
+  });
+  $("job-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const id = $("job-id").value.trim();
+    if (!id) return;
+    try {
+      const job = await call("GET", `/jobs/${encodeURIComponent(id)}`);
+      $("job-result").textContent = JSON.stringify(job, null, 2);
+    } catch (error) {
+      $("job-result").textContent = error.message;
+    }
+  });
+  $("requeue-all").addEventListener("click", () => act(requeueAll));
+  $("purge").addEventListener("click", () => {
+    const typed = window.prompt("This deletes every dead letter for good. Type purge to confirm.");
+    if (typed !== "purge") return;
+    act(() => call("DELETE", "/dead-letters?confirm=purge"));
+  });
+});

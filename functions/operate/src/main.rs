@@ -1,0 +1,22 @@
+//! The operate Lambda behind API Gateway: `GET /stats`, the dead-letter routes (list, requeue
+//! one, requeue all, purge: `messages/admin`) and the dashboard's files. Its role alone may
+//! read and move the dead-letter queue.
+//!
+//! Environment: `QUEUE_URL`, `DEAD_LETTER_QUEUE_URL` and `TABLE_NAME`, all required.
+
+use lambda_http::{run, service_fn, Error, Request};
+use message_pipeline::api::operate_function;
+use message_pipeline::aws::AwsOperations;
+use message_pipeline::config::OperateConfig;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = OperateConfig::from_env()?;
+    let operations = AwsOperations::connect(&config).await;
+    let operations = &operations;
+    run(service_fn(move |request: Request| async move {
+        Ok::<_, Error>(operate_function(request, operations).await)
+    }))
+    .await
+}

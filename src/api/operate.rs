@@ -1,0 +1,233 @@
+//! The operations routes: a job's status, the pipeline's counts, and the dead-letter queue
+//! (list, requeue one, requeue all, purge). The same on the deployed stack and the runner.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_http::http::header::{HeaderValue, RETRY_AFTER};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde::Serialize;
+
+use super::read::MessageView;
+use super::{json_response, ApiError, Reader};
+use crate::domain::{rfc3339_millis, Failure, JobId};
+use crate::ports::{Operations, Requeue};
+
+/// Seconds a client waits before asking about a queued job again: the pipeline stores a
+/// message within about a second when it keeps up (BENCHMARKS.md).
+const RETRY_AFTER_SECS: &str = "1";
+/// How long one requeue-all call moves messages one by one before it answers (the operate
+/// function's timeout is 30 s): the caller calls again until `done`.
+pub const REQUEUE_ALL_BUDGET: Duration = Duration::from_secs(20);
+/// Dead letters a page holds by default and at most.
+const DEAD_LETTER_PAGE_DEFAULT: usize = 20;
+const DEAD_LETTER_PAGE_MAX: usize = 100;
+/// How far in the future a job id's time may be (clocks of the functions differ a little)
+/// before it is taken for one this API never issued.
+const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+/// The word `DELETE /dead-letters` needs in its `confirm` parameter.
+pub const PURGE_CONFIRMATION: &str = "purge";
+
+#[derive(Serialize)]
+struct JobView {
+    job_id: String,
+    status: &'static str,
+    accepted_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<MessageView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dead_letter: Option<FailureView>,
+}
+
+#[derive(Serialize)]
+pub struct FailureView {
+    job_id: String,
+    receive_count: u32,
+    first_failure_at: String,
+    last_failure_at: String,
+    last_error: String,
+    preview: String,
+}
+
+impl From<Failure> for FailureView {
+    fn from(f: Failure) -> Self {
+        Self {
+            job_id: f.job_id.to_string(),
+            receive_count: f.receive_count,
+            first_failure_at: rfc3339_millis(f.first_failure_ms),
+            last_failure_at: rfc3339_millis(f.last_failure_ms),
+            last_error: f.last_error,
+            preview: f.preview,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn job_id(raw: &str) -> Result<JobId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::JobNotFound(raw.chars().take(100).collect()))
+}
+
+/// GET /jobs/{id}: `stored` (with the message), `dead_lettered` (with its last failure),
+/// `queued` (accepted within the queue's retention and neither of those), or 404.
+///
+/// Nothing is written per message to answer this: a stored message is its own status, a
+/// failure is noted only when a job fails its last delivery. So `queued` is inferred: an id
+/// whose time is within the queue's retention that is neither stored nor noted. That also
+/// covers the states that cannot be told apart without a write per message: in flight, being
+/// retried, or dead-lettered after a consumer crash that wrote no note.
+#[tracing::instrument(skip_all, fields(job_id = %raw_id))]
+pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Body>, ApiError> {
+    let id = job_id(raw_id)?;
+    let (stored, failure) = tokio::try_join!(reader.store.get(id), reader.failures.failure(id))
+        .map_err(ApiError::Unavailable)?;
+    let mut view = JobView {
+        job_id: id.to_string(),
+        status: "queued",
+        accepted_at: id.timestamp(),
+        message: None,
+        dead_letter: None,
+    };
+    if let Some(message) = stored {
+        view.status = "stored";
+        view.message = Some(message.into());
+    } else if let Some(failure) = failure {
+        view.status = "dead_lettered";
+        view.dead_letter = Some(failure.into());
+    } else {
+        let accepted = id.unix_millis();
+        let now = now_ms();
+        let retention_ms = reader.retention.as_millis() as u64;
+        if accepted > now + CLOCK_SKEW_MS || accepted + retention_ms < now {
+            return Err(ApiError::JobNotFound(id.to_string()));
+        }
+        let mut response = json_response(StatusCode::OK, &view);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        return Ok(response);
+    }
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+/// GET /stats.
+pub async fn stats(operations: &dyn Operations) -> Result<Response<Body>, ApiError> {
+    let stats = operations.stats().await.map_err(ApiError::Unavailable)?;
+    Ok(json_response(StatusCode::OK, &stats))
+}
+
+#[derive(Serialize)]
+struct DeadLetterPageView {
+    dead_letters: Vec<FailureView>,
+    next: Option<String>,
+}
+
+/// GET /dead-letters?limit=&before=: newest job first.
+pub async fn dead_letters(
+    query: Option<&str>,
+    operations: &dyn Operations,
+) -> Result<Response<Body>, ApiError> {
+    let mut limit = DEAD_LETTER_PAGE_DEFAULT;
+    let mut before = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*key {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=DEAD_LETTER_PAGE_MAX).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "limit must be a whole number from 1 to {DEAD_LETTER_PAGE_MAX}"
+                        ))
+                    })?;
+            }
+            "before" => {
+                before = Some(value.parse::<JobId>().map_err(|_| {
+                    ApiError::BadRequest(
+                        "before must be a job id, as the `next` of the previous page".into(),
+                    )
+                })?);
+            }
+            _ => {}
+        }
+    }
+    let page = operations
+        .dead_letters(limit, before)
+        .await
+        .map_err(ApiError::Unavailable)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &DeadLetterPageView {
+            dead_letters: page.letters.into_iter().map(FailureView::from).collect(),
+            next: page.next.map(|id| id.to_string()),
+        },
+    ))
+}
+
+/// POST /dead-letters/{id}/requeue: the job goes back to the queue under the same id.
+#[tracing::instrument(skip_all, fields(job_id = %raw_id))]
+pub async fn requeue(
+    raw_id: &str,
+    operations: &dyn Operations,
+) -> Result<Response<Body>, ApiError> {
+    let id = job_id(raw_id)?;
+    match operations
+        .requeue(id)
+        .await
+        .map_err(ApiError::Unavailable)?
+    {
+        Requeue::Requeued => {
+            tracing::info!("dead letter requeued");
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "job_id": id.to_string(), "status": "queued" }),
+            ))
+        }
+        Requeue::NotYetDeadLettered => Err(ApiError::NotYetDeadLettered(id.to_string())),
+        Requeue::NotFound => Err(ApiError::NotDeadLettered(id.to_string())),
+    }
+}
+
+/// POST /dead-letters/requeue-all.
+pub async fn requeue_all(operations: &dyn Operations) -> Result<Response<Body>, ApiError> {
+    let outcome = operations
+        .requeue_all(REQUEUE_ALL_BUDGET)
+        .await
+        .map_err(ApiError::Unavailable)?;
+    tracing::info!(
+        moved = outcome.moved,
+        done = outcome.done,
+        move_task = outcome.move_task.is_some(),
+        "dead letters requeued"
+    );
+    Ok(json_response(StatusCode::OK, &outcome))
+}
+
+/// DELETE /dead-letters?confirm=purge: gone for good, so it must be asked for by name.
+pub async fn purge(
+    query: Option<&str>,
+    operations: &dyn Operations,
+) -> Result<Response<Body>, ApiError> {
+    let confirmed = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .any(|(key, value)| key == "confirm" && value == PURGE_CONFIRMATION);
+    if !confirmed {
+        return Err(ApiError::BadRequest(format!(
+            "purging deletes every dead letter for good: add ?confirm={PURGE_CONFIRMATION} to do it"
+        )));
+    }
+    operations
+        .purge_dead_letters()
+        .await
+        .map_err(ApiError::Unavailable)?;
+    tracing::warn!("dead-letter queue purged");
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "purged": true }),
+    ))
+}

@@ -1,0 +1,348 @@
+//! The operations port on SQS and DynamoDB: counts from `GetQueueAttributes` and
+//! `DescribeTable`, the dead-letter listing from the failure notes, and moving messages back.
+//!
+//! Requeue-all asks SQS for a move task (`StartMessageMoveTask`: SQS moves the whole
+//! dead-letter queue itself, at a bounded rate). Where the endpoint does not have it (an
+//! emulator answers `InvalidAction`), messages move one by one: receive from the dead-letter
+//! queue, send to the queue, delete from the dead-letter queue only once the send succeeded.
+//! A crash between the send and the delete leaves the job in both queues, under one job id:
+//! the consumer's first-write-wins put makes that one stored message, never a second job.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, Message as SqsMessage, QueueAttributeName,
+};
+use tokio::time::Instant;
+
+use super::DynamoDbStore;
+use crate::domain::{JobId, QueuedMessage};
+use crate::ports::{
+    Count, DeadLetterPage, Operations, PipelineStats, QueueCounts, Requeue, RequeueAll,
+};
+
+/// SQS's limit on messages per receive.
+const RECEIVE_MAX: i32 = 10;
+/// How long a message received from the dead-letter queue stays hidden while it is moved.
+const MOVE_VISIBILITY_SECS: i32 = 60;
+/// Receives a search of the dead-letter queue for one job makes at most.
+const SEARCH_RECEIVES_MAX: usize = 100;
+/// Messages a second the move task moves: well under what the consumer drains, so that a
+/// large redrive levels into the queue instead of flooding it.
+pub const MOVE_TASK_RATE: i32 = 100;
+
+/// The operations port on SQS and DynamoDB.
+#[derive(Debug, Clone)]
+pub struct AwsOperations {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    dead_letter_queue_url: String,
+    store: DynamoDbStore,
+}
+
+impl AwsOperations {
+    pub fn new(
+        sqs: aws_sdk_sqs::Client,
+        queue_url: impl Into<String>,
+        dead_letter_queue_url: impl Into<String>,
+        store: DynamoDbStore,
+    ) -> Self {
+        Self {
+            sqs,
+            queue_url: queue_url.into(),
+            dead_letter_queue_url: dead_letter_queue_url.into(),
+            store,
+        }
+    }
+
+    /// Clients configured from the environment (see [`super::sdk_config`]).
+    pub async fn connect(config: &crate::config::OperateConfig) -> Self {
+        let sdk = super::sdk_config().await;
+        Self::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            &config.queue_url,
+            &config.dead_letter_queue_url,
+            DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
+        )
+    }
+
+    async fn attributes(
+        &self,
+        url: &str,
+        names: &[QueueAttributeName],
+    ) -> anyhow::Result<std::collections::HashMap<QueueAttributeName, String>> {
+        let output = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .set_attribute_names(Some(names.to_vec()))
+            .send()
+            .await
+            .context("SQS GetQueueAttributes failed")?;
+        Ok(output.attributes.unwrap_or_default())
+    }
+
+    async fn arn(&self, url: &str) -> anyhow::Result<String> {
+        self.attributes(url, &[QueueAttributeName::QueueArn])
+            .await?
+            .remove(&QueueAttributeName::QueueArn)
+            .context("SQS returned no QueueArn")
+    }
+
+    /// Up to ten messages of the dead-letter queue, hidden while they are handled.
+    async fn receive_dead(&self) -> anyhow::Result<Vec<SqsMessage>> {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.dead_letter_queue_url)
+            .max_number_of_messages(RECEIVE_MAX)
+            .visibility_timeout(MOVE_VISIBILITY_SECS)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .context("SQS ReceiveMessage (dead-letter queue) failed")?;
+        Ok(output.messages.unwrap_or_default())
+    }
+
+    /// Sends a dead letter's body back to the queue, then deletes it from the dead-letter
+    /// queue: never the other way round, so a failure in between duplicates, never loses.
+    async fn move_back(&self, message: &SqsMessage) -> anyhow::Result<()> {
+        let body = message.body.as_deref().unwrap_or_default();
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .context("SQS SendMessage (requeue) failed")?;
+        if let Some(receipt) = &message.receipt_handle {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.dead_letter_queue_url)
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .context("SQS DeleteMessage (dead-letter queue) failed")?;
+        }
+        Ok(())
+    }
+
+    /// Makes messages received during a search visible again at once.
+    async fn release(&self, messages: &[SqsMessage]) {
+        for chunk in messages.chunks(RECEIVE_MAX as usize) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .set_receipt_handle(m.receipt_handle.clone())
+                        .visibility_timeout(0)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            // Failing to release only delays those messages by the move visibility timeout.
+            if let Err(error) = self
+                .sqs
+                .change_message_visibility_batch()
+                .queue_url(&self.dead_letter_queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "releasing searched dead letters failed; they reappear after {MOVE_VISIBILITY_SECS} s");
+            }
+        }
+    }
+
+    /// Asks SQS to move the whole dead-letter queue back; `None` when the endpoint has no
+    /// move tasks.
+    async fn start_move_task(&self) -> anyhow::Result<Option<String>> {
+        let source = self.arn(&self.dead_letter_queue_url).await?;
+        let destination = self.arn(&self.queue_url).await?;
+        let started = self
+            .sqs
+            .start_message_move_task()
+            .source_arn(source)
+            .destination_arn(destination)
+            .max_number_of_messages_per_second(MOVE_TASK_RATE)
+            .send()
+            .await;
+        match started {
+            Ok(output) => Ok(Some(output.task_handle.unwrap_or_default())),
+            Err(error)
+                if matches!(
+                    aws_sdk_sqs::error::ProvideErrorMetadata::code(&error),
+                    Some(
+                        "InvalidAction"
+                            | "UnsupportedOperation"
+                            | "AWS.SimpleQueueService.UnsupportedOperation"
+                    )
+                ) =>
+            {
+                tracing::info!(
+                    "the endpoint has no StartMessageMoveTask; moving messages one by one"
+                );
+                Ok(None)
+            }
+            Err(error) => Err(anyhow::Error::new(error).context("SQS StartMessageMoveTask failed")),
+        }
+    }
+}
+
+fn job_of(message: &SqsMessage) -> Option<JobId> {
+    QueuedMessage::job_id_of(message.body.as_deref()?)
+}
+
+fn count(
+    attributes: &std::collections::HashMap<QueueAttributeName, String>,
+    name: QueueAttributeName,
+) -> u64 {
+    attributes
+        .get(&name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl Operations for AwsOperations {
+    async fn stats(&self) -> anyhow::Result<PipelineStats> {
+        use QueueAttributeName as A;
+        let queue_names = [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+            A::ApproximateNumberOfMessagesDelayed,
+        ];
+        let (queue, dead, table) = tokio::try_join!(
+            self.attributes(&self.queue_url, &queue_names),
+            self.attributes(
+                &self.dead_letter_queue_url,
+                &[A::ApproximateNumberOfMessages]
+            ),
+            self.store.describe_item_count(),
+        )?;
+        Ok(PipelineStats {
+            queue: QueueCounts {
+                visible: count(&queue, A::ApproximateNumberOfMessages),
+                in_flight: count(&queue, A::ApproximateNumberOfMessagesNotVisible),
+                delayed: count(&queue, A::ApproximateNumberOfMessagesDelayed),
+                // SQS publishes it as the CloudWatch metric ApproximateAgeOfOldestMessage
+                // only (the template's backlog alarm watches it), not as a queue attribute.
+                oldest_age_seconds: None,
+                approximate: true,
+            },
+            dead_letter_queue: Count {
+                count: count(&dead, A::ApproximateNumberOfMessages),
+                approximate: true,
+            },
+            // DescribeTable's ItemCount, refreshed by DynamoDB about every six hours; it
+            // includes the failure notes. Counting exactly would read the whole table.
+            stored: Count {
+                count: table,
+                approximate: true,
+            },
+        })
+    }
+
+    async fn dead_letters(
+        &self,
+        limit: usize,
+        before: Option<JobId>,
+    ) -> anyhow::Result<DeadLetterPage> {
+        self.store.dead_letter_notes(limit, before).await
+    }
+
+    async fn requeue(&self, id: JobId) -> anyhow::Result<Requeue> {
+        // SQS has no lookup by content: receive the dead-letter queue until the job shows up
+        // or every message has been seen, then release the others at once.
+        let mut seen = HashSet::new();
+        let mut held = Vec::new();
+        let mut outcome = None;
+        for _ in 0..SEARCH_RECEIVES_MAX {
+            let messages = self.receive_dead().await?;
+            let fresh: Vec<SqsMessage> = messages
+                .into_iter()
+                .filter(|m| seen.insert(m.message_id.clone().unwrap_or_default()))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for message in fresh {
+                if outcome.is_none() && job_of(&message) == Some(id) {
+                    outcome = Some(self.move_back(&message).await);
+                } else {
+                    held.push(message);
+                }
+            }
+            if outcome.is_some() {
+                break;
+            }
+        }
+        self.release(&held).await;
+        match outcome {
+            Some(moved) => {
+                moved?;
+                self.store.forget_failures(&[id]).await?;
+                Ok(Requeue::Requeued)
+            }
+            None if crate::ports::FailureLog::failure(&self.store, id)
+                .await?
+                .is_some() =>
+            {
+                Ok(Requeue::NotYetDeadLettered)
+            }
+            None => Ok(Requeue::NotFound),
+        }
+    }
+
+    async fn requeue_all(&self, budget: Duration) -> anyhow::Result<RequeueAll> {
+        if let Some(task) = self.start_move_task().await? {
+            let noted = self.store.all_failure_ids().await?;
+            self.store.forget_failures(&noted).await?;
+            return Ok(RequeueAll {
+                moved: 0,
+                done: true,
+                move_task: Some(task),
+            });
+        }
+        let deadline = Instant::now() + budget;
+        let mut moved = 0;
+        while Instant::now() < deadline {
+            let messages = self.receive_dead().await?;
+            if messages.is_empty() {
+                return Ok(RequeueAll {
+                    moved,
+                    done: true,
+                    move_task: None,
+                });
+            }
+            let mut jobs = Vec::new();
+            for message in &messages {
+                self.move_back(message).await?;
+                jobs.extend(job_of(message));
+                moved += 1;
+            }
+            self.store.forget_failures(&jobs).await?;
+        }
+        Ok(RequeueAll {
+            moved,
+            done: false,
+            move_task: None,
+        })
+    }
+
+    async fn purge_dead_letters(&self) -> anyhow::Result<()> {
+        self.sqs
+            .purge_queue()
+            .queue_url(&self.dead_letter_queue_url)
+            .send()
+            .await
+            .context("SQS PurgeQueue failed")?;
+        let noted = self.store.all_failure_ids().await?;
+        self.store.forget_failures(&noted).await
+    }
+}

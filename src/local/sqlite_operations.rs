@@ -1,0 +1,217 @@
+//! The operations port and the failure log on the embedded backend's SQLite file: the same
+//! contract as [`crate::aws::AwsOperations`], with exact counts and atomic moves (a message
+//! leaves the dead-letter table and enters the queue in one transaction).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::sqlite::{SqliteQueue, SqliteStore};
+use crate::domain::{Failure, JobId};
+use crate::ports::{
+    Count, DeadLetterPage, FailureLog, Operations, PipelineStats, QueueCounts, Requeue, RequeueAll,
+};
+
+/// The job a dead letter's body names, in SQL: `NULL` for a body that is not JSON.
+const JOB_OF_BODY: &str = "CASE WHEN json_valid(body) THEN json_extract(body, '$.job_id') END";
+
+#[async_trait]
+impl FailureLog for SqliteStore {
+    async fn note(&self, failures: &[Failure]) -> anyhow::Result<()> {
+        let failures = failures.to_vec();
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                for f in &failures {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO failures VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            f.job_id.to_string(),
+                            f.receive_count,
+                            f.first_failure_ms as i64,
+                            f.last_failure_ms as i64,
+                            f.last_error,
+                            f.preview
+                        ],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn failure(&self, id: JobId) -> anyhow::Result<Option<Failure>> {
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached("SELECT * FROM failures WHERE job_id = ?1")?
+                    .query_row([id.to_string()], failure_of_row)
+                    .optional()?
+                    .transpose()
+            })
+            .await
+    }
+}
+
+fn failure_of_row(row: &Row<'_>) -> rusqlite::Result<anyhow::Result<Failure>> {
+    let id: String = row.get("job_id")?;
+    let receive_count: u32 = row.get("receive_count")?;
+    let first: i64 = row.get("first_failure_ms")?;
+    let last: i64 = row.get("last_failure_ms")?;
+    let last_error: String = row.get("last_error")?;
+    let preview: String = row.get("preview")?;
+    Ok(id
+        .parse::<JobId>()
+        .map_err(anyhow::Error::from)
+        .map(|job_id| Failure {
+            job_id,
+            receive_count,
+            first_failure_ms: first.max(0) as u64,
+            last_failure_ms: last.max(0) as u64,
+            last_error,
+            preview,
+        }))
+}
+
+/// Moves dead letters back into the queue: fresh message ids are not needed (a message id is
+/// unique across both tables), the receive count starts again, visible at once.
+fn move_back(
+    conn: &Connection,
+    filter: &str,
+    now: i64,
+    job: Option<String>,
+) -> anyhow::Result<u64> {
+    let moved = conn.execute(
+        &format!(
+            "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms)
+             SELECT message_id, body, ?1, ?1 FROM dead_letters WHERE {filter}"
+        ),
+        params![now, job],
+    )?;
+    conn.execute(
+        &format!("DELETE FROM dead_letters WHERE {filter}"),
+        params![now, job],
+    )?;
+    Ok(moved as u64)
+}
+
+#[async_trait]
+impl Operations for SqliteQueue {
+    async fn stats(&self) -> anyhow::Result<PipelineStats> {
+        let now = self.db.clock.now_ms();
+        self.db
+            .read(move |conn| {
+                let count = |sql: &str| -> rusqlite::Result<u64> {
+                    conn.query_row(sql, [now], |r| r.get::<_, i64>(0))
+                        .map(|n| n.max(0) as u64)
+                };
+                let oldest: Option<i64> =
+                    conn.query_row("SELECT min(sent_at_ms) FROM queue", [], |r| r.get(0))?;
+                Ok(PipelineStats {
+                    queue: QueueCounts {
+                        visible: count("SELECT count(*) FROM queue WHERE visible_at_ms <= ?1")?,
+                        in_flight: count("SELECT count(*) FROM queue WHERE visible_at_ms > ?1")?,
+                        delayed: 0,
+                        oldest_age_seconds: oldest.map(|sent| (now - sent).max(0) as u64 / 1000),
+                        approximate: false,
+                    },
+                    dead_letter_queue: Count {
+                        count: count("SELECT count(*) FROM dead_letters WHERE ?1 = ?1")?,
+                        approximate: false,
+                    },
+                    stored: Count {
+                        count: count("SELECT count(*) FROM messages WHERE ?1 = ?1")?,
+                        approximate: false,
+                    },
+                })
+            })
+            .await
+    }
+
+    async fn dead_letters(
+        &self,
+        limit: usize,
+        before: Option<JobId>,
+    ) -> anyhow::Result<DeadLetterPage> {
+        let before = before.map(|id| id.to_string());
+        self.db
+            .read(move |conn| {
+                let mut letters = conn
+                    .prepare_cached(
+                        "SELECT * FROM failures WHERE ?1 IS NULL OR job_id < ?1
+                         ORDER BY job_id DESC LIMIT ?2",
+                    )?
+                    .query_map(params![before, limit as i64 + 1], failure_of_row)?
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let more = letters.len() > limit;
+                letters.truncate(limit);
+                let next = if more {
+                    letters.last().map(|f| f.job_id)
+                } else {
+                    None
+                };
+                Ok(DeadLetterPage { letters, next })
+            })
+            .await
+    }
+
+    async fn requeue(&self, id: JobId) -> anyhow::Result<Requeue> {
+        let now = self.db.clock.now_ms();
+        let outcome = self
+            .db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let job = Some(id.to_string());
+                let filter = format!("({JOB_OF_BODY}) = ?2 AND ?1 = ?1");
+                let moved = move_back(&tx, &filter, now, job.clone())?;
+                let noted = tx.execute("DELETE FROM failures WHERE job_id = ?1", [&job])? > 0;
+                let outcome = match (moved, noted) {
+                    (0, true) => return Ok(Requeue::NotYetDeadLettered),
+                    (0, false) => return Ok(Requeue::NotFound),
+                    _ => Requeue::Requeued,
+                };
+                tx.commit()?;
+                Ok(outcome)
+            })
+            .await?;
+        if outcome == Requeue::Requeued {
+            self.arrived.notify_waiters();
+        }
+        Ok(outcome)
+    }
+
+    async fn requeue_all(&self, _budget: Duration) -> anyhow::Result<RequeueAll> {
+        let now = self.db.clock.now_ms();
+        let moved = self
+            .db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let moved = move_back(&tx, "?1 = ?1 AND ?2 IS NULL", now, None)?;
+                tx.execute("DELETE FROM failures", [])?;
+                tx.commit()?;
+                Ok(moved)
+            })
+            .await?;
+        self.arrived.notify_waiters();
+        Ok(RequeueAll {
+            moved,
+            done: true,
+            move_task: None,
+        })
+    }
+
+    async fn purge_dead_letters(&self) -> anyhow::Result<()> {
+        self.db
+            .write(|conn| {
+                let tx = conn.transaction()?;
+                tx.execute("DELETE FROM dead_letters", [])?;
+                tx.execute("DELETE FROM failures", [])?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+}

@@ -1,0 +1,239 @@
+//! The operations routes, the same scenario on both backends of the local runner: embedded
+//! (SQLite) and AWS (SQS + DynamoDB on the emulator, through the same adapters the operate
+//! and list functions use). A poison message (the store refuses its content until the
+//! faults are healed, as a fixed bug would let it through) fails every delivery and is
+//! dead-lettered; it is seen, requeued under its own job id and stored.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{TestStack, TEST_QUEUE};
+use crate::runner::{agent, data_file, get_json, post, Runner};
+
+/// The runner settings both backends share: the test queue's redrive (two receives, 1 s
+/// visibility) and a poison marker the store refuses.
+fn args() -> Vec<String> {
+    [
+        "--visibility-timeout-secs",
+        &TEST_QUEUE.visibility_timeout.as_secs().to_string(),
+        "--max-receive-count",
+        &TEST_QUEUE.max_receive_count.to_string(),
+        "--store-faults",
+        "poison=POISON",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+#[test]
+fn the_operations_routes_on_the_embedded_backend() {
+    let data = data_file();
+    let args = args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let runner = Runner::start_with(&data, &args);
+    scenario(&runner, &|body| {
+        let response = agent()
+            .post(format!("{}/_local/queue", runner.url))
+            .send(body)
+            .unwrap();
+        assert_eq!(response.status(), 202);
+    });
+    runner.terminate();
+    let _ = std::fs::remove_file(&data);
+}
+
+#[tokio::test]
+async fn the_operations_routes_on_the_aws_backend() {
+    let stack = TestStack::new().await;
+    let (queues, table) = (stack.queues.clone(), stack.table.clone());
+    let sqs = stack.sqs.clone();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let args = args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let runner = Runner::start_on_aws(&queues, &table, &args);
+        scenario(&runner, &|body| {
+            handle
+                .block_on(
+                    sqs.send_message()
+                        .queue_url(&queues.queue_url)
+                        .message_body(body)
+                        .send(),
+                )
+                .unwrap();
+        });
+        runner.terminate();
+    })
+    .await
+    .unwrap();
+    stack.teardown().await;
+}
+
+/// Calls `method path` with the runner's admin token: the status and the JSON body.
+fn call(runner: &Runner, method: &str, path: &str) -> (u16, Value) {
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", runner.url))
+        .body(String::new())
+        .unwrap();
+    let mut response = agent().run(request).unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Polls `check` until it gives a value, for up to 60 s (redrive takes a few visibility
+/// timeouts; the emulator's mapping is slower than the embedded one).
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn status_of(runner: &Runner, job: &str) -> Value {
+    let (status, body) = call(runner, "GET", &format!("/jobs/{job}"));
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn dead_letter_count(runner: &Runner) -> u64 {
+    let (status, stats) = call(runner, "GET", "/stats");
+    assert_eq!(status, 200, "{stats}");
+    stats["dead_letter_queue"]["count"].as_u64().unwrap()
+}
+
+fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
+    let agent = agent();
+
+    // A good job: the 202 points at its status, which ends `stored` with the message.
+    let response = agent
+        .post(format!("{}/messages", runner.url))
+        .header("Content-Type", "application/json")
+        .send(r#"{"content": "fine"}"#)
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(response.headers()["retry-after"], "1");
+    let good = location.strip_prefix("/jobs/").unwrap().to_owned();
+    let stored = eventually("the good job stored", || {
+        let job = status_of(runner, &good);
+        (job["status"] == "stored").then_some(job)
+    });
+    assert_eq!(stored["message"]["content"], "fine");
+    assert_eq!(stored["job_id"], good.as_str());
+
+    // Ids it never issued, or too old for the queue to hold, are 404s that say so.
+    let (status, body) = call(runner, "GET", "/jobs/not-a-job");
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("no job"), "{body}");
+    let ancient = "01890a5d-ac96-774b-bcce-b302099a8057"; // a UUIDv7 of 2023
+    assert_eq!(call(runner, "GET", &format!("/jobs/{ancient}")).0, 404);
+
+    // Two poison jobs fail every delivery and are dead-lettered, with why.
+    let first = post(&agent, &runner.url, "POISON one").unwrap();
+    let second = post(&agent, &runner.url, "POISON two <script>alert(1)</script>").unwrap();
+    for job in [&first, &second] {
+        let dead = eventually("a poison job dead-lettered", || {
+            let body = status_of(runner, job);
+            (body["status"] == "dead_lettered").then_some(body)
+        });
+        let letter = &dead["dead_letter"];
+        assert_eq!(letter["receive_count"], TEST_QUEUE.max_receive_count);
+        assert!(
+            letter["last_error"].as_str().unwrap().contains("poison"),
+            "{dead}"
+        );
+        assert!(
+            letter["first_failure_at"].as_str().unwrap()
+                <= letter["last_failure_at"].as_str().unwrap()
+        );
+    }
+    eventually("both in the dead-letter queue", || {
+        (dead_letter_count(runner) == 2).then_some(())
+    });
+    let (status, page) = call(runner, "GET", "/dead-letters");
+    assert_eq!(status, 200, "{page}");
+    let listed: Vec<&str> = page["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [second.as_str(), first.as_str()], "newest first");
+    assert_eq!(page["dead_letters"][1]["preview"], "POISON one");
+    let (_, one) = call(runner, "GET", "/dead-letters?limit=1");
+    assert_eq!(one["dead_letters"].as_array().unwrap().len(), 1);
+    let (_, rest) = call(
+        runner,
+        "GET",
+        &format!(
+            "/dead-letters?limit=1&before={}",
+            one["next"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(rest["dead_letters"][0]["job_id"], first.as_str());
+
+    // Refusals change nothing: a purge without its confirmation, a job not dead-lettered.
+    let (status, body) = call(runner, "DELETE", "/dead-letters");
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("confirm=purge"));
+    assert_eq!(
+        call(runner, "POST", &format!("/dead-letters/{good}/requeue")).0,
+        404
+    );
+    assert_eq!(call(runner, "GET", "/dead-letters/requeue-all").0, 405);
+    assert_eq!(dead_letter_count(runner), 2);
+
+    // The bug is fixed: one requeued by id, then the rest; each is stored under its id.
+    assert_eq!(call(runner, "DELETE", "/_local/faults").0, 200);
+    let (status, body) = call(runner, "POST", &format!("/dead-letters/{first}/requeue"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["job_id"], first.as_str());
+    eventually("the requeued job stored", || {
+        (status_of(runner, &first)["status"] == "stored").then_some(())
+    });
+    let mut moved = 0;
+    for _ in 0..10 {
+        let (status, outcome) = call(runner, "POST", "/dead-letters/requeue-all");
+        assert_eq!(status, 200, "{outcome}");
+        moved += outcome["moved"].as_u64().unwrap();
+        if outcome["done"] == true {
+            break;
+        }
+    }
+    assert_eq!(moved, 1);
+    let second_stored = eventually("the second job stored", || {
+        let job = status_of(runner, &second);
+        (job["status"] == "stored").then_some(job)
+    });
+    assert_eq!(
+        second_stored["message"]["content"],
+        "POISON two <script>alert(1)</script>"
+    );
+    assert_eq!(dead_letter_count(runner), 0);
+    let (_, page) = call(runner, "GET", "/dead-letters");
+    assert_eq!(page["dead_letters"], serde_json::json!([]));
+    // Each job is stored once: requeueing made no second job.
+    let listed = get_json(&agent, &format!("{}/messages", runner.url));
+    assert_eq!(listed["messages"].as_array().unwrap().len(), 3, "{listed}");
+
+    // A body that is no envelope at all is dead-lettered unnoted; purge empties the queue.
+    send_raw("not an envelope");
+    eventually("the raw body dead-lettered", || {
+        (dead_letter_count(runner) == 1).then_some(())
+    });
+    let (status, body) = call(runner, "DELETE", "/dead-letters?confirm=purge");
+    assert_eq!(status, 200, "{body}");
+    eventually("the purge seen in the counts", || {
+        (dead_letter_count(runner) == 0).then_some(())
+    });
+    let (_, stats) = call(runner, "GET", "/stats");
+    assert_eq!(stats["queue"]["visible"], 0, "{stats}");
+}
