@@ -171,6 +171,8 @@ export PIPELINE_WRITER_CLIENT_ID=$(output WriterClientId)
 export PIPELINE_WRITER_CLIENT_SECRET=$(client_secret WriterClientId)
 export PIPELINE_READER_CLIENT_ID=$(output ReaderClientId)
 export PIPELINE_READER_CLIENT_SECRET=$(client_secret ReaderClientId)
+export PIPELINE_ADMIN_CLIENT_ID=$(output AdminClientId)
+export PIPELINE_ADMIN_CLIENT_SECRET=$(client_secret AdminClientId)
 EOT
 }
 

@@ -9,7 +9,9 @@ use std::panic::AssertUnwindSafe;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::FutureExt as _;
 
-use crate::domain::{ContentLimit, Failure, JobId, Message, QueuedMessage};
+use crate::domain::{
+    truncate_chars, ContentLimit, Failure, JobId, Message, QueuedMessage, PREVIEW_CHARS,
+};
 use crate::ports::{FailureLog, MessageStore};
 
 /// Where and when the consumer notes a job's last failure: the failure log, and the queue's
@@ -66,10 +68,17 @@ pub async fn store_batch_noting(
                 records.push(index);
             }
             Err(reason) => {
+                // An envelope with a job id but invalid content still names its job, whose
+                // status and dead-letter listing should say why.
+                let job = record.body.as_deref().and_then(QueuedMessage::job_id_of);
+                if let Some(job) = job {
+                    span.record("job_id", tracing::field::display(job));
+                }
                 tracing::warn!(%reason, "record cannot be stored; it will be retried, then dead-lettered");
                 failed.push(FailedRecord {
                     index,
-                    message: None,
+                    job,
+                    preview: String::new(),
                     reason,
                 });
             }
@@ -78,11 +87,16 @@ pub async fn store_batch_noting(
 
     let (unwritten, cause) = put_guarded(store, &messages).await;
     for id in unwritten {
-        let message = messages.iter().find(|m| m.id == id);
+        let preview = messages
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| truncate_chars(m.content.as_str(), PREVIEW_CHARS))
+            .unwrap_or_default();
         for index in records_by_job.remove(&id).unwrap_or_default() {
             failed.push(FailedRecord {
                 index,
-                message: message.cloned(),
+                job: Some(id),
+                preview: preview.clone(),
                 reason: cause.clone(),
             });
         }
@@ -109,8 +123,9 @@ pub async fn store_batch_noting(
 /// A record that was not stored, and why.
 struct FailedRecord {
     index: usize,
-    /// The job it carries, when it could be decoded.
-    message: Option<Message>,
+    /// The job it names, when it names one.
+    job: Option<JobId>,
+    preview: String,
     reason: String,
 }
 
@@ -132,22 +147,22 @@ async fn note_last_failures(
     for failure in failed {
         let record = &records[failure.index];
         let receive_count = attribute(record, "ApproximateReceiveCount").unwrap_or(1) as u32;
-        let Some(message) = &failure.message else {
+        let Some(job) = failure.job else {
             continue;
         };
-        if receive_count < notes.max_receive_count || last.iter().any(|f| f.job_id == message.id) {
+        if receive_count < notes.max_receive_count || last.iter().any(|f| f.job_id == job) {
             continue;
         }
-        tracing::warn!(job_id = %message.id, receive_count, "last delivery failed; the job goes to the dead-letter queue");
+        tracing::warn!(job_id = %job, receive_count, "last delivery failed; the job goes to the dead-letter queue");
         last.push(
             Failure {
-                job_id: message.id,
+                job_id: job,
                 receive_count,
                 first_failure_ms: attribute(record, "ApproximateFirstReceiveTimestamp")
                     .unwrap_or(now_ms),
                 last_failure_ms: now_ms,
                 last_error: failure.reason.clone(),
-                preview: message.content.as_str().to_owned(),
+                preview: failure.preview.clone(),
             }
             .bounded(),
         );
@@ -416,6 +431,8 @@ mod tests {
         let (early, body_early) = job("refused early");
         let (last, body_last) = job("refused at last");
         let (stored, body_stored) = job("stored");
+        let (unnamed, _) = job("x");
+        let empty_content = format!(r#"{{"v":1,"job_id":"{}","content":""}}"#, unnamed.id);
 
         let response = store_batch_noting(
             event(vec![
@@ -423,17 +440,24 @@ mod tests {
                 delivered("2", &body_last, 3),
                 delivered("3", &body_stored, 3),
                 delivered("4", "not an envelope", 3),
+                delivered("5", &empty_content, 3),
             ]),
             &store,
             Some(notes),
         )
         .await;
 
-        assert_eq!(failed_ids(&response), ["1", "2", "4"]);
+        assert_eq!(failed_ids(&response), ["1", "2", "4", "5"]);
         assert_eq!(store.items(), vec![stored]);
         let noted = log.notes();
-        assert_eq!(noted.len(), 1, "{noted:?}");
-        let failure = &noted[0];
+        assert_eq!(noted.len(), 2, "{noted:?}");
+        let invalid = log.failure_of(unnamed.id).unwrap();
+        assert!(
+            invalid.last_error.contains("empty"),
+            "{}",
+            invalid.last_error
+        );
+        let failure = &log.failure_of(last.id).unwrap();
         assert_eq!(failure.job_id, last.id);
         assert_eq!(failure.receive_count, 3);
         assert_eq!(failure.first_failure_ms, 1_700_000_000_123);

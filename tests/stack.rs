@@ -8,9 +8,10 @@
 //!
 //! Environment (infra/local.sh env prints it): PIPELINE_API_URL, PIPELINE_QUEUE_URL,
 //! PIPELINE_DLQ_URL, PIPELINE_TABLE_NAME, PIPELINE_TOKEN_URL, PIPELINE_USER_POOL_ID and the
-//! writer's and reader's PIPELINE_*_CLIENT_ID / _SECRET.
+//! writer's, reader's and admin's PIPELINE_*_CLIENT_ID / _SECRET.
 
 mod auth;
+mod operations;
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -47,10 +48,12 @@ fn token_for(client_id: &str, secret: &str, scope: &str) -> String {
         .to_owned()
 }
 
-/// The writer's and the reader's tokens, fetched once (clients should cache them too).
+/// The writer's, the reader's and the operator's tokens, fetched once (clients should cache
+/// them too).
 struct Tokens {
     writer: String,
     reader: String,
+    admin: String,
 }
 
 fn tokens() -> &'static Tokens {
@@ -65,6 +68,11 @@ fn tokens() -> &'static Tokens {
             &var("PIPELINE_READER_CLIENT_ID"),
             &var("PIPELINE_READER_CLIENT_SECRET"),
             "messages/read",
+        ),
+        admin: token_for(
+            &var("PIPELINE_ADMIN_CLIENT_ID"),
+            &var("PIPELINE_ADMIN_CLIENT_SECRET"),
+            "messages/admin messages/read",
         ),
     })
 }

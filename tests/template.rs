@@ -158,10 +158,18 @@ fn the_http_api_uses_the_default_stage_and_routes_every_path() {
         routes,
         [
             "ANY $default -> ListFunction",
+            "DELETE /dead-letters -> OperateFunction",
+            "GET /dashboard -> OperateFunction",
+            "GET /dashboard/{file} -> OperateFunction",
+            "GET /dead-letters -> OperateFunction",
+            "GET /jobs/{id} -> ListFunction",
             "GET /messages -> ListFunction",
             "GET /messages/{id} -> ListFunction",
             "GET /openapi.json -> ListFunction",
+            "GET /stats -> OperateFunction",
             "POST /add_message -> EnqueueFunction",
+            "POST /dead-letters/requeue-all -> OperateFunction",
+            "POST /dead-letters/{id}/requeue -> OperateFunction",
             "POST /messages -> EnqueueFunction",
         ]
     );
@@ -227,7 +235,18 @@ fn the_outputs_a_deployer_needs_are_there() {
 fn every_alarm_notifies_a_topic_and_the_backlog_alarm_fires_when_the_readme_says() {
     let resources = &translated()["Resources"];
     let alarms = translated_resources("AWS::CloudWatch::Alarm");
-    assert_eq!(alarms.len(), 2);
+    let mut names: Vec<&str> = alarms.iter().map(|(name, _)| *name).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "Api5xxRateAlarm",
+            "ConsumerErrorsAlarm",
+            "ConsumerThrottlesAlarm",
+            "DeadLetterQueueNotEmptyAlarm",
+            "QueueBacklogAgeAlarm"
+        ]
+    );
     for (name, alarm) in alarms {
         let actions = &alarm["Properties"]["AlarmActions"];
         assert_eq!(
@@ -350,7 +369,7 @@ fn no_deployed_role_grants_a_wildcard_action_or_resource_or_a_managed_policy_out
         }
     }
     assert!(statements >= 5, "{statements} statements");
-    assert_eq!(roles.len(), 3, "one role per function");
+    assert_eq!(roles.len(), 4, "one role per function");
 }
 
 #[test]
@@ -389,6 +408,87 @@ fn the_consumer_may_only_receive_and_delete_on_its_queue_put_in_its_table_and_wr
     );
     let function = &translated()["Resources"]["ConsumerFunction"]["Properties"];
     assert_eq!(function["Role"], get_att("ConsumerRole"));
+}
+
+/// Every statement of the roles of these functions, as (role, actions, resources, condition).
+fn statements_of(role_name: &str) -> Vec<(Vec<String>, Json, Json)> {
+    let role = &translated()["Resources"][role_name]["Properties"];
+    as_list(&role["Policies"])
+        .into_iter()
+        .flat_map(|p| as_list(&p["PolicyDocument"]["Statement"]))
+        .map(|s| {
+            let actions = as_list(&s["Action"])
+                .into_iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect();
+            (actions, s["Resource"].clone(), s["Condition"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_operate_function_touches_the_dead_letter_queue_and_it_writes_only_failure_notes() {
+    let resources = &translated()["Resources"];
+    let role_of = |function: &str| {
+        resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for function in ["EnqueueFunction", "ConsumerFunction", "ListFunction"] {
+        let granted = serde_json::to_string(&statements_of(&role_of(function))).unwrap();
+        assert!(
+            !granted.contains("DeadLetterQueue"),
+            "{function}: {granted}"
+        );
+    }
+    let operate = statements_of(&role_of("OperateFunction"));
+    let get_att = |name: &str| serde_json::json!({ "Fn::GetAtt": [name, "Arn"] });
+    let mut writes_table = false;
+    for (actions, resource, condition) in &operate {
+        let on_dlq = resource == &get_att("DeadLetterQueue");
+        for action in actions {
+            match action.as_str() {
+                // The only change to the queue: sending a requeued message.
+                "sqs:SendMessage" => assert_eq!(resource, &get_att("MessagesQueue")),
+                "sqs:ReceiveMessage"
+                | "sqs:DeleteMessage"
+                | "sqs:ChangeMessageVisibility"
+                | "sqs:PurgeQueue"
+                | "sqs:StartMessageMoveTask" => assert!(on_dlq, "{action}"),
+                "sqs:GetQueueAttributes" | "dynamodb:DescribeTable" => {}
+                "dynamodb:Query" | "dynamodb:GetItem" | "dynamodb:BatchWriteItem" => {
+                    writes_table |= action == "dynamodb:BatchWriteItem";
+                    assert_eq!(
+                        condition["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
+                        serde_json::json!(["dead"]),
+                        "{action} reaches items other than the failure notes"
+                    );
+                }
+                "logs:CreateLogStream" | "logs:PutLogEvents" => {}
+                other => panic!("the operate function may {other}"),
+            }
+        }
+    }
+    assert!(writes_table);
+}
+
+#[test]
+fn the_consumer_notes_last_failures_at_the_queues_receive_count_and_job_status_knows_retention() {
+    let resources = &translated()["Resources"];
+    let consumer = &resources["ConsumerFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(consumer["MAX_RECEIVE_COUNT"]["Ref"], "MaxReceiveCount");
+    let list = &resources["ListFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        list["QUEUE_RETENTION_SECONDS"]["Ref"],
+        "QueueRetentionSeconds"
+    );
+    let table = &resources["MessagesTable"]["Properties"]["TimeToLiveSpecification"];
+    assert_eq!(table["AttributeName"], "expires_at");
+    assert_eq!(
+        resources["OperationsDashboard"]["Type"],
+        "AWS::CloudWatch::Dashboard"
+    );
 }
 
 /// The authorizer and scope of each deployed route, as `METHOD path -> scopes`.
@@ -464,7 +564,12 @@ fn the_log_level_cannot_be_trace_which_logs_raw_events_with_content_and_tokens()
 #[test]
 fn every_function_and_the_api_log_to_a_group_with_retention() {
     let resources = &translated()["Resources"];
-    for function in ["EnqueueFunction", "ConsumerFunction", "ListFunction"] {
+    for function in [
+        "EnqueueFunction",
+        "ConsumerFunction",
+        "ListFunction",
+        "OperateFunction",
+    ] {
         let group = &resources[function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"];
         let group = group
             .as_str()

@@ -346,3 +346,169 @@ impl Operations for AwsOperations {
         self.store.forget_failures(&noted).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The two requeue-all paths against a fake of the SQS API built from its documented
+    //! requests and answers (the emulator has no `StartMessageMoveTask`).
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_dynamodb::operation::query::QueryOutput;
+    use aws_sdk_sqs::error::ErrorMetadata;
+    use aws_sdk_sqs::operation::delete_message::DeleteMessageOutput;
+    use aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesOutput;
+    use aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput;
+    use aws_sdk_sqs::operation::send_message::SendMessageOutput;
+    use aws_sdk_sqs::operation::start_message_move_task::{
+        StartMessageMoveTaskError, StartMessageMoveTaskOutput,
+    };
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    use super::*;
+    use crate::domain::{ContentLimit, Message, MessageContent};
+
+    const QUEUE: &str = "https://sqs.eu-west-1.amazonaws.com/111122223333/messages";
+    const DLQ: &str = "https://sqs.eu-west-1.amazonaws.com/111122223333/messages-dlq";
+
+    fn arn_of(url: &str) -> String {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        format!("arn:aws:sqs:eu-west-1:111122223333:{name}")
+    }
+
+    /// A table with no failure notes.
+    fn empty_table() -> DynamoDbStore {
+        let query = mock!(aws_sdk_dynamodb::Client::query)
+            .then_output(|| QueryOutput::builder().set_items(Some(Vec::new())).build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&query]);
+        DynamoDbStore::new(client, "table")
+    }
+
+    fn queue_arns() -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_sqs::Client::get_queue_attributes).then_compute_output(|request| {
+            let url = request.queue_url().unwrap_or_default().to_owned();
+            GetQueueAttributesOutput::builder()
+                .attributes(QueueAttributeName::QueueArn, arn_of(&url))
+                .build()
+        })
+    }
+
+    #[tokio::test]
+    async fn requeue_all_asks_sqs_for_a_move_task_from_the_dlq_to_the_queue_at_a_bounded_rate() {
+        let arns = queue_arns();
+        let start = mock!(aws_sdk_sqs::Client::start_message_move_task)
+            .match_requests(|r| {
+                r.source_arn() == Some(&arn_of(DLQ))
+                    && r.destination_arn() == Some(&arn_of(QUEUE))
+                    && r.max_number_of_messages_per_second() == Some(MOVE_TASK_RATE)
+            })
+            .then_output(|| {
+                // The answer in the SQS API reference's example.
+                StartMessageMoveTaskOutput::builder()
+                    .task_handle("eyJ0YXNrSWQiOiJkYzE2OWUwNC0wZTU1LTQ0ZDItYWE5MC1jMDgwY2ExZjM2ZjciLCJzb3VyY2VBcm4iOiJhcm46YXdzOnNxczp1cy1lYXN0LTE6MTExMTIyMjIzMzMzOk15RGVhZExldHRlclF1ZXVlIn0=")
+                    .build()
+            });
+        let receive = mock!(aws_sdk_sqs::Client::receive_message)
+            .then_output(|| ReceiveMessageOutput::builder().build());
+        let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&arns, &start, &receive]);
+
+        let outcome = AwsOperations::new(sqs, QUEUE, DLQ, empty_table())
+            .requeue_all(Duration::from_secs(1))
+            .await
+            .unwrap();
+
+        assert_eq!(start.num_calls(), 1);
+        assert_eq!(receive.num_calls(), 0, "SQS moves the messages itself");
+        assert!(outcome.done);
+        assert!(outcome.move_task.unwrap().starts_with("eyJ0YXNrSWQi"));
+    }
+
+    #[tokio::test]
+    async fn without_move_tasks_each_message_is_sent_to_the_queue_before_it_leaves_the_dlq() {
+        let message = Message {
+            id: JobId::new(),
+            content: MessageContent::parse("m".into(), ContentLimit::DEFAULT).unwrap(),
+        };
+        let body = QueuedMessage::body_of(&message);
+        let calls = Arc::new(Mutex::new(Vec::<String>::new()));
+        let arns = queue_arns();
+        let missing = mock!(aws_sdk_sqs::Client::start_message_move_task).then_error(|| {
+            StartMessageMoveTaskError::generic(
+                ErrorMetadata::builder()
+                    .code("InvalidAction")
+                    .message("The action StartMessageMoveTask is not valid for this endpoint.")
+                    .build(),
+            )
+        });
+        let delivered = Arc::new(Mutex::new(false));
+        let receive = {
+            let delivered = delivered.clone();
+            mock!(aws_sdk_sqs::Client::receive_message).then_compute_output(move |r| {
+                assert_eq!(r.queue_url(), Some(DLQ));
+                let first = !std::mem::replace(&mut *delivered.lock().unwrap(), true);
+                let messages = first.then(|| {
+                    vec![aws_sdk_sqs::types::Message::builder()
+                        .message_id("m-1")
+                        .receipt_handle("r-1")
+                        .body(body.clone())
+                        .build()]
+                });
+                ReceiveMessageOutput::builder()
+                    .set_messages(messages)
+                    .build()
+            })
+        };
+        let send = {
+            let calls = calls.clone();
+            mock!(aws_sdk_sqs::Client::send_message)
+                .match_requests(move |r| {
+                    calls
+                        .lock()
+                        .unwrap()
+                        .push(format!("send to {}", r.queue_url().unwrap_or_default()));
+                    true
+                })
+                .then_output(|| SendMessageOutput::builder().message_id("m-2").build())
+        };
+        let delete = {
+            let calls = calls.clone();
+            mock!(aws_sdk_sqs::Client::delete_message)
+                .match_requests(move |r| {
+                    calls.lock().unwrap().push(format!(
+                        "delete {} from {}",
+                        r.receipt_handle().unwrap_or_default(),
+                        r.queue_url().unwrap_or_default()
+                    ));
+                    true
+                })
+                .then_output(|| DeleteMessageOutput::builder().build())
+        };
+        let sqs = mock_client!(
+            aws_sdk_sqs,
+            RuleMode::MatchAny,
+            [&arns, &missing, &receive, &send, &delete]
+        );
+        let forget = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_output(|| {
+            aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput::builder().build()
+        });
+        let dynamodb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&forget]);
+
+        let outcome = AwsOperations::new(sqs, QUEUE, DLQ, DynamoDbStore::new(dynamodb, "t"))
+            .requeue_all(Duration::from_secs(5))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            outcome,
+            RequeueAll {
+                moved: 1,
+                done: true,
+                move_task: None
+            }
+        );
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [format!("send to {QUEUE}"), format!("delete r-1 from {DLQ}")]
+        );
+        assert_eq!(forget.num_calls(), 1, "the job's failure note is removed");
+    }
+}
