@@ -12,12 +12,12 @@ arch="${ARCH:-arm64}"
 flag=""; machine="x86-64"
 if [ "$arch" = arm64 ]; then flag="--arm64"; machine="aarch64"; fi
 started=$(date +%s)
-cargo lambda build --release $flag --locked -p enqueue -p consumer -p list >&2
+cargo lambda build --release $flag --locked -p enqueue -p consumer -p list -p operate >&2
 echo "build: $(( $(date +%s) - started )) s" >&2
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 echo "| function | $arch bootstrap | zipped |"
 echo "|---|---|---|"
-for fn in enqueue consumer list; do
+for fn in enqueue consumer list operate; do
   bootstrap="${CARGO_TARGET_DIR:-target}/lambda/$fn/bootstrap"
   (cd "$(dirname "$bootstrap")" && zip -q "$work/$fn.zip" bootstrap)
   printf '| %s | %.2f MB | %.2f MB |\n' "$fn" \

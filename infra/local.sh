@@ -45,8 +45,8 @@ build() {
   mkdir -p "$stage"
   if [ "${BUILD:-release}" = debug ]; then
     # Quick iteration: the test build's debug binaries.
-    cargo build --locked -p enqueue -p consumer -p list
-    for function in enqueue consumer list; do
+    cargo build --locked -p enqueue -p consumer -p list -p operate
+    for function in enqueue consumer list operate; do
       mkdir -p "$stage/$function"
       cp "$target/debug/$function" "$stage/$function/bootstrap"
     done
@@ -54,7 +54,7 @@ build() {
     # As `sam build` builds them (cargo lambda build --release, the deploy profile), for this
     # host's architecture: the emulator runs bootstraps as host processes, so an arm64 build
     # would not run here (and the arm64 standard library cannot be installed offline).
-    cargo lambda build --release --locked -p enqueue -p consumer -p list --lambda-dir "$stage" >&2
+    cargo lambda build --release --locked -p enqueue -p consumer -p list -p operate --lambda-dir "$stage" >&2
   fi
   # The template unchanged but for where each function's code is.
   sed -E "s#CodeUri: functions/(.*)#CodeUri: $stage/\\1#" template.yaml >"$stage/template.yaml"
@@ -62,9 +62,10 @@ build() {
 
 deploy() {
   aws_ s3api head-bucket --bucket "$bucket" >/dev/null 2>&1 || aws_ s3 mb "s3://$bucket" >/dev/null
+  # MetricMathAlarms=false: the emulator has no CloudWatch metric math (template.yaml).
   sam deploy --template-file "$stage/template.yaml" --stack-name "$stack" --s3-bucket "$bucket" \
     --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset \
-    --no-fail-on-empty-changeset --parameter-overrides LogLevel=DEBUG ${STACK_PARAMETERS:-} >"$root/.local/deploy.log" 2>&1 \
+    --no-fail-on-empty-changeset --parameter-overrides LogLevel=DEBUG MetricMathAlarms=false ${STACK_PARAMETERS:-} >"$root/.local/deploy.log" 2>&1 \
     || { tail -40 "$root/.local/deploy.log" >&2; exit 1; }
 }
 

@@ -10,6 +10,7 @@
 
 mod helpers;
 
+mod cli;
 mod conservation;
 mod consumer;
 mod contract;

@@ -240,6 +240,7 @@ fn every_alarm_notifies_a_topic_and_the_backlog_alarm_fires_when_the_readme_says
     assert_eq!(
         names,
         [
+            "Api5xxCountAlarm",
             "Api5xxRateAlarm",
             "ConsumerErrorsAlarm",
             "ConsumerThrottlesAlarm",

@@ -85,7 +85,7 @@ impl IssuedTokens {
     pub fn as_env_file(&self, url: &str) -> String {
         format!(
             "# Tokens of the message-pipeline local runner at {url}; new at every start.\n\
-             WRITE_TOKEN={}\nREAD_TOKEN={}\nADMIN_TOKEN={}\n",
+             PIPELINE_URL={url}\nWRITE_TOKEN={}\nREAD_TOKEN={}\nADMIN_TOKEN={}\n",
             self.write, self.read, self.admin
         )
     }

@@ -1,0 +1,409 @@
+//! `pipeline-ctl`: the pipeline's operations from a terminal or a script, over its HTTP API
+//! (the local runner or a deployed stack; the same routes). Human output by default, `--json`
+//! for scripts (the API's own answers, one JSON document a line).
+//!
+//! The token comes from `--token` / `PIPELINE_TOKEN`; without one, from the local runner's
+//! token file (`.local/tokens.env`), choosing the token each command needs.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pipeline-ctl",
+    version,
+    about = "Operate a message pipeline over its HTTP API"
+)]
+struct Cli {
+    /// The API's base URL: a stack's ApiUrl output, or the local runner's (default: the one
+    /// in the token file, else http://127.0.0.1:3000).
+    #[arg(long, env = "PIPELINE_URL")]
+    url: Option<String>,
+    /// Bearer token (prefer the environment variable: a flag shows in the process list).
+    #[arg(long, env = "PIPELINE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Where the local runner wrote its URL and tokens, used when no token is given.
+    #[arg(long, default_value = ".local/tokens.env")]
+    tokens_file: PathBuf,
+    /// Print the API's JSON answers instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Queue a message; prints its job id.
+    Send { content: String },
+    /// A job's status: queued, stored or dead_lettered.
+    Status {
+        job_id: String,
+        /// Ask again (as Retry-After says) until the job is stored or dead-lettered.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
+    /// The newest stored messages.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Counts: queued, in flight, delayed, dead letters, stored.
+    Stats,
+    /// The dead-letter queue.
+    #[command(subcommand)]
+    Dlq(Dlq),
+}
+
+#[derive(Debug, Subcommand)]
+enum Dlq {
+    /// Dead-lettered jobs, newest first, with their last error.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Move one job back to the queue, under its job id.
+    Requeue { job_id: String },
+    /// Move every dead letter back to the queue.
+    RequeueAll,
+    /// Delete every dead letter for good.
+    Purge {
+        /// Confirms the purge; without it nothing is deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Which of the local runner's tokens a command needs.
+#[derive(Clone, Copy)]
+enum Need {
+    Write,
+    Read,
+    Admin,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("pipeline-ctl: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Api {
+    url: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+}
+
+impl Api {
+    /// Calls the API; a non-2xx answer is an error carrying the API's own sentence.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(Value, Option<u64>)> {
+        let url = format!("{}{path}", self.url.trim_end_matches('/'));
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header("Content-Type", "application/json");
+                json.to_string()
+            }
+            None => String::new(),
+        };
+        let mut response = self
+            .agent
+            .run(request.body(body)?)
+            .map_err(|e| anyhow::anyhow!("{method} {url}: {e}"))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let text = response.body_mut().read_to_string()?;
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !(200..300).contains(&status) {
+            let reason = json["error"]
+                .as_str()
+                .or(json["message"].as_str())
+                .unwrap_or("");
+            anyhow::bail!("{method} {path}: {status} {reason}");
+        }
+        Ok((json, retry_after))
+    }
+}
+
+/// An HTTP(S) client: rustls on aws-lc-rs with the system's root certificates, as the SDK.
+fn agent() -> anyhow::Result<ureq::Agent> {
+    // Fails only when a provider is already installed, which is as good.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let roots: Vec<ureq::tls::Certificate<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .iter()
+        .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+        .collect();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::from(roots))
+        .build();
+    Ok(ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .tls_config(tls)
+        .build()
+        .into())
+}
+
+/// A `NAME=value` line of the local runner's token file.
+fn from_tokens_file(cli: &Cli, name: &str) -> Option<String> {
+    let file = std::fs::read_to_string(&cli.tokens_file).ok()?;
+    file.lines().find_map(|line| {
+        let line = line.trim().strip_prefix("export ").unwrap_or(line.trim());
+        let (key, value) = line.split_once('=')?;
+        (key == name).then(|| value.trim_matches(['\'', '"']).to_owned())
+    })
+}
+
+fn token(cli: &Cli, need: Need) -> Option<String> {
+    let name = match need {
+        Need::Write => "WRITE_TOKEN",
+        Need::Read => "READ_TOKEN",
+        Need::Admin => "ADMIN_TOKEN",
+    };
+    cli.token.clone().or_else(|| from_tokens_file(cli, name))
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let need = match &cli.command {
+        Command::Send { .. } => Need::Write,
+        Command::Status { .. } | Command::List { .. } | Command::Stats => Need::Read,
+        Command::Dlq(_) => Need::Admin,
+    };
+    if let Command::Dlq(Dlq::Purge { yes: false }) = &cli.command {
+        anyhow::bail!("purge deletes every dead letter for good: add --yes to do it");
+    }
+    let api = Api {
+        url: cli
+            .url
+            .clone()
+            .or_else(|| from_tokens_file(cli, "PIPELINE_URL"))
+            .unwrap_or_else(|| "http://127.0.0.1:3000".to_owned()),
+        agent: agent()?,
+        token: token(cli, need),
+    };
+    match &cli.command {
+        Command::Send { content } => {
+            let (answer, _) = api.call(
+                "POST",
+                "/messages",
+                Some(&serde_json::json!({ "content": content })),
+            )?;
+            print(cli, &answer, |a| {
+                a["job_id"].as_str().unwrap_or_default().to_owned()
+            });
+        }
+        Command::Status {
+            job_id,
+            wait,
+            timeout_secs,
+        } => {
+            let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
+            loop {
+                let (answer, retry_after) = api.call("GET", &format!("/jobs/{job_id}"), None)?;
+                let settled = answer["status"] != "queued";
+                if settled || !wait || Instant::now() >= deadline {
+                    print(cli, &answer, describe_job);
+                    if *wait && !settled {
+                        anyhow::bail!("job {job_id} is still queued after {timeout_secs} s");
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(retry_after.unwrap_or(1)));
+            }
+        }
+        Command::List { limit } => {
+            let (answer, _) = api.call("GET", &format!("/messages?limit={limit}"), None)?;
+            print(cli, &answer, |a| {
+                rows(&a["messages"], |m| {
+                    format!(
+                        "{}  {}  {}",
+                        m["id"].as_str().unwrap_or_default(),
+                        m["timestamp"].as_str().unwrap_or_default(),
+                        one_line(&m["content"])
+                    )
+                })
+            });
+        }
+        Command::Stats => {
+            let (answer, _) = api.call("GET", "/stats", None)?;
+            print(cli, &answer, describe_stats);
+        }
+        Command::Dlq(Dlq::List { limit }) => {
+            let (answer, _) = api.call("GET", &format!("/dead-letters?limit={limit}"), None)?;
+            print(cli, &answer, |a| {
+                rows(&a["dead_letters"], |l| {
+                    format!(
+                        "{}  {} receives  last {}  {}  | {}",
+                        l["job_id"].as_str().unwrap_or_default(),
+                        l["receive_count"],
+                        l["last_failure_at"].as_str().unwrap_or_default(),
+                        one_line(&l["last_error"]),
+                        one_line(&l["preview"]),
+                    )
+                })
+            });
+        }
+        Command::Dlq(Dlq::Requeue { job_id }) => {
+            let (answer, _) = api.call("POST", &format!("/dead-letters/{job_id}/requeue"), None)?;
+            print(cli, &answer, |a| {
+                format!("requeued {}", a["job_id"].as_str().unwrap_or_default())
+            });
+        }
+        Command::Dlq(Dlq::RequeueAll) => requeue_all(cli, &api)?,
+        Command::Dlq(Dlq::Purge { .. }) => {
+            let (answer, _) = api.call("DELETE", "/dead-letters?confirm=purge", None)?;
+            print(cli, &answer, |_| "purged the dead-letter queue".to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// Calls requeue-all until it is done, with a progress bar on a terminal: the API moves
+/// what fits in one call when SQS has no move task for it.
+fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
+    let (stats, _) = api.call("GET", "/stats", None)?;
+    let total = stats["dead_letter_queue"]["count"].as_u64().unwrap_or(0);
+    let bar = std::io::stderr().is_terminal() && !cli.json;
+    let mut moved = 0;
+    loop {
+        let (answer, _) = api.call("POST", "/dead-letters/requeue-all", None)?;
+        moved += answer["moved"].as_u64().unwrap_or(0);
+        if cli.json {
+            println!("{answer}");
+        }
+        if bar {
+            const WIDTH: u64 = 30;
+            let done = if total == 0 {
+                WIDTH
+            } else {
+                moved.min(total) * WIDTH / total
+            };
+            eprint!(
+                "\r[{}{}] {moved}/{total}",
+                "#".repeat(done as usize),
+                "-".repeat((WIDTH - done) as usize)
+            );
+            let _ = std::io::stderr().flush();
+        }
+        if let Some(task) = answer["move_task"].as_str() {
+            if bar {
+                eprintln!();
+            }
+            if !cli.json {
+                println!("SQS is moving the {total} dead letters (move task {task}); follow it with `pipeline-ctl stats`");
+            }
+            return Ok(());
+        }
+        if answer["done"] == true {
+            break;
+        }
+    }
+    if bar {
+        eprintln!();
+    }
+    if !cli.json {
+        println!("requeued {moved} dead letters");
+    }
+    Ok(())
+}
+
+fn print(cli: &Cli, answer: &Value, human: impl Fn(&Value) -> String) {
+    if cli.json {
+        println!("{answer}");
+    } else {
+        println!("{}", human(answer));
+    }
+}
+
+fn rows(items: &Value, row: impl Fn(&Value) -> String) -> String {
+    let items = items.as_array().map(Vec::as_slice).unwrap_or_default();
+    if items.is_empty() {
+        return "(none)".to_owned();
+    }
+    items.iter().map(row).collect::<Vec<_>>().join("\n")
+}
+
+/// A text on one line, control characters shown escaped: a message cannot rewrite the
+/// terminal it is shown on.
+fn one_line(value: &Value) -> String {
+    value
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+fn describe_job(job: &Value) -> String {
+    let id = job["job_id"].as_str().unwrap_or_default();
+    match job["status"].as_str().unwrap_or_default() {
+        "stored" => format!("{id}: stored\n  {}", one_line(&job["message"]["content"])),
+        "dead_lettered" => format!(
+            "{id}: dead-lettered after {} receives\n  last error: {}",
+            job["dead_letter"]["receive_count"],
+            one_line(&job["dead_letter"]["last_error"])
+        ),
+        other => format!(
+            "{id}: {other} (accepted {})",
+            job["accepted_at"].as_str().unwrap_or_default()
+        ),
+    }
+}
+
+fn describe_stats(stats: &Value) -> String {
+    let approx = |v: &Value| {
+        if v["approximate"] == true {
+            " (approximate)"
+        } else {
+            ""
+        }
+    };
+    let queue = &stats["queue"];
+    let oldest = match queue["oldest_age_seconds"].as_u64() {
+        Some(age) => format!("{age} s"),
+        None => "n/a".to_owned(),
+    };
+    format!(
+        "queued       {}{}\nin flight    {}\ndelayed      {}\noldest       {oldest}\ndead letters {}{}\nstored       {}{}",
+        queue["visible"],
+        approx(queue),
+        queue["in_flight"],
+        queue["delayed"],
+        stats["dead_letter_queue"]["count"],
+        approx(&stats["dead_letter_queue"]),
+        stats["stored"]["count"],
+        approx(&stats["stored"]),
+    )
+}

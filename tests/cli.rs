@@ -1,0 +1,124 @@
+//! `pipeline-ctl` against the local runner: every command, human and `--json` output, the
+//! token and URL taken from the runner's token file, and a purge refused without `--yes`.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::runner::{data_file, Runner};
+
+fn ctl(runner: &Runner, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipeline-ctl"))
+        .arg("--tokens-file")
+        .arg(&runner.tokens_file)
+        .args(args)
+        .env_remove("PIPELINE_URL")
+        .env_remove("PIPELINE_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn ok(runner: &Runner, args: &[&str]) -> String {
+    let output = ctl(runner, args);
+    assert!(
+        output.status.success(),
+        "pipeline-ctl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn json(runner: &Runner, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(ok(runner, &all).lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn pipeline_ctl_sends_follows_and_operates_the_local_runner() {
+    let data = data_file();
+    let runner = Runner::start_with(
+        &data,
+        &[
+            "--visibility-timeout-secs",
+            "1",
+            "--max-receive-count",
+            "2",
+            "--store-faults",
+            "poison=POISON",
+        ],
+    );
+
+    // send prints the job id; status --wait follows it until it is stored.
+    let job = ok(&runner, &["send", "hello from the CLI"])
+        .trim()
+        .to_owned();
+    assert_eq!(job.len(), 36, "{job}");
+    let status = ok(&runner, &["status", "--wait", &job]);
+    assert!(status.starts_with(&format!("{job}: stored")), "{status}");
+    assert!(status.contains("hello from the CLI"), "{status}");
+    let listed = ok(&runner, &["list"]);
+    assert!(
+        listed.contains(&job) && listed.contains("hello from the CLI"),
+        "{listed}"
+    );
+
+    // A poison job is dead-lettered; dlq list shows it and why.
+    let poison = json(&runner, &["send", "POISON\u{1b}[2J"])["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dead = json(&runner, &["status", "--wait", &poison]);
+    assert_eq!(dead["status"], "dead_lettered", "{dead}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while json(&runner, &["stats"])["dead_letter_queue"]["count"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "never reached the dead-letter queue"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let letters = ok(&runner, &["dlq", "list"]);
+    assert!(
+        letters.contains(&poison) && letters.contains("poison"),
+        "{letters}"
+    );
+    // The escape sequence in its content is shown, not obeyed.
+    assert!(
+        !letters.contains('\u{1b}') && letters.contains("\\u{1b}"),
+        "{letters}"
+    );
+    let stats = ok(&runner, &["stats"]);
+    assert!(stats.contains("dead letters 1"), "{stats}");
+
+    // Purge needs --yes: refused without it, and nothing is deleted.
+    let refused = ctl(&runner, &["dlq", "purge"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    assert_eq!(json(&runner, &["stats"])["dead_letter_queue"]["count"], 1);
+
+    // A requeue of a job that is not dead-lettered fails with the API's reason.
+    let missing = ctl(&runner, &["dlq", "requeue", &job]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("not in the dead-letter queue"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+
+    // Fixed: requeue-all brings it back under its job id, and it is stored.
+    crate::runner::agent()
+        .delete(format!("{}/_local/faults", runner.url))
+        .call()
+        .unwrap();
+    let requeued = ok(&runner, &["dlq", "requeue-all"]);
+    assert!(requeued.contains("requeued 1 dead letters"), "{requeued}");
+    let stored = json(&runner, &["status", "--wait", &poison]);
+    assert_eq!(stored["status"], "stored", "{stored}");
+
+    // And purge with --yes empties it.
+    assert!(ok(&runner, &["dlq", "purge", "--yes"]).contains("purged"));
+    runner.terminate();
+    let _ = std::fs::remove_file(&data);
+}
