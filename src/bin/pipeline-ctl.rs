@@ -299,11 +299,9 @@ fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
         }
         if bar {
             const WIDTH: u64 = 30;
-            let done = if total == 0 {
-                WIDTH
-            } else {
-                moved.min(total) * WIDTH / total
-            };
+            let done = (moved.min(total) * WIDTH)
+                .checked_div(total)
+                .unwrap_or(WIDTH);
             eprint!(
                 "\r[{}{}] {moved}/{total}",
                 "#".repeat(done as usize),
