@@ -119,6 +119,7 @@ EOT
 #   curl -X POST http://127.0.0.1:9000/lambda-url/enqueue/messages -H 'Content-Type: application/json' -d '{"content": "hi"}'
 #   curl http://127.0.0.1:9000/lambda-url/list/messages
 #   cargo lambda invoke consumer --invoke-address 127.0.0.1 --data-file events/sqs-batch.json
+#   cargo lambda invoke operate --invoke-address 127.0.0.1 --data-file events/get-stats.json
 watch() {
   local queue_url env_file="$root/.local/watch.env"
   queue_url=$(output QueueUrl) || { echo "watch: no local stack; run infra/local.sh up first" >&2; exit 1; }
@@ -130,11 +131,21 @@ watch() {
   if [ "${#cursor_secret}" -lt 32 ]; then
     cursor_secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
   fi
+  # The consumer notes a job's last failure at the queue's own maxReceiveCount, and job status
+  # knows the queue's retention: both read from the queue.
+  local attributes max_receive_count retention
+  attributes=$(aws_ sqs get-queue-attributes --queue-url "$queue_url" \
+    --attribute-names RedrivePolicy MessageRetentionPeriod --query Attributes --output json)
+  max_receive_count=$(python3 -c 'import json, sys; a = json.load(sys.stdin); print(json.loads(a["RedrivePolicy"])["maxReceiveCount"])' <<<"$attributes")
+  retention=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["MessageRetentionPeriod"])' <<<"$attributes")
   # Credentials, endpoints and the cursor secret: readable by you only.
   umask 077
   rm -f "$env_file"
   cat >"$env_file" <<EOT
 QUEUE_URL=$queue_url
+DEAD_LETTER_QUEUE_URL=$(output DeadLetterQueueUrl)
+MAX_RECEIVE_COUNT=$max_receive_count
+QUEUE_RETENTION_SECONDS=$retention
 CURSOR_SECRET=$cursor_secret
 TABLE_NAME=$(output TableName)
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL

@@ -60,12 +60,12 @@ while read -r _ _ _ function rest; do
   case "$function" in
     enqueue) expect "README: $function $file" "$answer" '"statusCode":202' ;;
     consumer) expect "README: $function $file" "$answer" '"batchItemFailures":\[\{"itemIdentifier":"[^"]+"\}\]' ;;
-    list) expect "README: $function $file" "$answer" '"statusCode":200' ;;
+    list | operate) expect "README: $function $file" "$answer" '"statusCode":200' ;;
     *) fail "the README invokes an unknown function: $function" ;;
   esac
   checked=$((checked + 1))
 done <<<"$readme"
-[ "$checked" -eq 3 ] || fail "the README's watch section invokes $checked functions, not 3"
+[ "$checked" -eq 4 ] || fail "the README's watch section invokes $checked functions, not 4"
 
 # Every event in events/, at its function.
 expect "enqueue events/post-invalid-message.json" \
@@ -83,3 +83,14 @@ for sample in example-sqs-event example-sqs-event-obj; do
   expect "consumer aws-samples/$sample" \
     "$(invoke consumer "events/aws-samples/$sample.json")" '"batchItemFailures":\[\{'
 done
+
+# Metrics: the functions print CloudWatch EMF lines on stdout (the emulator does not parse
+# them, so the lines themselves are checked): a queued message, and a consumer batch.
+emf() {
+  local what=$1 pattern=$2
+  grep -Eq "$pattern" "$log" || fail "no EMF line for $what in the watch log"
+  echo "watch-smoke: ok  EMF $what"
+}
+emf_head='\{"_aws":\{"Timestamp":[0-9]+,"CloudWatchMetrics":\[\{"Namespace":"MessagePipeline","Dimensions":\[\["FunctionName"\]\],"Metrics":'
+emf "enqueue MessagesEnqueued" "$emf_head"'\[\{"Name":"MessagesEnqueued","Unit":"Count"\}\]\}\]\},"FunctionName":"enqueue","MessagesEnqueued":1\}'
+emf "consumer batch" "$emf_head"'\[\{"Name":"BatchSize","Unit":"Count"\}.*"FunctionName":"consumer","BatchSize":3,"MessagesStored":2,"RecordsFailed":1,"MessagesDeadLettered":0,"StoreLatency":[0-9]+\}'

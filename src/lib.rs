@@ -2,18 +2,19 @@
 //! acknowledged at once with a job id; a consumer stores it in DynamoDB exactly once; clients
 //! read messages back, newest first.
 //!
-//! This crate is everything but the three `main` functions in `functions/`, which only read
+//! This crate is everything but the four `main` functions in `functions/`, which only read
 //! their configuration, build their SDK clients and hand requests to the handlers here.
 //!
 //! # Layout
 //! - [`domain`]: validated content, job ids (UUIDv7, which carry the acceptance time), the
 //!   SQS envelope, pages and cursors. No I/O.
-//! - [`ports`]: the two capabilities the handlers need, a queue that sends and a store that
-//!   puts, gets and lists.
+//! - [`ports`]: the capabilities the handlers need: a queue that sends, a store that puts,
+//!   gets and lists, the failure log, and the operations on the queues.
 //! - [`api`]: the HTTP API (routing, validation, error mapping) on `lambda_http` types.
 //! - [`worker`]: the SQS consumer, with per-record failure reporting.
 //! - [`aws`]: the SQS and DynamoDB adapters, and provisioning that mirrors `template.yaml`.
 //! - [`config`]: each function's environment, checked at cold start.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines on stdout.
 //! - `event_source` (feature `local`): Lambda's SQS event source mapping, for workers
 //!   outside Lambda.
 //! - `faults` (feature `local`): wrappers that make the ports fail, throttle, half-write,
@@ -33,6 +34,7 @@ pub mod event_source;
 pub mod faults;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod metrics;
 pub mod ports;
 pub mod worker;
 

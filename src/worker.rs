@@ -12,6 +12,7 @@ use futures::FutureExt as _;
 use crate::domain::{
     truncate_chars, ContentLimit, Failure, JobId, Message, QueuedMessage, PREVIEW_CHARS,
 };
+use crate::metrics::{self, BatchOutcome, Document};
 use crate::ports::{FailureLog, MessageStore};
 
 /// Where and when the consumer notes a job's last failure: the failure log, and the queue's
@@ -85,7 +86,9 @@ pub async fn store_batch_noting(
         }
     }
 
+    let started = std::time::Instant::now();
     let (unwritten, cause) = put_guarded(store, &messages).await;
+    let store_latency_ms = started.elapsed().as_millis() as u64;
     for id in unwritten {
         let preview = messages
             .iter()
@@ -102,14 +105,23 @@ pub async fn store_batch_noting(
         }
     }
 
-    if let Some(notes) = notes {
-        note_last_failures(&event.records, &failed, notes).await;
-    }
+    let dead_lettered = match notes {
+        Some(notes) => note_last_failures(&event.records, &failed, notes).await,
+        None => 0,
+    };
     tracing::info!(
         stored = records_by_job.len(),
         failed = failed.len(),
         "batch handled"
     );
+    let outcome = BatchOutcome {
+        records: event.records.len(),
+        stored: records_by_job.len(),
+        failed: failed.len(),
+        dead_lettered,
+        store_latency_ms,
+    };
+    metrics::batch_outcome(Document::for_this_function(), outcome).emit();
     let mut response = SqsBatchResponse::default();
     response.set_failures(failed.iter().map(|f| {
         event.records[f.index]
@@ -129,14 +141,15 @@ struct FailedRecord {
     reason: String,
 }
 
-/// Notes the failures of records at their last receive. A note that cannot be written is
-/// logged, not retried: the record fails either way, and its job's status then reads
-/// `queued` until the queue's retention ends (see the README's job-status section).
+/// Notes the failures of records at their last receive; returns how many jobs that is. A
+/// note that cannot be written is logged, not retried: the record fails either way, and its
+/// job's status then reads `queued` until the queue's retention ends (see the README's
+/// job-status section).
 async fn note_last_failures(
     records: &[SqsMessage],
     failed: &[FailedRecord],
     notes: FailureNotes<'_>,
-) {
+) -> usize {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -167,16 +180,16 @@ async fn note_last_failures(
             .bounded(),
         );
     }
-    if last.is_empty() {
-        return;
+    if !last.is_empty() {
+        if let Err(error) = notes.log.note(&last).await {
+            tracing::error!(
+                ?error,
+                jobs = last.len(),
+                "noting the jobs' last failures failed"
+            );
+        }
     }
-    if let Err(error) = notes.log.note(&last).await {
-        tracing::error!(
-            ?error,
-            jobs = last.len(),
-            "noting the jobs' last failures failed"
-        );
-    }
+    last.len()
 }
 
 /// Puts the batch; the jobs that were not stored come back. If the put panics, each message is
@@ -191,7 +204,7 @@ async fn put_guarded(store: &dyn MessageStore, messages: &[Message]) -> (Vec<Job
     {
         Ok(Ok(())) => (Vec::new(), String::new()),
         Ok(Err(error)) => {
-            tracing::error!(error = ?error.cause, unwritten = error.unwritten.len(), "store refused part of the batch");
+            tracing::error!(error = ?error.cause, job_ids = ?error.unwritten, "store refused part of the batch");
             (error.unwritten, format!("{:#}", error.cause))
         }
         Err(panic) => {

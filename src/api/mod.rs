@@ -37,7 +37,13 @@ pub async fn enqueue_function(
     queue: &dyn MessageQueue,
     limits: &EnqueueLimits,
 ) -> Response<Body> {
-    handle(request, Some(queue), None, None, limits).await
+    let response = handle(request, Some(queue), None, None, limits).await;
+    crate::metrics::enqueue_outcome(
+        crate::metrics::Document::for_this_function(),
+        response.status(),
+    )
+    .emit();
+    response
 }
 
 /// The list Lambda: GET /messages, GET /messages/{id} and GET /jobs/{id}, and the catch-all
@@ -200,6 +206,10 @@ mod tests {
         let reader = empty_reader();
         let listed = read_function(sample_event("list-messages.json"), reader).await;
         assert_eq!(listed.status(), StatusCode::OK);
+        let operations = crate::testing::EmptyOperations;
+        let stats = operate_function(sample_event("get-stats.json"), &operations).await;
+        assert_eq!(stats.status(), StatusCode::OK);
+        assert_eq!(body_json(&stats)["dead_letter_queue"]["count"], 0);
     }
 
     /// An AWS sample event from `events/aws-samples/` (the `aws_lambda_events` crate's own),
