@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: template lint, the supply chain, formatting, clippy, unit and property tests, the integration tests
 # against the LocalStack-compatible emulator (which it starts, and stops again, unless one is already
-# up), schemathesis against the OpenAPI document, and the deployed template on the emulator.
+# up), schemathesis against the OpenAPI document, the dashboard in a headless browser, and the
+# deployed template on the emulator.
 #
 #   infra/test.sh                 # everything
 #   infra/test.sh -- pagination   # extra arguments go to `cargo test`
@@ -30,6 +31,10 @@ cargo test --workspace --all-targets --locked "$@"
 
 # The HTTP API against its OpenAPI document: schemathesis fuzzes the local runner.
 infra/api-fuzz.sh
+
+# The dashboard in Debian's Chromium (playwright-core) against the local runner; it also
+# refreshes the README's screenshot, docs/dashboard.png.
+infra/browser-test.sh
 
 # The deployed stack: template.yaml on the emulator, called through its API Gateway (the
 # tests in tests/stack.rs). Short timeouts so a poison message reaches the DLQ in seconds.
