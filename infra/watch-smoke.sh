@@ -94,3 +94,23 @@ emf() {
 emf_head='\{"_aws":\{"Timestamp":[0-9]+,"CloudWatchMetrics":\[\{"Namespace":"MessagePipeline","Dimensions":\[\["FunctionName"\]\],"Metrics":'
 emf "enqueue MessagesEnqueued" "$emf_head"'\[\{"Name":"MessagesEnqueued","Unit":"Count"\}\]\}\]\},"FunctionName":"enqueue","MessagesEnqueued":1\}'
 emf "consumer batch" "$emf_head"'\[\{"Name":"BatchSize","Unit":"Count"\}.*"FunctionName":"consumer","BatchSize":3,"MessagesStored":2,"RecordsFailed":1,"MessagesDeadLettered":0,"StoreLatency":[0-9]+\}'
+
+# A function that cannot start answers at once with its reason, not a hang: a second watch
+# whose environment lacks TABLE_NAME.
+broken_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+broken_env=$(mktemp)
+broken_log=$(mktemp)
+grep -v '^TABLE_NAME=' .local/watch.env >"$broken_env"
+setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$broken_port" \
+  --env-file "$broken_env" >"$broken_log" 2>&1 </dev/null &
+broken_pid=$!
+trap 'stop; kill -TERM -- "-$broken_pid" 2>/dev/null || true; rm -f "$log" "$broken_env" "$broken_log"' EXIT
+for _ in $(seq 120); do
+  grep -q "starting Runtime server" "$broken_log" && break
+  sleep 0.5
+done
+# The timeout only ends a hang: the answer is expected at once.
+answer=$(timeout 60 cargo lambda invoke list --invoke-address 127.0.0.1 --invoke-port "$broken_port" \
+  --data-file events/list-messages.json 2>&1) || true
+expect "list without TABLE_NAME fails with its reason" "$answer" \
+  '"errorMessage":"environment variable TABLE_NAME is required but not set","errorType":"Runtime.ConfigError"'

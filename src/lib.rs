@@ -13,7 +13,8 @@
 //! - [`api`]: the HTTP API (routing, validation, error mapping) on `lambda_http` types.
 //! - [`worker`]: the SQS consumer, with per-record failure reporting.
 //! - [`aws`]: the SQS and DynamoDB adapters, and provisioning that mirrors `template.yaml`.
-//! - [`config`]: each function's environment, checked at cold start.
+//! - [`config`]: each function's environment, checked at cold start; [`init_error`] reports
+//!   a cold start that fails to the Runtime API.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines on stdout.
 //! - `event_source` (feature `local`): Lambda's SQS event source mapping, for workers
 //!   outside Lambda.
@@ -26,6 +27,7 @@ pub mod api;
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod init_error;
 // The emulated event source mapping and the fault injectors are the local runner's and the
 // tests' (which build with the default features): the Lambda functions never compile them.
 #[cfg(feature = "local")]

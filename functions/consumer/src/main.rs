@@ -16,7 +16,9 @@ use message_pipeline::worker::{store_batch_noting, FailureNotes};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = ConsumerConfig::from_env()?;
+    // A bad environment fails the cold start with its reason, also under cargo lambda watch.
+    let config =
+        ConsumerConfig::from_env().inspect_err(|e| message_pipeline::init_error::report(e))?;
     let store = DynamoDbStore::connect(config.table_name).await;
     let store = &store;
     let notes = FailureNotes {

@@ -11,7 +11,9 @@ use message_pipeline::config::EnqueueConfig;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = EnqueueConfig::from_env()?;
+    // A bad environment fails the cold start with its reason, also under cargo lambda watch.
+    let config =
+        EnqueueConfig::from_env().inspect_err(|e| message_pipeline::init_error::report(e))?;
     let queue = SqsQueue::connect(config.queue_url).await;
     let (queue, limits) = (&queue, &config.limits);
     run(service_fn(move |request: Request| async move {

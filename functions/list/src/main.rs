@@ -13,7 +13,8 @@ use message_pipeline::config::ListConfig;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = ListConfig::from_env()?;
+    // A bad environment fails the cold start with its reason, also under cargo lambda watch.
+    let config = ListConfig::from_env().inspect_err(|e| message_pipeline::init_error::report(e))?;
     let store = DynamoDbStore::connect(config.table_name).await;
     let reader = Reader {
         store: &store,

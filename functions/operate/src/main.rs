@@ -12,7 +12,9 @@ use message_pipeline::config::OperateConfig;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = OperateConfig::from_env()?;
+    // A bad environment fails the cold start with its reason, also under cargo lambda watch.
+    let config =
+        OperateConfig::from_env().inspect_err(|e| message_pipeline::init_error::report(e))?;
     let operations = AwsOperations::connect(&config).await;
     let operations = &operations;
     run(service_fn(move |request: Request| async move {
