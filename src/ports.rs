@@ -103,7 +103,8 @@ pub struct QueueCounts {
     /// Sent with a delay that has not passed.
     pub delayed: u64,
     /// Seconds since the oldest message still in the queue was sent; `None` when the queue is
-    /// empty or the backend does not say (SQS gives it as a CloudWatch metric only).
+    /// empty or the backend cannot say yet (SQS gives it as a CloudWatch metric only, once a
+    /// minute).
     pub oldest_age_seconds: Option<u64>,
     pub approximate: bool,
 }

@@ -337,6 +337,10 @@ fn as_list(value: &Json) -> Vec<&Json> {
 }
 
 /// Managed policies a role may carry: Lambda's basic execution role (its own log streams).
+/// Actions whose only resource can be "*" (the service authorization reference lists no
+/// resource type for them), each read-only.
+const ACTIONS_WITHOUT_RESOURCE_TYPES: [&str; 1] = ["cloudwatch:GetMetricData"];
+
 const MANAGED_POLICY_ALLOWLIST: [&str; 1] =
     ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"];
 
@@ -361,10 +365,21 @@ fn no_deployed_role_grants_a_wildcard_action_or_resource_or_a_managed_policy_out
                     let action = action.as_str().unwrap();
                     assert!(!action.contains('*'), "{name}: action {action}");
                 }
+                let actions: Vec<&str> = as_list(&statement["Action"])
+                    .into_iter()
+                    .filter_map(Json::as_str)
+                    .collect();
                 for resource in as_list(&statement["Resource"]) {
                     // A literal resource is a wildcard or an account-wide ARN; each must
-                    // name one of the stack's own resources.
-                    assert!(resource.is_object(), "{name}: resource {resource}");
+                    // name one of the stack's own resources, but for the read-only actions
+                    // that AWS defines without resource types.
+                    let unscoped = actions
+                        .iter()
+                        .all(|a| ACTIONS_WITHOUT_RESOURCE_TYPES.contains(a));
+                    assert!(
+                        resource.is_object() || (unscoped && resource == "*"),
+                        "{name}: resource {resource}"
+                    );
                 }
             }
         }
@@ -457,7 +472,9 @@ fn only_the_operate_function_touches_the_dead_letter_queue_and_it_writes_only_fa
                 | "sqs:ChangeMessageVisibility"
                 | "sqs:PurgeQueue"
                 | "sqs:StartMessageMoveTask" => assert!(on_dlq, "{action}"),
-                "sqs:GetQueueAttributes" | "dynamodb:DescribeTable" => {}
+                "sqs:GetQueueAttributes"
+                | "dynamodb:DescribeTable"
+                | "cloudwatch:GetMetricData" => {}
                 "dynamodb:Query" | "dynamodb:GetItem" | "dynamodb:BatchWriteItem" => {
                     writes_table |= action == "dynamodb:BatchWriteItem";
                     assert_eq!(

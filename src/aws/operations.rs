@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message as SqsMessage, QueueAttributeName,
 };
@@ -30,6 +32,8 @@ const RECEIVE_MAX: i32 = 10;
 const MOVE_VISIBILITY_SECS: i32 = 60;
 /// Receives a search of the dead-letter queue for one job makes at most.
 const SEARCH_RECEIVES_MAX: usize = 100;
+/// How far back the age metric is looked for: a few of SQS's one-minute datapoints.
+const AGE_LOOKBACK: Duration = Duration::from_secs(5 * 60);
 /// Messages a second the move task moves: well under what the consumer drains, so that a
 /// large redrive levels into the queue instead of flooding it.
 pub const MOVE_TASK_RATE: i32 = 100;
@@ -41,6 +45,8 @@ pub struct AwsOperations {
     queue_url: String,
     dead_letter_queue_url: String,
     store: DynamoDbStore,
+    /// Where the queue's age metric is read; none where there is no CloudWatch to ask.
+    cloudwatch: Option<aws_sdk_cloudwatch::Client>,
 }
 
 impl AwsOperations {
@@ -55,6 +61,63 @@ impl AwsOperations {
             queue_url: queue_url.into(),
             dead_letter_queue_url: dead_letter_queue_url.into(),
             store,
+            cloudwatch: None,
+        }
+    }
+
+    /// Reads the age of the oldest queued message from CloudWatch.
+    pub fn with_cloudwatch(mut self, client: aws_sdk_cloudwatch::Client) -> Self {
+        self.cloudwatch = Some(client);
+        self
+    }
+
+    /// SQS's `ApproximateAgeOfOldestMessage` over the last few minutes, the newest value.
+    /// SQS publishes it once a minute, as a metric only: `None` when CloudWatch has no
+    /// datapoint yet (a new or idle queue, an emulator) or cannot be asked, which never fails
+    /// the stats.
+    async fn oldest_age_seconds(&self) -> Option<u64> {
+        let client = self.cloudwatch.as_ref()?;
+        let queue_name = self.queue_url.rsplit('/').next()?.to_owned();
+        let now = std::time::SystemTime::now();
+        let query = MetricDataQuery::builder()
+            .id("age")
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace("AWS/SQS")
+                            .metric_name("ApproximateAgeOfOldestMessage")
+                            .dimensions(
+                                Dimension::builder()
+                                    .name("QueueName")
+                                    .value(queue_name)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .period(60)
+                    .stat("Maximum")
+                    .build(),
+            )
+            .build();
+        let output = client
+            .get_metric_data()
+            .metric_data_queries(query)
+            .start_time(DateTime::from(now - AGE_LOOKBACK))
+            .end_time(DateTime::from(now))
+            .scan_by(ScanBy::TimestampDescending)
+            .send()
+            .await;
+        match output {
+            Ok(output) => output
+                .metric_data_results()
+                .first()
+                .and_then(|result| result.values().first().copied())
+                .map(|seconds| seconds.max(0.0) as u64),
+            Err(error) => {
+                tracing::warn!(error = %aws_sdk_cloudwatch::error::DisplayErrorContext(&error), "reading the queue's age from CloudWatch failed");
+                None
+            }
         }
     }
 
@@ -67,6 +130,7 @@ impl AwsOperations {
             &config.dead_letter_queue_url,
             DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
         )
+        .with_cloudwatch(aws_sdk_cloudwatch::Client::new(&sdk))
     }
 
     async fn attributes(
@@ -217,14 +281,18 @@ impl Operations for AwsOperations {
             A::ApproximateNumberOfMessagesNotVisible,
             A::ApproximateNumberOfMessagesDelayed,
         ];
-        let (queue, dead, table) = tokio::try_join!(
-            self.attributes(&self.queue_url, &queue_names),
-            self.attributes(
-                &self.dead_letter_queue_url,
-                &[A::ApproximateNumberOfMessages]
-            ),
-            self.store.describe_item_count(),
-        )?;
+        let counts = async {
+            tokio::try_join!(
+                self.attributes(&self.queue_url, &queue_names),
+                self.attributes(
+                    &self.dead_letter_queue_url,
+                    &[A::ApproximateNumberOfMessages]
+                ),
+                self.store.describe_item_count(),
+            )
+        };
+        let (counts, oldest_age_seconds) = tokio::join!(counts, self.oldest_age_seconds());
+        let (queue, dead, table) = counts?;
         Ok(PipelineStats {
             queue: QueueCounts {
                 visible: count(&queue, A::ApproximateNumberOfMessages),
@@ -232,7 +300,7 @@ impl Operations for AwsOperations {
                 delayed: count(&queue, A::ApproximateNumberOfMessagesDelayed),
                 // SQS publishes it as the CloudWatch metric ApproximateAgeOfOldestMessage
                 // only (the template's backlog alarm watches it), not as a queue attribute.
-                oldest_age_seconds: None,
+                oldest_age_seconds,
                 approximate: true,
             },
             dead_letter_queue: Count {
@@ -420,6 +488,46 @@ mod tests {
         assert_eq!(receive.num_calls(), 0, "SQS moves the messages itself");
         assert!(outcome.done);
         assert!(outcome.move_task.unwrap().starts_with("eyJ0YXNrSWQi"));
+    }
+
+    #[tokio::test]
+    async fn the_oldest_message_age_is_sqs_s_newest_cloudwatch_datapoint_and_none_without_one() {
+        use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+        use aws_sdk_cloudwatch::types::MetricDataResult;
+        let with_points = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
+            .match_requests(|r| {
+                let stat = r.metric_data_queries()[0].metric_stat().unwrap();
+                let metric = stat.metric().unwrap();
+                metric.namespace() == Some("AWS/SQS")
+                    && metric.metric_name() == Some("ApproximateAgeOfOldestMessage")
+                    && metric.dimensions()[0].value() == Some("messages")
+                    && stat.stat() == Some("Maximum")
+                    && r.scan_by() == Some(&ScanBy::TimestampDescending)
+            })
+            .then_output(|| {
+                GetMetricDataOutput::builder()
+                    .metric_data_results(
+                        MetricDataResult::builder()
+                            .id("age")
+                            .values(312.0)
+                            .values(250.0)
+                            .build(),
+                    )
+                    .build()
+            });
+        let cloudwatch = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&with_points]);
+        let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&queue_arns()]);
+        let operations =
+            AwsOperations::new(sqs, QUEUE, DLQ, empty_table()).with_cloudwatch(cloudwatch);
+        assert_eq!(operations.oldest_age_seconds().await, Some(312));
+
+        let empty = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
+            .then_output(|| GetMetricDataOutput::builder().build());
+        let cloudwatch = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&empty]);
+        let sqs = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&queue_arns()]);
+        let operations =
+            AwsOperations::new(sqs, QUEUE, DLQ, empty_table()).with_cloudwatch(cloudwatch);
+        assert_eq!(operations.oldest_age_seconds().await, None);
     }
 
     #[tokio::test]

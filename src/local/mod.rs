@@ -236,7 +236,8 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 &config.queue_url,
                 dead_letters,
                 store.clone(),
-            );
+            )
+            .with_cloudwatch(aws_sdk_cloudwatch::Client::new(&sdk));
             let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into());
             let store = Arc::new(store);
             Ok(Pipeline {
