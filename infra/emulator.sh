@@ -27,7 +27,7 @@ start() {
   # SFTP_ENABLED=0 stop the extra listeners of ministack[full]. AWS_ENDPOINT_URL is what it hands
   # to the Lambda processes it runs, so their SDK clients reach it with no code change.
   BIND_HOST=127.0.0.1 GATEWAY_PORT="$port" IOT_MTLS_ENABLED=0 SFTP_ENABLED=0 \
-    SERVICES=sqs,dynamodb,lambda,cloudformation,apigateway,s3,iam,sts,logs,cognito-idp,sns \
+    SERVICES=sqs,dynamodb,lambda,cloudformation,apigateway,s3,iam,sts,logs,cognito-idp,sns,cloudwatch \
     AWS_ENDPOINT_URL="$endpoint" TMPDIR="$state/tmp" \
     setsid "$bin/ministack" >"$state/log" 2>&1 </dev/null &
   echo $! >"$state/pid"
