@@ -17,7 +17,7 @@ use super::{call_with, token_for, tokens, var};
 
 /// `aws <args> --output json`, against the emulator when AWS_ENDPOINT_URL is set (awscli v1
 /// does not read it for every service).
-fn aws(args: &[&str]) -> serde_json::Value {
+pub(super) fn aws(args: &[&str]) -> serde_json::Value {
     let mut command = Command::new("aws");
     if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
         command.args(["--endpoint-url", &endpoint]);

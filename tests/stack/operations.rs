@@ -117,3 +117,64 @@ async fn a_job_with_invalid_content_is_dead_lettered_with_why_and_an_operator_ca
     assert_eq!(code, 200, "{body}");
     assert_eq!(dead_lettered(&sqs).await, 0);
 }
+
+#[tokio::test]
+#[ignore = "needs a deployed stack: infra/test.sh"]
+async fn the_deployed_alarms_and_dashboard_watch_this_stack_s_own_functions_queues_and_api() {
+    let stack = var("STACK_NAME");
+    let physical = |logical: &str| {
+        super::auth::aws(&[
+            "cloudformation",
+            "describe-stack-resource",
+            "--stack-name",
+            &stack,
+            "--logical-resource-id",
+            logical,
+        ])["StackResourceDetail"]["PhysicalResourceId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let alarms = super::auth::aws(&["cloudwatch", "describe-alarms"]);
+    let alarm = |logical: &str| {
+        let name = physical(logical);
+        alarms["MetricAlarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["AlarmName"] == name.as_str())
+            .unwrap_or_else(|| panic!("no alarm {name}"))
+            .clone()
+    };
+    let dimension =
+        |alarm: &serde_json::Value| alarm["Dimensions"][0]["Value"].as_str().unwrap().to_owned();
+    let consumer = physical("ConsumerFunction");
+    for logical in ["ConsumerErrorsAlarm", "ConsumerThrottlesAlarm"] {
+        assert_eq!(dimension(&alarm(logical)), consumer, "{logical}");
+    }
+    // The emulator's form of the 5xx alarm (it has no metric math).
+    assert_eq!(
+        dimension(&alarm("Api5xxCountAlarm")),
+        physical("MessagesApi")
+    );
+    let queue_name = var("PIPELINE_DLQ_URL")
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        dimension(&alarm("DeadLetterQueueNotEmptyAlarm")),
+        queue_name
+    );
+    for logical in [
+        "ConsumerErrorsAlarm",
+        "Api5xxCountAlarm",
+        "DeadLetterQueueNotEmptyAlarm",
+    ] {
+        assert_eq!(
+            alarm(logical)["AlarmActions"].as_array().unwrap().len(),
+            1,
+            "{logical}"
+        );
+    }
+}
