@@ -99,6 +99,15 @@ async function loadDeadLetters() {
     button.className = "requeue";
     button.addEventListener("click", () => act(() => call("POST", `/dead-letters/${encodeURIComponent(letter.job_id)}/requeue`)));
     action.appendChild(button);
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Delete";
+    remove.className = "delete danger";
+    remove.addEventListener("click", () => {
+      if (!window.confirm(`Delete job ${letter.job_id} for good?`)) return;
+      act(() => call("DELETE", `/dead-letters/${encodeURIComponent(letter.job_id)}`));
+    });
+    action.appendChild(remove);
     row.appendChild(action);
     body.appendChild(row);
   }

@@ -76,7 +76,10 @@ pub trait Operations: Send + Sync + std::fmt::Debug {
     ) -> anyhow::Result<DeadLetterPage>;
 
     /// Moves one job from the dead-letter queue back to the queue, under the same job id.
-    async fn requeue(&self, id: JobId) -> anyhow::Result<Requeue>;
+    async fn requeue(&self, id: JobId) -> anyhow::Result<OneDeadLetter>;
+
+    /// Deletes one job from the dead-letter queue for good, and its failure note.
+    async fn delete_dead_letter(&self, id: JobId) -> anyhow::Result<OneDeadLetter>;
 
     /// Moves the dead-letter queue's messages back, within about `budget` of time: either a
     /// move task the queue service runs itself, or as many as fit (call again until `done`).
@@ -122,11 +125,11 @@ pub struct DeadLetterPage {
     pub next: Option<JobId>,
 }
 
-/// What came of requeueing one job.
+/// What came of requeueing or deleting one dead-lettered job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requeue {
-    /// Back in the queue, under its job id.
-    Requeued,
+pub enum OneDeadLetter {
+    /// Requeued (back in the queue, under its job id) or deleted.
+    Done,
     /// Its last delivery failed, but the queue has not moved it to the dead-letter queue yet
     /// (SQS does at its next receive, after the visibility timeout).
     NotYetDeadLettered,

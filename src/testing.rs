@@ -12,8 +12,8 @@ use crate::domain::{
     ContentLimit, Cursor, Failure, JobId, Message, MessageContent, Page, PageLimit,
 };
 use crate::ports::{
-    Count, DeadLetterPage, FailureLog, MessageQueue, MessageStore, Operations, PipelineStats,
-    PutBatchError, QueueCounts, Requeue, RequeueAll,
+    Count, DeadLetterPage, FailureLog, MessageQueue, MessageStore, OneDeadLetter, Operations,
+    PipelineStats, PutBatchError, QueueCounts, RequeueAll,
 };
 
 pub fn post(path: &str, body: &str) -> Request {
@@ -237,8 +237,12 @@ impl Operations for EmptyOperations {
         })
     }
 
-    async fn requeue(&self, _: JobId) -> anyhow::Result<Requeue> {
-        Ok(Requeue::NotFound)
+    async fn requeue(&self, _: JobId) -> anyhow::Result<OneDeadLetter> {
+        Ok(OneDeadLetter::NotFound)
+    }
+
+    async fn delete_dead_letter(&self, _: JobId) -> anyhow::Result<OneDeadLetter> {
+        Ok(OneDeadLetter::NotFound)
     }
 
     async fn requeue_all(&self, _: std::time::Duration) -> anyhow::Result<RequeueAll> {

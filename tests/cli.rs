@@ -98,6 +98,14 @@ fn pipeline_ctl_sends_follows_and_operates_the_local_runner() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
     assert_eq!(json(&runner, &["stats"])["dead_letter_queue"]["count"], 1);
 
+    // Delete needs --yes too; a job that is not dead-lettered cannot be deleted.
+    let refused = ctl(&runner, &["dlq", "delete", &poison]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    assert!(!ctl(&runner, &["dlq", "delete", "--yes", &job])
+        .status
+        .success());
+
     // A requeue of a job that is not dead-lettered fails with the API's reason.
     let missing = ctl(&runner, &["dlq", "requeue", &job]);
     assert!(!missing.status.success());

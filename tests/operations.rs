@@ -136,10 +136,11 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
     let ancient = "01890a5d-ac96-774b-bcce-b302099a8057"; // a UUIDv7 of 2023
     assert_eq!(call(runner, "GET", &format!("/jobs/{ancient}")).0, 404);
 
-    // Two poison jobs fail every delivery and are dead-lettered, with why.
+    // Three poison jobs fail every delivery and are dead-lettered, with why.
     let first = post(&agent, &runner.url, "POISON one").unwrap();
     let second = post(&agent, &runner.url, "POISON two <script>alert(1)</script>").unwrap();
-    for job in [&first, &second] {
+    let third = post(&agent, &runner.url, "POISON three").unwrap();
+    for job in [&first, &second, &third] {
         let dead = eventually("a poison job dead-lettered", || {
             let body = status_of(runner, job);
             (body["status"] == "dead_lettered").then_some(body)
@@ -155,9 +156,18 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
                 <= letter["last_failure_at"].as_str().unwrap()
         );
     }
-    eventually("both in the dead-letter queue", || {
-        (dead_letter_count(runner) == 2).then_some(())
+    eventually("all three in the dead-letter queue", || {
+        (dead_letter_count(runner) == 3).then_some(())
     });
+    // One is deleted for good; a second delete finds nothing.
+    let (status, body) = call(runner, "DELETE", &format!("/dead-letters/{third}"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted"], true);
+    assert_eq!(dead_letter_count(runner), 2);
+    assert_eq!(
+        call(runner, "DELETE", &format!("/dead-letters/{third}")).0,
+        404
+    );
     let (status, page) = call(runner, "GET", "/dead-letters");
     assert_eq!(status, 200, "{page}");
     let listed: Vec<&str> = page["dead_letters"]

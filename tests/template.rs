@@ -159,6 +159,7 @@ fn the_http_api_uses_the_default_stage_and_routes_every_path() {
         [
             "ANY $default -> ListFunction",
             "DELETE /dead-letters -> OperateFunction",
+            "DELETE /dead-letters/{id} -> OperateFunction",
             "GET /dashboard -> OperateFunction",
             "GET /dashboard/{file} -> OperateFunction",
             "GET /dead-letters -> OperateFunction",

@@ -101,6 +101,9 @@ pub async fn handle(
         (Ok(Route::Requeue(id)), _, _, Some(ops)) => operate::requeue(&id, ops).await,
         (Ok(Route::RequeueAll), _, _, Some(ops)) => operate::requeue_all(ops).await,
         (Ok(Route::PurgeDeadLetters), _, _, Some(ops)) => operate::purge(query, ops).await,
+        (Ok(Route::DeleteDeadLetter(id)), _, _, Some(ops)) => {
+            operate::delete_dead_letter(&id, ops).await
+        }
         (Ok(Route::Dashboard(file)), _, _, _) => dashboard::file(&file),
         (Ok(Route::OpenApi), _, _, _) => Ok(openapi()),
         (Ok(other), _, _, _) => Err(ApiError::NotServedHere(other)),

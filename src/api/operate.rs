@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::read::MessageView;
 use super::{json_response, ApiError, Reader};
 use crate::domain::{rfc3339_millis, Failure, JobId};
-use crate::ports::{Operations, Requeue};
+use crate::ports::{OneDeadLetter, Operations};
 
 /// Seconds a client waits before asking about a queued job again: the pipeline stores a
 /// message within about a second when it keeps up (BENCHMARKS.md).
@@ -182,15 +182,39 @@ pub async fn requeue(
         .await
         .map_err(ApiError::Unavailable)?
     {
-        Requeue::Requeued => {
+        OneDeadLetter::Done => {
             tracing::info!("dead letter requeued");
             Ok(json_response(
                 StatusCode::OK,
                 &serde_json::json!({ "job_id": id.to_string(), "status": "queued" }),
             ))
         }
-        Requeue::NotYetDeadLettered => Err(ApiError::NotYetDeadLettered(id.to_string())),
-        Requeue::NotFound => Err(ApiError::NotDeadLettered(id.to_string())),
+        OneDeadLetter::NotYetDeadLettered => Err(ApiError::NotYetDeadLettered(id.to_string())),
+        OneDeadLetter::NotFound => Err(ApiError::NotDeadLettered(id.to_string())),
+    }
+}
+
+/// DELETE /dead-letters/{id}: one job gone for good (the dashboard asks first).
+#[tracing::instrument(skip_all, fields(job_id = %raw_id))]
+pub async fn delete_dead_letter(
+    raw_id: &str,
+    operations: &dyn Operations,
+) -> Result<Response<Body>, ApiError> {
+    let id = job_id(raw_id)?;
+    match operations
+        .delete_dead_letter(id)
+        .await
+        .map_err(ApiError::Unavailable)?
+    {
+        OneDeadLetter::Done => {
+            tracing::warn!("dead letter deleted");
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({ "job_id": id.to_string(), "deleted": true }),
+            ))
+        }
+        OneDeadLetter::NotYetDeadLettered => Err(ApiError::NotYetDeadLettered(id.to_string())),
+        OneDeadLetter::NotFound => Err(ApiError::NotDeadLettered(id.to_string())),
     }
 }
 

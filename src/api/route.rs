@@ -22,6 +22,8 @@ pub enum Route {
     Requeue(String),
     RequeueAll,
     PurgeDeadLetters,
+    /// Delete one dead-lettered job for good, by the id as it appeared in the path.
+    DeleteDeadLetter(String),
     /// A file of the dashboard: `""` for the page itself.
     Dashboard(String),
 }
@@ -59,6 +61,7 @@ enum Operation {
     Requeue,
     RequeueAll,
     PurgeDeadLetters,
+    DeleteDeadLetter,
     Dashboard,
 }
 
@@ -143,6 +146,12 @@ pub const ROUTES: &[RouteSpec] = &[
         Access::Scoped(Scope::Admin),
         Operation::Requeue,
     ),
+    spec(
+        "DELETE",
+        "/dead-letters/{id}",
+        Access::Scoped(Scope::Admin),
+        Operation::DeleteDeadLetter,
+    ),
     // The page and its files hold no data (it asks for a token and calls the routes above).
     spec("GET", "/dashboard", Access::Public, Operation::Dashboard),
     spec(
@@ -184,6 +193,9 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, Access), ApiError> {
             Operation::Requeue => Route::Requeue(id.unwrap_or_default().to_owned()),
             Operation::RequeueAll => Route::RequeueAll,
             Operation::PurgeDeadLetters => Route::PurgeDeadLetters,
+            Operation::DeleteDeadLetter => {
+                Route::DeleteDeadLetter(id.unwrap_or_default().to_owned())
+            }
             Operation::Dashboard => Route::Dashboard(id.unwrap_or_default().to_owned()),
         };
         return Ok((route, spec.access));
@@ -250,6 +262,10 @@ mod tests {
         assert_eq!(
             route_of(Method::DELETE, "/dead-letters"),
             Ok(Route::PurgeDeadLetters)
+        );
+        assert_eq!(
+            route_of(Method::DELETE, "/dead-letters/abc"),
+            Ok(Route::DeleteDeadLetter("abc".into()))
         );
         assert_eq!(
             route_of(Method::GET, "/dashboard"),

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::DynamoDbStore;
 use crate::domain::{JobId, QueuedMessage};
 use crate::ports::{
-    Count, DeadLetterPage, Operations, PipelineStats, QueueCounts, Requeue, RequeueAll,
+    Count, DeadLetterPage, OneDeadLetter, Operations, PipelineStats, QueueCounts, RequeueAll,
 };
 
 /// SQS's limit on messages per receive.
@@ -182,6 +182,57 @@ impl AwsOperations {
             .send()
             .await
             .context("SQS SendMessage (requeue) failed")?;
+        self.delete_dead(message).await
+    }
+
+    /// Finds one job in the dead-letter queue and requeues or deletes it. SQS has no lookup
+    /// by content: receive the dead-letter queue until the job shows up or every message has
+    /// been seen, then release the others at once.
+    async fn act_on_one(&self, id: JobId, act: Act) -> anyhow::Result<OneDeadLetter> {
+        let mut seen = HashSet::new();
+        let mut held = Vec::new();
+        let mut outcome = None;
+        for _ in 0..SEARCH_RECEIVES_MAX {
+            let messages = self.receive_dead().await?;
+            let fresh: Vec<SqsMessage> = messages
+                .into_iter()
+                .filter(|m| seen.insert(m.message_id.clone().unwrap_or_default()))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for message in fresh {
+                if outcome.is_none() && job_of(&message) == Some(id) {
+                    outcome = Some(match act {
+                        Act::Requeue => self.move_back(&message).await,
+                        Act::Delete => self.delete_dead(&message).await,
+                    });
+                } else {
+                    held.push(message);
+                }
+            }
+            if outcome.is_some() {
+                break;
+            }
+        }
+        self.release(&held).await;
+        match outcome {
+            Some(done) => {
+                done?;
+                self.store.forget_failures(&[id]).await?;
+                Ok(OneDeadLetter::Done)
+            }
+            None if crate::ports::FailureLog::failure(&self.store, id)
+                .await?
+                .is_some() =>
+            {
+                Ok(OneDeadLetter::NotYetDeadLettered)
+            }
+            None => Ok(OneDeadLetter::NotFound),
+        }
+    }
+
+    async fn delete_dead(&self, message: &SqsMessage) -> anyhow::Result<()> {
         if let Some(receipt) = &message.receipt_handle {
             self.sqs
                 .delete_message()
@@ -258,6 +309,13 @@ impl AwsOperations {
     }
 }
 
+/// What to do with the one dead letter a search finds.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Requeue,
+    Delete,
+}
+
 fn job_of(message: &SqsMessage) -> Option<JobId> {
     QueuedMessage::job_id_of(message.body.as_deref()?)
 }
@@ -324,47 +382,12 @@ impl Operations for AwsOperations {
         self.store.dead_letter_notes(limit, before).await
     }
 
-    async fn requeue(&self, id: JobId) -> anyhow::Result<Requeue> {
-        // SQS has no lookup by content: receive the dead-letter queue until the job shows up
-        // or every message has been seen, then release the others at once.
-        let mut seen = HashSet::new();
-        let mut held = Vec::new();
-        let mut outcome = None;
-        for _ in 0..SEARCH_RECEIVES_MAX {
-            let messages = self.receive_dead().await?;
-            let fresh: Vec<SqsMessage> = messages
-                .into_iter()
-                .filter(|m| seen.insert(m.message_id.clone().unwrap_or_default()))
-                .collect();
-            if fresh.is_empty() {
-                break;
-            }
-            for message in fresh {
-                if outcome.is_none() && job_of(&message) == Some(id) {
-                    outcome = Some(self.move_back(&message).await);
-                } else {
-                    held.push(message);
-                }
-            }
-            if outcome.is_some() {
-                break;
-            }
-        }
-        self.release(&held).await;
-        match outcome {
-            Some(moved) => {
-                moved?;
-                self.store.forget_failures(&[id]).await?;
-                Ok(Requeue::Requeued)
-            }
-            None if crate::ports::FailureLog::failure(&self.store, id)
-                .await?
-                .is_some() =>
-            {
-                Ok(Requeue::NotYetDeadLettered)
-            }
-            None => Ok(Requeue::NotFound),
-        }
+    async fn requeue(&self, id: JobId) -> anyhow::Result<OneDeadLetter> {
+        self.act_on_one(id, Act::Requeue).await
+    }
+
+    async fn delete_dead_letter(&self, id: JobId) -> anyhow::Result<OneDeadLetter> {
+        self.act_on_one(id, Act::Delete).await
     }
 
     async fn requeue_all(&self, budget: Duration) -> anyhow::Result<RequeueAll> {

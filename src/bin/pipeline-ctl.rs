@@ -74,6 +74,13 @@ enum Dlq {
     Requeue { job_id: String },
     /// Move every dead letter back to the queue.
     RequeueAll,
+    /// Delete one dead-lettered job for good.
+    Delete {
+        job_id: String,
+        /// Confirms the deletion; without it nothing is deleted.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Delete every dead letter for good.
     Purge {
         /// Confirms the purge; without it nothing is deleted.
@@ -198,6 +205,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Command::Dlq(Dlq::Purge { yes: false }) = &cli.command {
         anyhow::bail!("purge deletes every dead letter for good: add --yes to do it");
     }
+    if let Command::Dlq(Dlq::Delete { yes: false, job_id }) = &cli.command {
+        anyhow::bail!("this deletes job {job_id} for good: add --yes to do it");
+    }
     let api = Api {
         url: cli
             .url
@@ -276,6 +286,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             });
         }
         Command::Dlq(Dlq::RequeueAll) => requeue_all(cli, &api)?,
+        Command::Dlq(Dlq::Delete { job_id, .. }) => {
+            let (answer, _) = api.call("DELETE", &format!("/dead-letters/{job_id}"), None)?;
+            print(cli, &answer, |a| {
+                format!("deleted {}", a["job_id"].as_str().unwrap_or_default())
+            });
+        }
         Command::Dlq(Dlq::Purge { .. }) => {
             let (answer, _) = api.call("DELETE", "/dead-letters?confirm=purge", None)?;
             print(cli, &answer, |_| "purged the dead-letter queue".to_owned());

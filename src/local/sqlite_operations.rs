@@ -10,7 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::sqlite::{SqliteQueue, SqliteStore};
 use crate::domain::{Failure, JobId};
 use crate::ports::{
-    Count, DeadLetterPage, FailureLog, Operations, PipelineStats, QueueCounts, Requeue, RequeueAll,
+    Count, DeadLetterPage, FailureLog, OneDeadLetter, Operations, PipelineStats, QueueCounts,
+    RequeueAll,
 };
 
 /// The job a dead letter's body names, in SQL: `NULL` for a body that is not JSON.
@@ -158,7 +159,7 @@ impl Operations for SqliteQueue {
             .await
     }
 
-    async fn requeue(&self, id: JobId) -> anyhow::Result<Requeue> {
+    async fn requeue(&self, id: JobId) -> anyhow::Result<OneDeadLetter> {
         let now = self.db.clock.now_ms();
         let outcome = self
             .db
@@ -169,18 +170,39 @@ impl Operations for SqliteQueue {
                 let moved = move_back(&tx, &filter, now, job.clone())?;
                 let noted = tx.execute("DELETE FROM failures WHERE job_id = ?1", [&job])? > 0;
                 let outcome = match (moved, noted) {
-                    (0, true) => return Ok(Requeue::NotYetDeadLettered),
-                    (0, false) => return Ok(Requeue::NotFound),
-                    _ => Requeue::Requeued,
+                    (0, true) => return Ok(OneDeadLetter::NotYetDeadLettered),
+                    (0, false) => return Ok(OneDeadLetter::NotFound),
+                    _ => OneDeadLetter::Done,
                 };
                 tx.commit()?;
                 Ok(outcome)
             })
             .await?;
-        if outcome == Requeue::Requeued {
+        if outcome == OneDeadLetter::Done {
             self.arrived.notify_waiters();
         }
         Ok(outcome)
+    }
+
+    async fn delete_dead_letter(&self, id: JobId) -> anyhow::Result<OneDeadLetter> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let job = id.to_string();
+                let deleted = tx.execute(
+                    &format!("DELETE FROM dead_letters WHERE ({JOB_OF_BODY}) = ?1"),
+                    [&job],
+                )?;
+                let noted = tx.execute("DELETE FROM failures WHERE job_id = ?1", [&job])? > 0;
+                let outcome = match (deleted, noted) {
+                    (0, true) => return Ok(OneDeadLetter::NotYetDeadLettered),
+                    (0, false) => return Ok(OneDeadLetter::NotFound),
+                    _ => OneDeadLetter::Done,
+                };
+                tx.commit()?;
+                Ok(outcome)
+            })
+            .await
     }
 
     async fn requeue_all(&self, _budget: Duration) -> anyhow::Result<RequeueAll> {

@@ -57,11 +57,15 @@ let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   const alerts = [];
+  const confirmations = [];
   const requests = [];
   page.on("request", (request) => requests.push(request.url()));
   page.on("dialog", async (dialog) => {
     if (dialog.type() === "prompt") {
       await dialog.accept("purge");
+    } else if (dialog.type() === "confirm") {
+      confirmations.push(dialog.message());
+      await dialog.accept();
     } else {
       alerts.push(dialog.message());
       await dialog.dismiss();
@@ -106,7 +110,19 @@ try {
   await page.click("#job-form button");
   await page.waitForFunction(() => document.querySelector("#job-result").textContent.includes("dead_lettered"));
 
+  // A second poison job, deleted from the panel after a confirmation.
+  const doomed = uuidv7();
+  const sent = await api("POST", "/_local/queue", admin, JSON.stringify({ v: 1, job_id: doomed, content: "POISON, to be deleted" }));
+  assert.equal(sent.status, 202, sent.text);
+  const doomedRow = `#dead-letters tr[data-job-id="${doomed}"]`;
+  await page.waitForSelector(doomedRow, { timeout: WAIT_MS });
+
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+
+  await page.click(`${doomedRow} button.delete`);
+  await page.waitForSelector(doomedRow, { state: "detached" });
+  assert.deepEqual(confirmations, [`Delete job ${doomed} for good?`]);
+  await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "1");
 
   // The bug is fixed; requeue it from the panel: it is stored under its own job id.
   assert.equal((await api("DELETE", "/_local/faults", admin)).status, 200);
