@@ -173,11 +173,18 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, Access), ApiError> {
         _ => path,
     };
     let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let candidates: Vec<(&RouteSpec, Option<&str>)> = ROUTES
+        .iter()
+        .filter_map(|spec| matches(spec.path, &segments).map(|id| (spec, id)))
+        .collect();
+    // A path that is a resource of its own (`/dead-letters/requeue-all`) is never also read
+    // as a parameter (`/dead-letters/{id}`): it has its own methods, and only those.
+    let literal = candidates.iter().any(|(spec, _)| !spec.path.contains('{'));
     let mut allowed = Vec::new();
-    for spec in ROUTES {
-        let Some(id) = matches(spec.path, &segments) else {
+    for (spec, id) in candidates {
+        if literal && spec.path.contains('{') {
             continue;
-        };
+        }
         if spec.method != method.as_str() {
             allowed.push(spec.method);
             continue;
@@ -325,6 +332,9 @@ mod tests {
         };
         assert_eq!(allow(Method::DELETE, "/messages"), "GET, POST");
         assert_eq!(allow(Method::POST, "/dead-letters"), "DELETE, GET");
+        // Found by schemathesis: a literal path is not also `/dead-letters/{id}`.
+        assert_eq!(allow(Method::DELETE, "/dead-letters/requeue-all"), "POST");
+        assert_eq!(allow(Method::OPTIONS, "/dead-letters/requeue-all"), "POST");
         assert_eq!(allow(Method::GET, "/add_message"), "POST");
         assert_eq!(allow(Method::PUT, "/messages/abc"), "GET");
     }
