@@ -177,21 +177,8 @@ pub async fn requeue(
     operations: &dyn Operations,
 ) -> Result<Response<Body>, ApiError> {
     let id = job_id(raw_id)?;
-    match operations
-        .requeue(id)
-        .await
-        .map_err(ApiError::Unavailable)?
-    {
-        OneDeadLetter::Done => {
-            tracing::info!("dead letter requeued");
-            Ok(json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "job_id": id.to_string(), "status": "queued" }),
-            ))
-        }
-        OneDeadLetter::NotYetDeadLettered => Err(ApiError::NotYetDeadLettered(id.to_string())),
-        OneDeadLetter::NotFound => Err(ApiError::NotDeadLettered(id.to_string())),
-    }
+    let outcome = operations.requeue(id).await;
+    answer_for_one(id, outcome, "requeued", ("status", "queued".into()))
 }
 
 /// DELETE /dead-letters/{id}: one job gone for good (the dashboard asks first).
@@ -201,17 +188,23 @@ pub async fn delete_dead_letter(
     operations: &dyn Operations,
 ) -> Result<Response<Body>, ApiError> {
     let id = job_id(raw_id)?;
-    match operations
-        .delete_dead_letter(id)
-        .await
-        .map_err(ApiError::Unavailable)?
-    {
+    let outcome = operations.delete_dead_letter(id).await;
+    answer_for_one(id, outcome, "deleted", ("deleted", true.into()))
+}
+
+/// The answer to an action on one dead letter: 200 with the job id and `field`, or why not.
+fn answer_for_one(
+    id: JobId,
+    outcome: anyhow::Result<OneDeadLetter>,
+    done: &str,
+    field: (&str, serde_json::Value),
+) -> Result<Response<Body>, ApiError> {
+    match outcome.map_err(ApiError::Unavailable)? {
         OneDeadLetter::Done => {
-            tracing::warn!("dead letter deleted");
-            Ok(json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "job_id": id.to_string(), "deleted": true }),
-            ))
+            tracing::warn!(action = done, "dead letter {done}");
+            let mut body = serde_json::json!({ "job_id": id.to_string() });
+            body[field.0] = field.1;
+            Ok(json_response(StatusCode::OK, &body))
         }
         OneDeadLetter::NotYetDeadLettered => Err(ApiError::NotYetDeadLettered(id.to_string())),
         OneDeadLetter::NotFound => Err(ApiError::NotDeadLettered(id.to_string())),

@@ -97,6 +97,23 @@ fn move_back(
     Ok(moved as u64)
 }
 
+/// Commits an action on one dead letter that touched `rows` of the dead-letter table (and
+/// its note when `noted`); with no row, nothing is kept and the answer says why.
+fn finish_one(
+    tx: rusqlite::Transaction<'_>,
+    rows: u64,
+    noted: bool,
+) -> anyhow::Result<OneDeadLetter> {
+    match (rows, noted) {
+        (0, true) => Ok(OneDeadLetter::NotYetDeadLettered),
+        (0, false) => Ok(OneDeadLetter::NotFound),
+        _ => {
+            tx.commit()?;
+            Ok(OneDeadLetter::Done)
+        }
+    }
+}
+
 #[async_trait]
 impl Operations for SqliteQueue {
     async fn stats(&self) -> anyhow::Result<PipelineStats> {
@@ -169,13 +186,7 @@ impl Operations for SqliteQueue {
                 let filter = format!("({JOB_OF_BODY}) = ?2 AND ?1 = ?1");
                 let moved = move_back(&tx, &filter, now, job.clone())?;
                 let noted = tx.execute("DELETE FROM failures WHERE job_id = ?1", [&job])? > 0;
-                let outcome = match (moved, noted) {
-                    (0, true) => return Ok(OneDeadLetter::NotYetDeadLettered),
-                    (0, false) => return Ok(OneDeadLetter::NotFound),
-                    _ => OneDeadLetter::Done,
-                };
-                tx.commit()?;
-                Ok(outcome)
+                finish_one(tx, moved, noted)
             })
             .await?;
         if outcome == OneDeadLetter::Done {
@@ -194,13 +205,7 @@ impl Operations for SqliteQueue {
                     [&job],
                 )?;
                 let noted = tx.execute("DELETE FROM failures WHERE job_id = ?1", [&job])? > 0;
-                let outcome = match (deleted, noted) {
-                    (0, true) => return Ok(OneDeadLetter::NotYetDeadLettered),
-                    (0, false) => return Ok(OneDeadLetter::NotFound),
-                    _ => OneDeadLetter::Done,
-                };
-                tx.commit()?;
-                Ok(outcome)
+                finish_one(tx, deleted as u64, noted)
             })
             .await
     }
