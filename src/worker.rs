@@ -3,7 +3,7 @@
 //! Delivery is at least once; the effect is exactly once because a job always becomes the same
 //! item (same key, same content), so a redelivered record rewrites what is already there.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -89,16 +89,14 @@ pub async fn store_batch_noting(
     let started = std::time::Instant::now();
     let (unwritten, cause) = put_guarded(store, &messages).await;
     let store_latency_ms = started.elapsed().as_millis() as u64;
-    for id in unwritten {
-        let preview = messages
-            .iter()
-            .find(|m| m.id == id)
-            .map(|m| truncate_chars(m.content.as_str(), PREVIEW_CHARS))
-            .unwrap_or_default();
-        for index in records_by_job.remove(&id).unwrap_or_default() {
+    // One pass over the batch, not one search of it per refused job: a batch can hold 10,000.
+    let unwritten: HashSet<JobId> = unwritten.into_iter().collect();
+    for message in messages.iter().filter(|m| unwritten.contains(&m.id)) {
+        let preview = truncate_chars(message.content.as_str(), PREVIEW_CHARS);
+        for index in records_by_job.remove(&message.id).unwrap_or_default() {
             failed.push(FailedRecord {
                 index,
-                job: Some(id),
+                job: Some(message.id),
                 preview: preview.clone(),
                 reason: cause.clone(),
             });

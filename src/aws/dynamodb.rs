@@ -80,6 +80,29 @@ impl DynamoDbStore {
             .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
     }
 
+    /// A `Query` of partition `pk`, newest job first (`sk` is the job id), at most `limit`
+    /// items, strictly older than `before` when given.
+    pub(super) fn newest_first(
+        &self,
+        pk: String,
+        limit: usize,
+        before: Option<JobId>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        match before {
+            Some(before) => query
+                .key_condition_expression("pk = :pk AND sk < :before")
+                .expression_attribute_values(":before", AttributeValue::S(before.to_string())),
+            None => query.key_condition_expression("pk = :pk"),
+        }
+    }
+
     /// Writes one message with the first-write-wins condition. The SDK retries throttling
     /// and transient errors itself.
     async fn put_one(&self, message: &Message) -> anyhow::Result<()> {
@@ -118,19 +141,7 @@ impl DynamoDbStore {
         limit: usize,
         before: Option<JobId>,
     ) -> anyhow::Result<ShardPage> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_values(":pk", AttributeValue::S(shard_key(shard)))
-            .scan_index_forward(false)
-            .limit(i32::try_from(shard_query_limit(limit)).unwrap_or(i32::MAX));
-        query = match before {
-            Some(before) => query
-                .key_condition_expression("pk = :pk AND sk < :before")
-                .expression_attribute_values(":before", AttributeValue::S(before.to_string())),
-            None => query.key_condition_expression("pk = :pk"),
-        };
+        let query = self.newest_first(shard_key(shard), shard_query_limit(limit), before);
         // A page that is empty but not the last one tells nothing (see merge_newest_first):
         // read on from where it stopped, a few times.
         let mut start = None;

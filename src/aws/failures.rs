@@ -34,20 +34,11 @@ impl DynamoDbStore {
         limit: usize,
         before: Option<JobId>,
     ) -> anyhow::Result<DeadLetterPage> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_values(":pk", AttributeValue::S(PARTITION.into()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        query = match before {
-            Some(before) => query
-                .key_condition_expression("pk = :pk AND sk < :before")
-                .expression_attribute_values(":before", AttributeValue::S(before.to_string())),
-            None => query.key_condition_expression("pk = :pk"),
-        };
-        let output = query.send().await.context("DynamoDB Query failed")?;
+        let output = self
+            .newest_first(PARTITION.into(), limit, before)
+            .send()
+            .await
+            .context("DynamoDB Query failed")?;
         let letters: Vec<Failure> = output
             .items()
             .iter()

@@ -192,6 +192,11 @@ impl SqliteDb {
                 dead_lettered: conn
                     .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?,
                 stored: conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?,
+                oldest_age_ms: conn.query_row(
+                    "SELECT ?1 - min(sent_at_ms) FROM queue",
+                    [now],
+                    |r| r.get(0),
+                )?,
             })
         })
         .await
@@ -232,6 +237,8 @@ pub struct Stats {
     pub in_flight: i64,
     pub dead_lettered: i64,
     pub stored: i64,
+    /// How long the oldest queued message has waited; none when the queue is empty.
+    pub oldest_age_ms: Option<i64>,
 }
 
 /// A message in the dead-letter queue.

@@ -75,24 +75,22 @@ fn failure_of_row(row: &Row<'_>) -> rusqlite::Result<anyhow::Result<Failure>> {
         }))
 }
 
-/// Moves dead letters back into the queue: fresh message ids are not needed (a message id is
-/// unique across both tables), the receive count starts again, visible at once.
-fn move_back(
-    conn: &Connection,
-    filter: &str,
-    now: i64,
-    job: Option<String>,
-) -> anyhow::Result<u64> {
+/// Moves dead letters back into the queue, all of them or `job`'s: fresh message ids are not
+/// needed (a message id is unique across both tables), the receive count starts again,
+/// visible at once.
+fn move_back(conn: &Connection, now: i64, job: Option<JobId>) -> anyhow::Result<u64> {
+    let job = job.map(|id| id.to_string());
+    let chosen = format!("?2 IS NULL OR ({JOB_OF_BODY}) = ?2");
     let moved = conn.execute(
         &format!(
             "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms)
-             SELECT message_id, body, ?1, ?1 FROM dead_letters WHERE {filter}"
+             SELECT message_id, body, ?1, ?1 FROM dead_letters WHERE {chosen}"
         ),
         params![now, job],
     )?;
     conn.execute(
-        &format!("DELETE FROM dead_letters WHERE {filter}"),
-        params![now, job],
+        &format!("DELETE FROM dead_letters WHERE ?1 IS NULL OR ({JOB_OF_BODY}) = ?1"),
+        params![job],
     )?;
     Ok(moved as u64)
 }
@@ -116,35 +114,27 @@ fn finish_one(
 
 #[async_trait]
 impl Operations for SqliteQueue {
+    /// The runner's own counts ([`super::sqlite::SqliteDb::stats`]), exact, as the API gives
+    /// them.
     async fn stats(&self) -> anyhow::Result<PipelineStats> {
-        let now = self.db.clock.now_ms();
-        self.db
-            .read(move |conn| {
-                let count = |sql: &str| -> rusqlite::Result<u64> {
-                    conn.query_row(sql, [now], |r| r.get::<_, i64>(0))
-                        .map(|n| n.max(0) as u64)
-                };
-                let oldest: Option<i64> =
-                    conn.query_row("SELECT min(sent_at_ms) FROM queue", [], |r| r.get(0))?;
-                Ok(PipelineStats {
-                    queue: QueueCounts {
-                        visible: count("SELECT count(*) FROM queue WHERE visible_at_ms <= ?1")?,
-                        in_flight: count("SELECT count(*) FROM queue WHERE visible_at_ms > ?1")?,
-                        delayed: 0,
-                        oldest_age_seconds: oldest.map(|sent| (now - sent).max(0) as u64 / 1000),
-                        approximate: false,
-                    },
-                    dead_letter_queue: Count {
-                        count: count("SELECT count(*) FROM dead_letters WHERE ?1 = ?1")?,
-                        approximate: false,
-                    },
-                    stored: Count {
-                        count: count("SELECT count(*) FROM messages WHERE ?1 = ?1")?,
-                        approximate: false,
-                    },
-                })
-            })
-            .await
+        let stats = self.db.stats().await?;
+        let whole = |n: i64| n.max(0) as u64;
+        let exact = |n: i64| Count {
+            count: whole(n),
+            approximate: false,
+        };
+        Ok(PipelineStats {
+            queue: QueueCounts {
+                visible: whole(stats.queued),
+                in_flight: whole(stats.in_flight),
+                // The embedded queue has no delayed sends.
+                delayed: 0,
+                oldest_age_seconds: stats.oldest_age_ms.map(|ms| whole(ms) / 1000),
+                approximate: false,
+            },
+            dead_letter_queue: exact(stats.dead_lettered),
+            stored: exact(stats.stored),
+        })
     }
 
     async fn dead_letters(
@@ -182,10 +172,9 @@ impl Operations for SqliteQueue {
             .db
             .write(move |conn| {
                 let tx = conn.transaction()?;
-                let job = Some(id.to_string());
-                let filter = format!("({JOB_OF_BODY}) = ?2 AND ?1 = ?1");
-                let moved = move_back(&tx, &filter, now, job.clone())?;
-                let noted = tx.execute("DELETE FROM failures WHERE job_id = ?1", [&job])? > 0;
+                let moved = move_back(&tx, now, Some(id))?;
+                let noted =
+                    tx.execute("DELETE FROM failures WHERE job_id = ?1", [id.to_string()])? > 0;
                 finish_one(tx, moved, noted)
             })
             .await?;
@@ -216,7 +205,7 @@ impl Operations for SqliteQueue {
             .db
             .write(move |conn| {
                 let tx = conn.transaction()?;
-                let moved = move_back(&tx, "?1 = ?1 AND ?2 IS NULL", now, None)?;
+                let moved = move_back(&tx, now, None)?;
                 tx.execute("DELETE FROM failures", [])?;
                 tx.commit()?;
                 Ok(moved)
