@@ -108,16 +108,23 @@ impl Document {
 
     /// A document for the function this process runs as in Lambda (or `cargo lambda watch`).
     pub fn for_this_function() -> Self {
-        Self::now(&std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default())
+        Self::now(lambda_function_name().unwrap_or_default())
     }
 
     /// Prints the document when running in Lambda (or `cargo lambda watch`); anywhere else
     /// (the local runner, tests) it is not printed: their stdout is for people.
     pub fn emit(&self) {
-        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        if lambda_function_name().is_some() {
             println!("{}", self.to_line());
         }
     }
+}
+
+/// `AWS_LAMBDA_FUNCTION_NAME`, read once: every request and batch asks for it.
+fn lambda_function_name() -> Option<&'static str> {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+        .as_deref()
 }
 
 /// The enqueue function's metrics for one answer: a job queued, or a request refused and why.
