@@ -26,10 +26,11 @@ fn main() {
     let mut shards: Vec<Vec<Message>> = vec![Vec::new(); usize::from(SHARDS)];
     for _ in 0..n {
         let id = JobId::new();
-        shards[usize::from(shard_of(id))].push(Message {
+        shards[usize::from(shard_of(id))].push(Message::new(
             id,
-            content: content.clone(),
-        });
+            content.clone(),
+            Default::default(),
+        ));
     }
     println!("| page `limit` | shard Query `Limit` | pages | items read a page | read units a page | messages a page | items read a message returned |");
     println!("|---|---|---|---|---|---|---|");

@@ -27,6 +27,8 @@ impl std::fmt::Debug for ConfigError {
 #[derive(Debug, Clone)]
 pub struct EnqueueConfig {
     pub queue_url: String,
+    /// The table of idempotency keys (`IDEMPOTENCY_TABLE_NAME`).
+    pub idempotency_table: String,
     pub limits: EnqueueLimits,
 }
 
@@ -35,6 +37,7 @@ impl EnqueueConfig {
         let defaults = EnqueueLimits::for_content(content_limit()?);
         Ok(Self {
             queue_url: required("QUEUE_URL")?,
+            idempotency_table: required("IDEMPOTENCY_TABLE_NAME")?,
             limits: EnqueueLimits {
                 content: defaults.content,
                 max_body_bytes: optional("MAX_BODY_BYTES")?.unwrap_or(defaults.max_body_bytes),

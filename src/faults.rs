@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 use serde::Serialize;
 
-use crate::domain::{JobId, Message, Page, PageLimit};
+use crate::domain::{JobId, Message, Outgoing, Page, PageLimit};
 use crate::ports::{MessageQueue, MessageStore, PutBatchError, QueueSource};
 
 /// How often each fault strikes: probabilities per call, from 0 to 1.
@@ -234,14 +234,33 @@ impl<T> Faulty<T> {
 
 #[async_trait]
 impl<T: MessageQueue> MessageQueue for Faulty<T> {
-    async fn send(&self, message: &Message) -> anyhow::Result<()> {
-        self.gate("SendMessage").await?;
-        self.inner.send(message).await?;
-        if self.chance(self.plan.lost_reply) {
-            self.counts.lost_replies.fetch_add(1, Ordering::Relaxed);
-            anyhow::bail!("injected fault: SendMessage succeeded but its answer was lost");
+    /// Faults strike each message on its own, as the entries of an SQS batch fail alone.
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
+        let mut results: Vec<anyhow::Result<()>> = Vec::with_capacity(messages.len());
+        let mut passed = Vec::new();
+        for (i, message) in messages.iter().enumerate() {
+            let gate = self.gate("SendMessage").await;
+            if gate.is_ok() {
+                passed.push((i, message.clone()));
+            }
+            results.push(gate);
         }
-        Ok(())
+        let (indexes, outgoing): (Vec<usize>, Vec<Outgoing>) = passed.into_iter().unzip();
+        let sent = self.inner.send_batch(&outgoing).await;
+        for (i, result) in indexes.into_iter().zip(sent) {
+            results[i] = result.and_then(|()| {
+                if self.chance(self.plan.lost_reply) {
+                    self.counts.lost_replies.fetch_add(1, Ordering::Relaxed);
+                    anyhow::bail!("injected fault: SendMessage succeeded but its answer was lost");
+                }
+                Ok(())
+            });
+        }
+        results
+    }
+
+    fn is_fifo(&self) -> bool {
+        self.inner.is_fifo()
     }
 }
 

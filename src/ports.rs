@@ -9,13 +9,31 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 use serde::Serialize;
 
-use crate::domain::{Failure, JobId, Message, Page, PageLimit};
+use crate::domain::{
+    Claim, Failure, IdempotencyKey, JobId, Message, Outgoing, Page, PageLimit, StoredAnswer,
+};
 
 /// Somewhere to put accepted messages until a worker stores them.
 #[async_trait]
 pub trait MessageQueue: Send + Sync + std::fmt::Debug {
-    /// Returns only once the queue has durably accepted the message.
-    async fn send(&self, message: &Message) -> anyhow::Result<()>;
+    /// Sends every message, each after the delay its job id carries (or in its group on a
+    /// FIFO queue). One result per message, in order: `Ok` only once the queue has durably
+    /// accepted that message. Some may be accepted and others not.
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>>;
+
+    /// Whether the queue is FIFO: messages have groups and no delays of their own.
+    fn is_fifo(&self) -> bool {
+        false
+    }
+
+    /// Sends one message (no group: on a FIFO queue, a group of its own).
+    async fn send(&self, message: &Message) -> anyhow::Result<()> {
+        let outgoing = [Outgoing::from(message.clone())];
+        self.send_batch(&outgoing)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("the queue gave no answer for the message")))
+    }
 }
 
 /// Where a worker takes messages from, with SQS's semantics: a received message is hidden
@@ -51,6 +69,26 @@ pub struct PutBatchError {
     pub unwritten: Vec<JobId>,
     #[source]
     pub cause: anyhow::Error,
+}
+
+/// Where idempotency keys are kept (see [`crate::domain::IdempotencyKey`]): each operation is
+/// atomic, so that of concurrent requests with one key exactly one claims it.
+#[async_trait]
+pub trait IdempotencyKeys: Send + Sync + std::fmt::Debug {
+    /// Takes `key` for a request with `fingerprint` that reserved the job ids `reserved`, or
+    /// says what stands in the way.
+    async fn claim(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        reserved: &str,
+    ) -> anyhow::Result<Claim>;
+
+    /// Records the request's answer, given again to every repeat until the key expires.
+    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> anyhow::Result<()>;
+
+    /// Frees the key of a request that queued nothing, so that a retry starts afresh.
+    async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()>;
 }
 
 /// Where the consumer notes a job's last failure (only then: see [`Failure`]) and the
@@ -153,8 +191,12 @@ pub struct RequeueAll {
 // and a wrapper such as `faults::Faulty` can wrap it.
 #[async_trait]
 impl<T: MessageQueue + ?Sized> MessageQueue for Arc<T> {
-    async fn send(&self, message: &Message) -> anyhow::Result<()> {
-        (**self).send(message).await
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
+        (**self).send_batch(messages).await
+    }
+
+    fn is_fifo(&self) -> bool {
+        (**self).is_fifo()
     }
 }
 
@@ -181,6 +223,26 @@ impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
 
     async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
         (**self).list(limit, before).await
+    }
+}
+
+#[async_trait]
+impl<T: IdempotencyKeys + ?Sized> IdempotencyKeys for Arc<T> {
+    async fn claim(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        reserved: &str,
+    ) -> anyhow::Result<Claim> {
+        (**self).claim(key, fingerprint, reserved).await
+    }
+
+    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> anyhow::Result<()> {
+        (**self).answer(key, answer).await
+    }
+
+    async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()> {
+        (**self).release(key).await
     }
 }
 

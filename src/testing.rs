@@ -9,11 +9,12 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
 use crate::domain::{
-    ContentLimit, Cursor, Failure, JobId, Message, MessageContent, Page, PageLimit,
+    on_existing, Claim, ContentLimit, Cursor, Existing, Failure, IdempotencyKey, JobId, KeyRecord,
+    Message, MessageContent, Outgoing, Page, PageLimit, StoredAnswer, KEY_LEASE,
 };
 use crate::ports::{
-    Count, DeadLetterPage, FailureLog, MessageQueue, MessageStore, OneDeadLetter, Operations,
-    PipelineStats, PutBatchError, QueueCounts, RequeueAll,
+    Count, DeadLetterPage, FailureLog, IdempotencyKeys, MessageQueue, MessageStore, OneDeadLetter,
+    Operations, PipelineStats, PutBatchError, QueueCounts, RequeueAll,
 };
 
 pub fn post(path: &str, body: &str) -> Request {
@@ -42,10 +43,14 @@ pub fn stored_messages(n: usize) -> Vec<Message> {
         .collect()
 }
 
+/// A queue that keeps what it was sent; it can fail every send, or the sends of content
+/// that contains a marker (as one entry of an SQS batch fails while the others succeed).
 #[derive(Debug, Default)]
 pub struct InMemoryQueue {
-    sent: Mutex<Vec<Message>>,
+    sent: Mutex<Vec<Outgoing>>,
     failing: bool,
+    refusing: Option<String>,
+    fifo: bool,
 }
 
 impl InMemoryQueue {
@@ -56,18 +61,140 @@ impl InMemoryQueue {
         }
     }
 
+    /// Fails the sends of messages whose content contains `marker`.
+    pub fn refusing(marker: &str) -> Self {
+        Self {
+            refusing: Some(marker.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    pub fn fifo() -> Self {
+        Self {
+            fifo: true,
+            ..Self::default()
+        }
+    }
+
     pub fn sent(&self) -> Vec<Message> {
+        self.outgoing().into_iter().map(|o| o.message).collect()
+    }
+
+    pub fn outgoing(&self) -> Vec<Outgoing> {
         self.sent.lock().unwrap().clone()
     }
 }
 
 #[async_trait]
 impl MessageQueue for InMemoryQueue {
-    async fn send(&self, message: &Message) -> anyhow::Result<()> {
-        if self.failing {
-            anyhow::bail!("injected queue failure");
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
+        messages
+            .iter()
+            .map(|outgoing| {
+                let refused = self
+                    .refusing
+                    .as_ref()
+                    .is_some_and(|m| outgoing.message.content.as_str().contains(m.as_str()));
+                if self.failing || refused {
+                    anyhow::bail!("injected queue failure");
+                }
+                self.sent.lock().unwrap().push(outgoing.clone());
+                Ok(())
+            })
+            .collect()
+    }
+
+    fn is_fifo(&self) -> bool {
+        self.fifo
+    }
+}
+
+/// The enqueue routes' ports over `queue`, with fresh idempotency keys and default limits.
+pub fn test_writer(queue: &InMemoryQueue) -> crate::api::Writer<'_> {
+    static LIMITS: crate::api::EnqueueLimits = crate::api::EnqueueLimits {
+        content: ContentLimit::DEFAULT,
+        max_body_bytes: 4096 * 12 + 1024,
+    };
+    // Leaked: a test's keys live as long as the test process, which is short.
+    let keys: &'static InMemoryKeys = Box::leak(Box::default());
+    crate::api::Writer {
+        queue,
+        keys,
+        limits: &LIMITS,
+    }
+}
+
+/// Idempotency keys in a map, with the adapters' semantics (the decision is the domain's).
+#[derive(Debug, Default)]
+pub struct InMemoryKeys {
+    records: Mutex<std::collections::HashMap<String, KeyRecord>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl InMemoryKeys {
+    /// Puts a record as a request before this one left it.
+    pub fn insert(&self, key: &IdempotencyKey, record: KeyRecord) {
+        self.records
+            .lock()
+            .unwrap()
+            .insert(key.record().to_owned(), record);
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl IdempotencyKeys for InMemoryKeys {
+    async fn claim(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        reserved: &str,
+    ) -> anyhow::Result<Claim> {
+        let mut records = self.records.lock().unwrap();
+        let now = now_ms();
+        let lease = now + KEY_LEASE.as_millis() as u64;
+        let Some(record) = records.get_mut(key.record()) else {
+            records.insert(
+                key.record().to_owned(),
+                KeyRecord {
+                    fingerprint: fingerprint.to_owned(),
+                    reserved: reserved.to_owned(),
+                    answer: None,
+                    locked_until_ms: lease,
+                },
+            );
+            return Ok(Claim::Started);
+        };
+        Ok(match on_existing(record, fingerprint, now) {
+            Existing::Replay(answer) => Claim::Replay(answer),
+            Existing::InProgress => Claim::InProgress,
+            Existing::Mismatch => Claim::Mismatch,
+            Existing::Abandoned => {
+                record.locked_until_ms = lease;
+                Claim::TakenOver {
+                    reserved: record.reserved.clone(),
+                }
+            }
+        })
+    }
+
+    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> anyhow::Result<()> {
+        if let Some(record) = self.records.lock().unwrap().get_mut(key.record()) {
+            record.answer = Some(answer.clone());
         }
-        self.sent.lock().unwrap().push(message.clone());
+        Ok(())
+    }
+
+    async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()> {
+        self.records.lock().unwrap().remove(key.record());
         Ok(())
     }
 }
@@ -76,6 +203,8 @@ impl MessageQueue for InMemoryQueue {
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     items: Mutex<BTreeMap<JobId, Message>>,
+    /// The content of each message written, in the order of the writes.
+    written: Mutex<Vec<String>>,
     puts: Mutex<usize>,
     failing: bool,
     pub refuse: HashSet<String>,
@@ -102,6 +231,10 @@ impl InMemoryStore {
 
     pub fn items(&self) -> Vec<Message> {
         self.items.lock().unwrap().values().cloned().collect()
+    }
+
+    pub fn written(&self) -> Vec<String> {
+        self.written.lock().unwrap().clone()
     }
 
     pub fn put_calls(&self) -> usize {
@@ -135,6 +268,8 @@ impl MessageStore for InMemoryStore {
                 unwritten.push(message.id);
             } else {
                 items.insert(message.id, message.clone());
+                let content = message.content.as_str().to_owned();
+                self.written.lock().unwrap().push(content);
             }
         }
         if unwritten.is_empty() {

@@ -36,6 +36,14 @@ pub async fn store_batch(event: SqsEvent, store: &dyn MessageStore) -> SqsBatchR
 /// the error), so that its job's status and the dead-letter listing can say why. Earlier
 /// failures and successes write nothing beyond the message itself.
 ///
+/// FIFO records (they carry `MessageGroupId`) are stored in order within their group
+/// ([`waves`]): at the first failure in a group, that record and every later record of the
+/// group are reported failed and the later ones are not attempted. Lambda deletes every record
+/// of a FIFO batch that is not reported, so a later record reported as done would be stored
+/// out of order, or lost to the group's order (Powertools' `SqsFifoPartialProcessor` does the
+/// same). Those records come back behind the failed one; if it keeps failing, SQS moves them
+/// to the dead-letter queue with it (they were received as often), noted as not attempted.
+///
 /// Content is decoded against the ceiling, not the configured `MAX_CONTENT_CHARS`: a message
 /// that got its 202 under a higher limit (a rollout in which enqueue updated first, or a
 /// limit lowered while messages wait) is stored, as the read path reads it.
@@ -45,14 +53,111 @@ pub async fn store_batch_noting(
     store: &dyn MessageStore,
     notes: Option<FailureNotes<'_>>,
 ) -> SqsBatchResponse {
-    let limit = ContentLimit::ceiling();
     let mut failed: Vec<FailedRecord> = Vec::new();
+    let mut stored = 0;
+    let mut store_latency_ms = 0;
+    // FIFO: the groups in which a record failed; their later records are not attempted.
+    let mut blocked: HashSet<&str> = HashSet::new();
+    for wave in waves(&event.records) {
+        let mut attempted = Vec::with_capacity(wave.len());
+        for index in wave {
+            match group_of(&event.records[index]) {
+                Some(group) if blocked.contains(group) => {
+                    failed.push(FailedRecord {
+                        index,
+                        job: event.records[index]
+                            .body
+                            .as_deref()
+                            .and_then(QueuedMessage::job_id_of),
+                        preview: String::new(),
+                        reason: "not attempted: an earlier message of its FIFO group failed in \
+                                 this batch, and a group is stored in order"
+                            .into(),
+                    });
+                }
+                _ => attempted.push(index),
+            }
+        }
+        let before = failed.len();
+        let (wave_stored, latency) =
+            store_records(&event.records, &attempted, store, &mut failed).await;
+        stored += wave_stored;
+        store_latency_ms += latency;
+        for failure in &failed[before..] {
+            if let Some(group) = group_of(&event.records[failure.index]) {
+                blocked.insert(group);
+            }
+        }
+    }
+    failed.sort_by_key(|f| f.index);
+
+    let dead_lettered = match notes {
+        Some(notes) => note_last_failures(&event.records, &failed, notes).await,
+        None => 0,
+    };
+    tracing::info!(stored, failed = failed.len(), "batch handled");
+    let outcome = BatchOutcome {
+        records: event.records.len(),
+        stored,
+        failed: failed.len(),
+        dead_lettered,
+        store_latency_ms,
+    };
+    metrics::batch_outcome(Document::for_this_function(), outcome).emit();
+    let mut response = SqsBatchResponse::default();
+    response.set_failures(failed.iter().map(|f| {
+        event.records[f.index]
+            .message_id
+            .clone()
+            .unwrap_or_default()
+    }));
+    response
+}
+
+/// A FIFO record's message group (`MessageGroupId`); none on a standard queue.
+fn group_of(record: &SqsMessage) -> Option<&str> {
+    record.attributes.get("MessageGroupId").map(String::as_str)
+}
+
+/// The order in which records are stored, as waves of record indexes, each wave one store
+/// call. Standard queue: one wave. FIFO: wave `k` holds the `k`-th record of every group, so
+/// that no record is written before the records ahead of it in its group were, and different
+/// groups still share each call (Lambda hands a FIFO function at most 10 records).
+fn waves(records: &[SqsMessage]) -> Vec<Vec<usize>> {
+    let mut position: HashMap<&str, usize> = HashMap::new();
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        let wave = match group_of(record) {
+            None => 0,
+            Some(group) => {
+                let next = position.entry(group).or_default();
+                *next += 1;
+                *next - 1
+            }
+        };
+        if waves.len() <= wave {
+            waves.resize_with(wave + 1, Vec::new);
+        }
+        waves[wave].push(index);
+    }
+    waves
+}
+
+/// Decodes and stores the records at `indexes`; adds those not stored to `failed`. Returns
+/// how many jobs were stored and how long the store took.
+async fn store_records(
+    records: &[SqsMessage],
+    indexes: &[usize],
+    store: &dyn MessageStore,
+    failed: &mut Vec<FailedRecord>,
+) -> (usize, u64) {
+    let limit = ContentLimit::ceiling();
     // Records of the same job (SQS redelivery, or a send retried by the SDK) share one write:
     // a store may refuse a batch that names the same key twice.
     let mut records_by_job: HashMap<JobId, Vec<usize>> = HashMap::new();
     let mut messages: Vec<Message> = Vec::new();
 
-    for (index, record) in event.records.iter().enumerate() {
+    for (index, record) in indexes.iter().map(|&i| (i, &records[i])) {
         // Lambda treats an empty identifier as "the whole batch failed", the safe reading of a
         // record we cannot name.
         let record_id = record.message_id.as_deref().unwrap_or_default();
@@ -88,7 +193,7 @@ pub async fn store_batch_noting(
 
     let started = std::time::Instant::now();
     let (unwritten, cause) = put_guarded(store, &messages).await;
-    let store_latency_ms = started.elapsed().as_millis() as u64;
+    let latency_ms = started.elapsed().as_millis() as u64;
     // One pass over the batch, not one search of it per refused job: a batch can hold 10,000.
     let unwritten: HashSet<JobId> = unwritten.into_iter().collect();
     for message in messages.iter().filter(|m| unwritten.contains(&m.id)) {
@@ -103,31 +208,7 @@ pub async fn store_batch_noting(
         }
     }
 
-    let dead_lettered = match notes {
-        Some(notes) => note_last_failures(&event.records, &failed, notes).await,
-        None => 0,
-    };
-    tracing::info!(
-        stored = records_by_job.len(),
-        failed = failed.len(),
-        "batch handled"
-    );
-    let outcome = BatchOutcome {
-        records: event.records.len(),
-        stored: records_by_job.len(),
-        failed: failed.len(),
-        dead_lettered,
-        store_latency_ms,
-    };
-    metrics::batch_outcome(Document::for_this_function(), outcome).emit();
-    let mut response = SqsBatchResponse::default();
-    response.set_failures(failed.iter().map(|f| {
-        event.records[f.index]
-            .message_id
-            .clone()
-            .unwrap_or_default()
-    }));
-    response
+    (records_by_job.len(), latency_ms)
 }
 
 /// A record that was not stored, and why.
@@ -404,6 +485,80 @@ mod tests {
 
         assert_eq!(failed_ids(&response), ["2"]);
         assert_eq!(store.items(), vec![a, c]);
+    }
+
+    /// A record of a FIFO queue: it names its message group.
+    fn in_group(message_id: &str, body: &str, group: &str) -> SqsMessage {
+        let mut record = record(message_id, body);
+        record
+            .attributes
+            .insert("MessageGroupId".into(), group.into());
+        record
+    }
+
+    #[tokio::test]
+    async fn a_fifo_failure_in_the_middle_of_a_batch_keeps_each_groups_order() {
+        let mut store = InMemoryStore::default();
+        store.refuse.insert("a2".into());
+        let bodies: HashMap<&str, String> = ["a1", "a2", "a3", "b1", "b2"]
+            .into_iter()
+            .map(|c| (c, job(c).1))
+            .collect();
+        let batch = |names: &[(&str, &str)]| {
+            event(
+                names
+                    .iter()
+                    .map(|(id, c)| in_group(id, &bodies[c], &c[..1]))
+                    .collect(),
+            )
+        };
+
+        let first = store_batch(
+            batch(&[
+                ("1", "a1"),
+                ("2", "b1"),
+                ("3", "a2"),
+                ("4", "b2"),
+                ("5", "a3"),
+            ]),
+            &store,
+        )
+        .await;
+
+        // a2 failed, so a3 behind it is reported too (Lambda would delete it otherwise) and
+        // not written; group b is not held up.
+        assert_eq!(failed_ids(&first), ["3", "5"]);
+        assert_eq!(store.written(), ["a1", "b1", "b2"]);
+
+        // The fault is fixed; SQS delivers group a again from a2, in order.
+        store.refuse.clear();
+        let second = store_batch(batch(&[("3", "a2"), ("5", "a3")]), &store).await;
+
+        assert!(failed_ids(&second).is_empty());
+        assert_eq!(store.written(), ["a1", "b1", "b2", "a2", "a3"]);
+    }
+
+    #[tokio::test]
+    async fn a_fifo_record_that_cannot_be_decoded_holds_back_its_group_only() {
+        let store = InMemoryStore::default();
+        let (_, body_x1) = job("x1");
+        let (_, body_y1) = job("y1");
+        let (_, body_y2) = job("y2");
+
+        let response = store_batch(
+            event(vec![
+                in_group("1", "not an envelope", "x"),
+                in_group("2", &body_x1, "x"),
+                in_group("3", &body_y1, "y"),
+                in_group("4", &body_y2, "y"),
+            ]),
+            &store,
+        )
+        .await;
+
+        assert_eq!(failed_ids(&response), ["1", "2"]);
+        assert_eq!(store.written(), ["y1", "y2"]);
+        drop(body_x1);
     }
 
     #[tokio::test]

@@ -216,11 +216,10 @@ async fn messages_survive_faults_through_sqs_and_dynamodb() {
             .await
             .unwrap();
     }
-    let (queues, table) = (stack.queues.clone(), stack.table.clone());
+    let target = stack.target();
     let (posts, runner) = tokio::task::spawn_blocking(move || {
         let runner = Runner::start_on_aws(
-            &queues,
-            &table,
+            &target,
             &[
                 "--store-faults",
                 "error=0.2,partial=0.1,panic=0.01,seed=8",

@@ -1,11 +1,11 @@
 use std::time::Duration;
 
 use lambda_http::http::Method;
-use message_pipeline::api::{enqueue_function, EnqueueLimits};
+use message_pipeline::api::enqueue_function;
 use message_pipeline::aws::{sdk_config, SqsQueue};
 use message_pipeline::domain::{ContentLimit, QueuedMessage};
 
-use crate::helpers::{json, request, TestStack};
+use crate::helpers::{json, request, unused_keys, writer, TestStack};
 
 #[tokio::test]
 async fn enqueue_puts_the_message_on_sqs_with_the_job_id_it_answers() {
@@ -17,8 +17,7 @@ async fn enqueue_puts_the_message_on_sqs_with_the_job_id_it_answers() {
             "/messages",
             r#"{"content": "Hello from Flask Queue!"}"#,
         ),
-        &stack.queue(),
-        &EnqueueLimits::default(),
+        writer(&stack.queue(), &stack.keys()),
     )
     .await;
 
@@ -42,8 +41,7 @@ async fn the_tutorial_path_enqueues_too() {
 
     let response = enqueue_function(
         request(Method::POST, "/add_message", r#"{"content": "tutorial"}"#),
-        &stack.queue(),
-        &EnqueueLimits::default(),
+        writer(&stack.queue(), &stack.keys()),
     )
     .await;
 
@@ -66,8 +64,7 @@ async fn invalid_requests_never_reach_the_queue() {
     for body in ["", "{}", r#"{"content": ""}"#, r#"{"content": 1}"#] {
         let response = enqueue_function(
             request(Method::POST, "/messages", body),
-            &stack.queue(),
-            &EnqueueLimits::default(),
+            writer(&stack.queue(), &stack.keys()),
         )
         .await;
         assert_eq!(response.status(), 400, "{body}");
@@ -87,8 +84,7 @@ async fn a_queue_that_cannot_be_reached_gives_503_not_202() {
 
     let response = enqueue_function(
         request(Method::POST, "/messages", r#"{"content": "lost?"}"#),
-        &gone,
-        &EnqueueLimits::default(),
+        writer(&gone, &unused_keys().await),
     )
     .await;
 
@@ -110,8 +106,7 @@ async fn an_sqs_endpoint_that_is_down_gives_503_not_202() {
 
     let response = enqueue_function(
         request(Method::POST, "/messages", r#"{"content": "lost?"}"#),
-        &down,
-        &EnqueueLimits::default(),
+        writer(&down, &unused_keys().await),
     )
     .await;
 
@@ -150,8 +145,7 @@ async fn an_sqs_endpoint_that_stalls_gives_503_within_the_budget_and_says_the_ou
         Duration::from_secs(60),
         enqueue_function(
             request(Method::POST, "/messages", r#"{"content": "sent?"}"#),
-            &stalled,
-            &EnqueueLimits::default(),
+            writer(&stalled, &unused_keys().await),
         ),
     )
     .await

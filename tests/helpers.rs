@@ -4,11 +4,36 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use message_pipeline::api::{read_function, Caller, Reader, Scope};
+use message_pipeline::api::{read_function, Caller, EnqueueLimits, Reader, Scope, Writer};
 use message_pipeline::aws::provision::{self, QueueSettings, Queues};
-use message_pipeline::aws::{record_of, sdk_config, DynamoDbStore, SqsQueue};
+use message_pipeline::aws::{record_of, sdk_config, DynamoDbKeys, DynamoDbStore, SqsQueue};
 use message_pipeline::domain::CursorKey;
 use message_pipeline::ports::MessageStore;
+
+/// The enqueue function's ports over `queue` and `keys`, with the default limits.
+pub fn writer<'a>(queue: &'a SqsQueue, keys: &'a DynamoDbKeys) -> Writer<'a> {
+    static LIMITS: std::sync::LazyLock<EnqueueLimits> =
+        std::sync::LazyLock::new(EnqueueLimits::default);
+    Writer {
+        queue,
+        keys,
+        limits: &LIMITS,
+    }
+}
+
+/// Keys on a table that is never created: for requests without an `Idempotency-Key`, which
+/// never touch it.
+pub async fn unused_keys() -> DynamoDbKeys {
+    DynamoDbKeys::with_config(&sdk_config().await, "mp-test-no-keys-table")
+}
+
+/// A test stack's names, for a runner on the AWS backend (cloneable, unlike the stack).
+#[derive(Debug, Clone)]
+pub struct AwsTarget {
+    pub queues: Queues,
+    pub table: String,
+    pub keys_table: String,
+}
 
 /// A queue with its dead-letter queue and a table, named for one test. `teardown` deletes
 /// them; a test that fails before it (a panic) has them deleted by `Drop`, so nothing is
@@ -18,6 +43,8 @@ pub struct TestStack {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub queues: Queues,
     pub table: String,
+    /// The idempotency keys' table.
+    pub keys_table: String,
     torn_down: bool,
 }
 
@@ -33,6 +60,15 @@ impl TestStack {
     }
 
     pub async fn with_settings(settings: QueueSettings) -> Self {
+        Self::create(settings, false).await
+    }
+
+    /// A FIFO queue and FIFO dead-letter queue (`<name>.fifo`, `<name>-dlq.fifo`).
+    pub async fn fifo(settings: QueueSettings) -> Self {
+        Self::create(settings, true).await
+    }
+
+    async fn create(settings: QueueSettings, fifo: bool) -> Self {
         require_a_target();
         let config = sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&config);
@@ -41,19 +77,40 @@ impl TestStack {
             "mp-test-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
-        let queues = provision::create_queues(&sqs, &name, settings)
-            .await
-            .expect("create queues");
+        let queues = if fifo {
+            provision::create_fifo_queues(&sqs, &name, settings).await
+        } else {
+            provision::create_queues(&sqs, &name, settings).await
+        }
+        .expect("create queues");
         provision::create_table(&dynamodb, &name)
             .await
             .expect("create table");
+        let keys_table = format!("{name}-keys");
+        provision::create_key_table(&dynamodb, &keys_table)
+            .await
+            .expect("create the idempotency table");
         Self {
             sqs,
             dynamodb,
             queues,
             table: name,
+            keys_table,
             torn_down: false,
         }
+    }
+
+    /// What a runner on the AWS backend needs of this stack.
+    pub fn target(&self) -> AwsTarget {
+        AwsTarget {
+            queues: self.queues.clone(),
+            table: self.table.clone(),
+            keys_table: self.keys_table.clone(),
+        }
+    }
+
+    pub fn keys(&self) -> DynamoDbKeys {
+        DynamoDbKeys::new(self.dynamodb.clone(), &self.keys_table)
     }
 
     pub fn queue(&self) -> SqsQueue {
@@ -163,6 +220,9 @@ impl TestStack {
         provision::delete_table(&self.dynamodb, &self.table)
             .await
             .expect("delete table");
+        provision::delete_table(&self.dynamodb, &self.keys_table)
+            .await
+            .expect("delete the idempotency table");
     }
 }
 
@@ -175,6 +235,7 @@ impl Drop for TestStack {
         // test's may be shutting down), best effort, and never panic while panicking.
         let (sqs, dynamodb) = (self.sqs.clone(), self.dynamodb.clone());
         let (queues, table) = (self.queues.clone(), self.table.clone());
+        let keys_table = self.keys_table.clone();
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -185,6 +246,7 @@ impl Drop for TestStack {
             runtime.block_on(async {
                 let _ = provision::delete_queues(&sqs, &queues).await;
                 let _ = provision::delete_table(&dynamodb, &table).await;
+                let _ = provision::delete_table(&dynamodb, &keys_table).await;
             });
         })
         .join();

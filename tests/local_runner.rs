@@ -184,10 +184,10 @@ fn the_runner_serves_the_same_errors_as_the_functions() {
 #[tokio::test]
 async fn with_the_aws_backend_the_runner_moves_messages_through_sqs_and_dynamodb() {
     let stack = crate::helpers::TestStack::new().await;
-    let (queues, table) = (stack.queues.clone(), stack.table.clone());
+    let target = stack.target();
 
     let (acked, listed, stats) = tokio::task::spawn_blocking(move || {
-        let runner = Runner::start_on_aws(&queues, &table, &[]);
+        let runner = Runner::start_on_aws(&target, &[]);
         let agent = agent();
         let acked: Vec<String> = (0..5)
             .filter_map(|i| post(&agent, &runner.url, &format!("aws {i}")))

@@ -47,18 +47,18 @@ fn the_operations_routes_on_the_embedded_backend() {
 #[tokio::test]
 async fn the_operations_routes_on_the_aws_backend() {
     let stack = TestStack::new().await;
-    let (queues, table) = (stack.queues.clone(), stack.table.clone());
+    let target = stack.target();
     let sqs = stack.sqs.clone();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let args = args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let runner = Runner::start_on_aws(&queues, &table, &args);
+        let runner = Runner::start_on_aws(&target, &args);
         scenario(&runner, &|body| {
             handle
                 .block_on(
                     sqs.send_message()
-                        .queue_url(&queues.queue_url)
+                        .queue_url(&target.queues.queue_url)
                         .message_body(body)
                         .send(),
                 )

@@ -1,10 +1,10 @@
 use std::time::Duration;
 
 use lambda_http::http::Method;
-use message_pipeline::api::{enqueue_function, EnqueueLimits};
+use message_pipeline::api::enqueue_function;
 use message_pipeline::worker::store_batch;
 
-use crate::helpers::{failed_ids, json, read, request, TestStack};
+use crate::helpers::{failed_ids, json, read, request, writer, TestStack};
 
 /// POST → SQS → consumer → DynamoDB → GET, each hop through the real service, the consumer
 /// driven the way the event source mapping drives it.
@@ -16,8 +16,7 @@ async fn a_posted_message_is_stored_once_and_read_back() {
         let body = serde_json::json!({ "content": text }).to_string();
         let response = enqueue_function(
             request(Method::POST, "/messages", &body),
-            &stack.queue(),
-            &EnqueueLimits::default(),
+            writer(&stack.queue(), &stack.keys()),
         )
         .await;
         assert_eq!(response.status(), 202);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use message_pipeline::aws::provision::Queues;
+use crate::helpers::AwsTarget;
 use message_pipeline::domain::{ContentLimit, QueuedMessage};
 
 pub struct Runner {
@@ -38,15 +38,16 @@ impl Runner {
         Self::spawn(command)
     }
 
-    /// Starts the runner on the AWS adapters, against the given queues and table.
-    pub fn start_on_aws(queues: &Queues, table: &str, args: &[&str]) -> Self {
+    /// Starts the runner on the AWS adapters, against a test stack's queues and tables.
+    pub fn start_on_aws(target: &AwsTarget, args: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_message-pipeline"));
         command
             .args(["--backend", "aws"])
             .args(args)
-            .env("QUEUE_URL", &queues.queue_url)
-            .env("DEAD_LETTER_QUEUE_URL", &queues.dlq_url)
-            .env("TABLE_NAME", table);
+            .env("QUEUE_URL", &target.queues.queue_url)
+            .env("DEAD_LETTER_QUEUE_URL", &target.queues.dlq_url)
+            .env("TABLE_NAME", &target.table)
+            .env("IDEMPOTENCY_TABLE_NAME", &target.keys_table);
         Self::spawn(command)
     }
 

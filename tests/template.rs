@@ -19,15 +19,36 @@ fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
     &template["Resources"][name]
 }
 
-/// A property's value, with `!Ref Parameter` resolved to the parameter's default.
+/// A property's value, with `!Ref Parameter` resolved to the parameter's default and
+/// `!If [Condition, a, b]` to the branch the defaults choose.
 fn resolved(template: &Value, value: &Value) -> Value {
     match value {
         Value::Tagged(tagged) if tagged.tag == "!Ref" => {
             let parameter = tagged.value.as_str().unwrap();
             template["Parameters"][parameter]["Default"].clone()
         }
+        Value::Tagged(tagged) if tagged.tag == "!If" => {
+            let [condition, then, otherwise] = tagged.value.as_sequence().unwrap().as_slice()
+            else {
+                panic!("!If takes three items: {tagged:?}")
+            };
+            let holds = condition_holds(template, condition.as_str().unwrap());
+            resolved(template, if holds { then } else { otherwise })
+        }
         other => other.clone(),
     }
+}
+
+/// A condition of the form `!Equals [!Ref Parameter, value]`, under the defaults.
+fn condition_holds(template: &Value, name: &str) -> bool {
+    let Value::Tagged(equals) = &template["Conditions"][name] else {
+        panic!("condition {name} is not an !Equals")
+    };
+    assert_eq!(equals.tag, "!Equals", "{name}");
+    let [left, right] = equals.value.as_sequence().unwrap().as_slice() else {
+        panic!("!Equals takes two items")
+    };
+    resolved(template, left) == resolved(template, right)
 }
 
 fn number(template: &Value, value: &Value) -> u64 {
@@ -172,6 +193,7 @@ fn the_http_api_uses_the_default_stage_and_routes_every_path() {
             "POST /dead-letters/requeue-all -> OperateFunction",
             "POST /dead-letters/{id}/requeue -> OperateFunction",
             "POST /messages -> EnqueueFunction",
+            "POST /messages/batch -> EnqueueFunction",
         ]
     );
     // Every operation the OpenAPI document describes has its route.
@@ -425,6 +447,69 @@ fn the_consumer_may_only_receive_and_delete_on_its_queue_put_in_its_table_and_wr
     );
     let function = &translated()["Resources"]["ConsumerFunction"]["Properties"];
     assert_eq!(function["Role"], get_att("ConsumerRole"));
+}
+
+#[test]
+fn the_enqueue_function_may_only_send_to_its_queue_and_keep_idempotency_keys() {
+    let role = translated()["Resources"]["EnqueueFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+        .as_str()
+        .unwrap();
+    let get_att = |name: &str| serde_json::json!({ "Fn::GetAtt": [name, "Arn"] });
+    let granted: Vec<(Vec<String>, Json)> = statements_of(role)
+        .into_iter()
+        .map(|(actions, resource, _)| (actions, resource))
+        .collect();
+    let strings = |actions: &[&str]| actions.iter().map(|a| (*a).to_owned()).collect();
+    assert_eq!(
+        granted,
+        [
+            (strings(&["sqs:SendMessage"]), get_att("MessagesQueue")),
+            (
+                strings(&[
+                    "dynamodb:PutItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem"
+                ]),
+                get_att("IdempotencyTable")
+            ),
+        ]
+    );
+    let function = &translated()["Resources"]["EnqueueFunction"]["Properties"];
+    let variables = &function["Environment"]["Variables"];
+    assert_eq!(
+        variables["IDEMPOTENCY_TABLE_NAME"],
+        serde_json::json!({ "Ref": "IdempotencyTable" })
+    );
+    let keys = &translated()["Resources"]["IdempotencyTable"]["Properties"];
+    assert_eq!(
+        keys["TimeToLiveSpecification"]["AttributeName"],
+        "expires_at"
+    );
+    assert_eq!(keys["SSESpecification"]["SSEEnabled"], true);
+}
+
+#[test]
+fn the_fifo_option_makes_both_queues_fifo_and_drops_the_batching_window() {
+    let t = template();
+    assert_eq!(t["Conditions"]["IsFifo"], {
+        let text = "!Equals [!Ref FifoQueue, \"true\"]";
+        serde_norway::from_str::<Value>(text).unwrap()
+    });
+    for queue in ["MessagesQueue", "DeadLetterQueue"] {
+        let properties = &resource(&t, queue)["Properties"];
+        let fifo =
+            serde_norway::from_str::<Value>("!If [IsFifo, true, !Ref AWS::NoValue]").unwrap();
+        assert_eq!(properties["FifoQueue"], fifo, "{queue}");
+        // A standard queue (the default) keeps CloudFormation's generated name.
+        assert!(resolved(&t, &properties["QueueName"]).is_null(), "{queue}");
+    }
+    let mapping = &resource(&t, "ConsumerFunction")["Properties"]["Events"]["Queue"]["Properties"];
+    let window = serde_norway::from_str::<Value>(
+        "!If [IsFifo, !Ref AWS::NoValue, !Ref ConsumerBatchingWindowSeconds]",
+    )
+    .unwrap();
+    assert_eq!(mapping["MaximumBatchingWindowInSeconds"], window);
 }
 
 /// Every statement of the roles of these functions, as (role, actions, resources, condition).

@@ -48,6 +48,14 @@ pub enum ApiError {
     /// A backend (SQS, DynamoDB) failed. The client sees a generic body; the cause goes to the log.
     #[error("a backend is unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// A request with this idempotency key is being served now.
+    #[error(
+        "a request with this Idempotency-Key is still being processed; retry after it is answered"
+    )]
+    KeyInProgress,
+    /// The idempotency key was used for a request with another body.
+    #[error("this Idempotency-Key was already used for a request with another body; use a new key for a new request")]
+    KeyReused,
     /// SQS did not confirm a message: no 202, but after a timeout SQS may hold it anyway.
     #[error("the queue did not confirm the message")]
     QueueUnconfirmed(#[source] anyhow::Error),
@@ -80,7 +88,8 @@ impl ApiError {
             | Self::JobNotFound(_)
             | Self::NotDeadLettered(_)
             | Self::UnknownPath(_) => StatusCode::NOT_FOUND,
-            Self::NotYetDeadLettered(_) => StatusCode::CONFLICT,
+            Self::NotYetDeadLettered(_) | Self::KeyInProgress => StatusCode::CONFLICT,
+            Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -130,7 +139,7 @@ impl ApiError {
             Self::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Unavailable(_) | Self::QueueUnconfirmed(_) => {
+            Self::Unavailable(_) | Self::QueueUnconfirmed(_) | Self::KeyInProgress => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::NotYetDeadLettered(_) => {

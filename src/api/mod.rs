@@ -3,9 +3,11 @@
 //! the router and the error mapping, so every path and method gets the same answer anywhere.
 
 mod auth;
+mod batch;
 mod dashboard;
 mod enqueue;
 mod error;
+mod idempotent;
 mod operate;
 #[cfg(test)]
 mod properties;
@@ -15,8 +17,10 @@ mod route;
 #[cfg(test)]
 pub(crate) use auth::tests::with_scopes;
 pub use auth::{authorize, Caller, Scope};
+pub use batch::{enqueue_batch, MAX_BATCH, MAX_BATCH_BODY_BYTES};
 pub use enqueue::{enqueue, EnqueueLimits};
 pub use error::ApiError;
+pub use idempotent::IDEMPOTENCY_KEY;
 pub use operate::{PURGE_CONFIRMATION, REQUEUE_ALL_BUDGET};
 pub use read::{get_message, list_messages};
 pub use route::{route, Access, Route, RouteSpec, CATCH_ALL_ACCESS, ROUTES};
@@ -29,15 +33,11 @@ use serde::Serialize;
 use std::time::Duration;
 
 use crate::domain::CursorKey;
-use crate::ports::{FailureLog, MessageQueue, MessageStore, Operations};
+use crate::ports::{FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Operations};
 
-/// The enqueue Lambda: POST /messages and POST /add_message.
-pub async fn enqueue_function(
-    request: Request,
-    queue: &dyn MessageQueue,
-    limits: &EnqueueLimits,
-) -> Response<Body> {
-    let response = handle(request, Some(queue), None, None, limits).await;
+/// The enqueue Lambda: POST /messages, POST /messages/batch and POST /add_message.
+pub async fn enqueue_function(request: Request, writer: Writer<'_>) -> Response<Body> {
+    let response = handle(request, Some(writer), None, None).await;
     crate::metrics::enqueue_outcome(
         crate::metrics::Document::for_this_function(),
         response.status(),
@@ -49,19 +49,20 @@ pub async fn enqueue_function(
 /// The list Lambda: GET /messages, GET /messages/{id} and GET /jobs/{id}, and the catch-all
 /// route that answers 404 and 405 for everything else.
 pub async fn read_function(request: Request, reader: Reader<'_>) -> Response<Body> {
-    handle(request, None, Some(reader), None, &EnqueueLimits::default()).await
+    handle(request, None, Some(reader), None).await
 }
 
 /// The operate Lambda: GET /stats, the dead-letter routes and the dashboard's files.
 pub async fn operate_function(request: Request, operations: &dyn Operations) -> Response<Body> {
-    handle(
-        request,
-        None,
-        None,
-        Some(operations),
-        &EnqueueLimits::default(),
-    )
-    .await
+    handle(request, None, None, Some(operations)).await
+}
+
+/// What the enqueue routes need: the queue, the idempotency keys and the body limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer<'a> {
+    pub queue: &'a dyn MessageQueue,
+    pub keys: &'a dyn IdempotencyKeys,
+    pub limits: &'a EnqueueLimits,
 }
 
 /// What the read routes need: the store, the key that signs and checks page cursors, the
@@ -80,10 +81,9 @@ pub struct Reader<'a> {
 /// The local runner gives both and so serves the whole API.
 pub async fn handle(
     request: Request,
-    queue: Option<&dyn MessageQueue>,
+    writer: Option<Writer<'_>>,
     reader: Option<Reader<'_>>,
     operations: Option<&dyn Operations>,
-    limits: &EnqueueLimits,
 ) -> Response<Body> {
     let routed = match route(request.method(), request.uri().path()) {
         Ok((route, access)) => authorize(&request, access).map(|()| route),
@@ -91,8 +91,9 @@ pub async fn handle(
         Err(refusal) => authorize(&request, CATCH_ALL_ACCESS).and(Err(refusal)),
     };
     let query = request.uri().query();
-    let outcome = match (routed, queue, reader, operations) {
-        (Ok(Route::Enqueue), Some(queue), _, _) => enqueue(&request, queue, limits).await,
+    let outcome = match (routed, writer, reader, operations) {
+        (Ok(Route::Enqueue), Some(writer), _, _) => enqueue(&request, writer).await,
+        (Ok(Route::EnqueueBatch), Some(writer), _, _) => enqueue_batch(&request, writer).await,
         (Ok(Route::List), _, Some(reader), _) => list_messages(query, reader).await,
         (Ok(Route::Get(id)), _, Some(reader), _) => get_message(&id, reader.store).await,
         (Ok(Route::JobStatus(id)), _, Some(reader), _) => operate::job_status(&id, reader).await,
@@ -139,7 +140,9 @@ pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body
 mod tests {
     use super::*;
     use crate::domain::{ContentLimit, PageLimit};
-    use crate::testing::{body_json, post, InMemoryFailureLog, InMemoryQueue, InMemoryStore};
+    use crate::testing::{
+        body_json, post, test_writer, InMemoryFailureLog, InMemoryQueue, InMemoryStore,
+    };
 
     fn get(path: &str) -> Request {
         let mut request = Request::default();
@@ -151,18 +154,18 @@ mod tests {
     async fn a_route_deployed_without_its_authorizer_fails_closed_before_the_queue() {
         let queue = InMemoryQueue::default();
         let anonymous = post("/messages", r#"{"content": "hi"}"#);
-        let response = enqueue_function(anonymous, &queue, &EnqueueLimits::default()).await;
+        let response = enqueue_function(anonymous, test_writer(&queue)).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert_eq!(body_json(&response)["message"], "Forbidden");
         assert!(queue.sent().is_empty());
 
         let reader = with_scopes(post("/messages", r#"{"content": "hi"}"#), &[Scope::Read]);
-        let response = enqueue_function(reader, &queue, &EnqueueLimits::default()).await;
+        let response = enqueue_function(reader, test_writer(&queue)).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert!(queue.sent().is_empty());
 
         let writer = with_scopes(post("/messages", r#"{"content": "hi"}"#), &[Scope::Write]);
-        let response = enqueue_function(writer, &queue, &EnqueueLimits::default()).await;
+        let response = enqueue_function(writer, test_writer(&queue)).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert_eq!(queue.sent().len(), 1);
     }
@@ -200,11 +203,10 @@ mod tests {
     #[tokio::test]
     async fn the_sample_api_events_in_events_are_authorized_as_the_gateway_would() {
         let queue = InMemoryQueue::default();
-        let limits = EnqueueLimits::default();
-        let posted = enqueue_function(sample_event("post-message.json"), &queue, &limits).await;
+        let posted = enqueue_function(sample_event("post-message.json"), test_writer(&queue)).await;
         assert_eq!(posted.status(), StatusCode::ACCEPTED);
         let invalid = sample_event("post-invalid-message.json");
-        let refused = enqueue_function(invalid, &queue, &limits).await;
+        let refused = enqueue_function(invalid, test_writer(&queue)).await;
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
         let reader = empty_reader();
         let listed = read_function(sample_event("list-messages.json"), reader).await;
@@ -228,7 +230,6 @@ mod tests {
     async fn the_aws_sample_events_get_the_documented_json_answers() {
         let reader = empty_reader();
         let queue = InMemoryQueue::default();
-        let limits = EnqueueLimits::default();
         let no_edit = |_: &mut serde_json::Value| {};
         let to_messages = |scopes: &'static [&'static str]| {
             move |event: &mut serde_json::Value| {
@@ -286,7 +287,7 @@ mod tests {
             // At the enqueue function (where the gateway sends only its POSTs) these are
             // refused or unknown; an authorized GET /messages there would be a routing mistake.
             if expected != StatusCode::OK {
-                let posted = enqueue_function(copy, &queue, &limits).await;
+                let posted = enqueue_function(copy, test_writer(&queue)).await;
                 let status = posted.status();
                 assert!(status.is_client_error(), "{case}: {status}");
             }

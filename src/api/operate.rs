@@ -33,6 +33,9 @@ struct JobView {
     job_id: String,
     status: &'static str,
     accepted_at: String,
+    /// When a delayed job becomes (or became) visible to the consumer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    visible_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<MessageView>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,7 +77,9 @@ fn job_id(raw: &str) -> Result<JobId, ApiError> {
 }
 
 /// GET /jobs/{id}: `stored` (with the message), `dead_lettered` (with its last failure),
-/// `queued` (accepted within the queue's retention and neither of those), or 404.
+/// `scheduled` (accepted with a delay that has not passed: `visible_at` says until when; the
+/// delay is in the job id), `queued` (accepted within the queue's retention and none of
+/// those), or 404.
 ///
 /// Nothing is written per message to answer this: a stored message is its own status, a
 /// failure is noted only when a job fails its last delivery. So `queued` is inferred: an id
@@ -90,6 +95,7 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
         job_id: id.to_string(),
         status: "queued",
         accepted_at: id.timestamp(),
+        visible_at: super::enqueue::visible_at(id),
         message: None,
         dead_letter: None,
     };
@@ -106,10 +112,15 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
         if accepted > now + CLOCK_SKEW_MS || accepted + retention_ms < now {
             return Err(ApiError::JobNotFound(id.to_string()));
         }
+        // A scheduled job is worth asking about again once it is visible.
+        let retry_after = if id.visible_at_millis() > now {
+            view.status = "scheduled";
+            HeaderValue::from((id.visible_at_millis() - now).div_ceil(1000))
+        } else {
+            HeaderValue::from_static(RETRY_AFTER_SECS)
+        };
         let mut response = json_response(StatusCode::OK, &view);
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        response.headers_mut().insert(RETRY_AFTER, retry_after);
         return Ok(response);
     }
     Ok(json_response(StatusCode::OK, &view))
@@ -247,4 +258,44 @@ pub async fn purge(
         StatusCode::OK,
         &serde_json::json!({ "purged": true }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CursorKey, Delay};
+    use crate::testing::{body_json, InMemoryFailureLog, InMemoryStore};
+
+    #[tokio::test]
+    async fn a_delayed_job_reads_scheduled_until_it_is_visible_then_queued() {
+        let (store, failures) = (InMemoryStore::default(), InMemoryFailureLog::default());
+        let cursors = CursorKey::random();
+        let reader = Reader {
+            store: &store,
+            cursors: &cursors,
+            failures: &failures,
+            retention: Duration::from_secs(3600),
+        };
+        let delayed = JobId::scheduled(Delay::from_seconds(600).unwrap());
+        let plain = JobId::new();
+
+        let response = job_status(&delayed.to_string(), reader).await.unwrap();
+        let body = body_json(&response);
+        assert_eq!(body["status"], "scheduled");
+        assert_eq!(
+            body["visible_at"],
+            rfc3339_millis(delayed.visible_at_millis())
+        );
+        let retry: u64 = response.headers()[RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((599..=600).contains(&retry), "{retry}");
+
+        let response = job_status(&plain.to_string(), reader).await.unwrap();
+        let body = body_json(&response);
+        assert_eq!(body["status"], "queued");
+        assert!(body.get("visible_at").is_none(), "{body}");
+    }
 }

@@ -39,10 +39,9 @@ fn call(request: Request, queue: &InMemoryQueue) -> Response<Body> {
     };
     RUNTIME.block_on(handle(
         request,
-        Some(queue),
+        Some(crate::testing::test_writer(queue)),
         Some(reader),
         Some(&*OPERATIONS),
-        &EnqueueLimits::default(),
     ))
 }
 

@@ -1,6 +1,8 @@
 //! `GET /messages` (a page, newest first, with a signed cursor; capped under Lambda's response
 //! limit) and `GET /messages/{id}`.
 
+use std::collections::BTreeMap;
+
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -14,6 +16,8 @@ pub(super) struct MessageView {
     id: String,
     content: String,
     timestamp: String,
+    /// Always present (`{}` when the message has none), so clients need no special case.
+    attributes: BTreeMap<String, String>,
 }
 
 impl From<Message> for MessageView {
@@ -22,6 +26,7 @@ impl From<Message> for MessageView {
             id: message.id.to_string(),
             timestamp: message.id.timestamp(),
             content: message.content.into_string(),
+            attributes: message.attributes.into(),
         }
     }
 }

@@ -9,6 +9,7 @@ use super::{ApiError, Scope};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Enqueue,
+    EnqueueBatch,
     List,
     /// The id exactly as it appeared in the path; whether it names a job is for the handler.
     Get(String),
@@ -52,6 +53,7 @@ pub struct RouteSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Operation {
     Enqueue,
+    EnqueueBatch,
     List,
     Get,
     OpenApi,
@@ -89,6 +91,12 @@ pub const ROUTES: &[RouteSpec] = &[
         "/messages",
         Access::Scoped(Scope::Write),
         Operation::Enqueue,
+    ),
+    spec(
+        "POST",
+        "/messages/batch",
+        Access::Scoped(Scope::Write),
+        Operation::EnqueueBatch,
     ),
     spec(
         "POST",
@@ -191,6 +199,7 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, Access), ApiError> {
         }
         let route = match spec.operation {
             Operation::Enqueue => Route::Enqueue,
+            Operation::EnqueueBatch => Route::EnqueueBatch,
             Operation::List => Route::List,
             Operation::Get => Route::Get(id.unwrap_or_default().to_owned()),
             Operation::OpenApi => Route::OpenApi,

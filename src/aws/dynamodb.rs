@@ -5,6 +5,7 @@
 //! | `pk` | partition key | `shard#00` .. `shard#15`, from the job id's random bits |
 //! | `sk` | sort key | the job id (a UUIDv7, so it sorts by acceptance time) |
 //! | `content` | | the message |
+//! | `attributes` | | the message's attributes (a map of strings), absent when it has none |
 //! | `accepted_at` | | RFC 3339, for people reading the table; the API derives it from `sk` |
 //!
 //! Why shards and not time buckets: a partition takes about 1,000 writes/s, and messages
@@ -29,7 +30,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 
-use crate::domain::{ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit};
+use crate::domain::{
+    Attributes, ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit,
+};
 use crate::ports::{MessageStore, PutBatchError};
 
 /// Write shards. Changing it orphans stored items from listing: it is part of the schema.
@@ -289,7 +292,7 @@ fn shard_key(shard: u8) -> String {
 /// The item that stores `message` (public for the hot-path benchmark,
 /// `bench/consumer_hot_path.rs`: it is the consumer's CPU work per message besides decoding).
 pub fn item_of(message: &Message) -> Item {
-    HashMap::from([
+    let mut item = HashMap::from([
         (
             "pk".to_owned(),
             AttributeValue::S(shard_key(shard_of(message.id))),
@@ -303,7 +306,16 @@ pub fn item_of(message: &Message) -> Item {
             "accepted_at".to_owned(),
             AttributeValue::S(message.id.timestamp()),
         ),
-    ])
+    ]);
+    if !message.attributes.is_empty() {
+        let map = message
+            .attributes
+            .iter()
+            .map(|(name, value)| (name.clone(), AttributeValue::S(value.clone())))
+            .collect();
+        item.insert("attributes".to_owned(), AttributeValue::M(map));
+    }
+    item
 }
 
 fn message_from_item(item: &Item) -> anyhow::Result<Message> {
@@ -319,7 +331,24 @@ fn message_from_item(item: &Item) -> anyhow::Result<Message> {
     let limit = ContentLimit::ceiling();
     let content = MessageContent::parse(text("content")?.to_owned(), limit)
         .with_context(|| format!("stored item {id} has invalid content"))?;
-    Ok(Message { id, content })
+    let attributes = match item.get("attributes") {
+        None => Attributes::default(),
+        Some(AttributeValue::M(map)) => Attributes::parse(
+            map.iter()
+                .map(|(name, value)| match value {
+                    AttributeValue::S(text) => Ok((name.clone(), text.clone())),
+                    _ => Err(anyhow!("stored item {id} has a non-string attribute")),
+                })
+                .collect::<anyhow::Result<_>>()?,
+        )
+        .with_context(|| format!("stored item {id} has invalid attributes"))?,
+        Some(_) => {
+            return Err(anyhow!(
+                "stored item {id} has attributes that are not a map"
+            ))
+        }
+    };
+    Ok(Message::new(id, content, attributes))
 }
 
 #[cfg(test)]

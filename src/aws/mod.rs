@@ -10,6 +10,7 @@ use std::time::Duration;
 pub mod calls;
 mod dynamodb;
 mod failures;
+mod idempotency;
 mod operations;
 pub mod provision;
 mod sqs;
@@ -18,6 +19,7 @@ pub use dynamodb::{
     item_of, merge_newest_first, shard_of, shard_query_limit, DynamoDbStore, ShardPage, SHARDS,
 };
 pub use failures::DEAD_LETTER_RETENTION_SECS;
+pub use idempotency::DynamoDbKeys;
 pub use operations::{AwsOperations, MOVE_TASK_RATE};
 pub use sqs::{record_of, SqsQueue};
 

@@ -555,10 +555,8 @@ mod tests {
 
     #[tokio::test]
     async fn without_move_tasks_each_message_is_sent_to_the_queue_before_it_leaves_the_dlq() {
-        let message = Message {
-            id: JobId::new(),
-            content: MessageContent::parse("m".into(), ContentLimit::DEFAULT).unwrap(),
-        };
+        let message =
+            Message::accept(MessageContent::parse("m".into(), ContentLimit::DEFAULT).unwrap());
         let body = QueuedMessage::body_of(&message);
         let calls = Arc::new(Mutex::new(Vec::<String>::new()));
         let arns = queue_arns();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    SseSpecification, TableStatus,
+    SseSpecification, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -29,9 +29,39 @@ pub async fn create_queues(
     name: &str,
     settings: QueueSettings,
 ) -> anyhow::Result<Queues> {
-    let dlq_url = client
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
+    create(client, name, settings, false).await
+}
+
+/// Creates FIFO `<name>.fifo` with a redrive policy to FIFO `<name>-dlq.fifo` (a FIFO queue's
+/// dead-letter queue must be FIFO too), deduplicating by the id each send gives (the job id),
+/// as template.yaml with FifoQueue=true. Idempotent.
+pub async fn create_fifo_queues(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    settings: QueueSettings,
+) -> anyhow::Result<Queues> {
+    create(client, name, settings, true).await
+}
+
+async fn create(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    settings: QueueSettings,
+    fifo: bool,
+) -> anyhow::Result<Queues> {
+    let suffix = if fifo { ".fifo" } else { "" };
+    let kind =
+        |create: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
+            if fifo {
+                create
+                    .attributes(QueueAttributeName::FifoQueue, "true")
+                    .attributes(QueueAttributeName::ContentBasedDeduplication, "false")
+            } else {
+                create
+            }
+        };
+    let dlq_url = kind(client.create_queue())
+        .queue_name(format!("{name}-dlq{suffix}"))
         .attributes(
             QueueAttributeName::MessageRetentionPeriod,
             FOURTEEN_DAYS_SECS.to_string(),
@@ -47,9 +77,8 @@ pub async fn create_queues(
         "deadLetterTargetArn": dlq_arn,
         "maxReceiveCount": settings.max_receive_count,
     });
-    let queue_url = client
-        .create_queue()
-        .queue_name(name)
+    let queue_url = kind(client.create_queue())
+        .queue_name(format!("{name}{suffix}"))
         .attributes(
             QueueAttributeName::VisibilityTimeout,
             settings.visibility_timeout.as_secs().to_string(),
@@ -129,6 +158,52 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyh
         }
     }
     wait_for_active(client, name).await
+}
+
+/// Creates a table of idempotency keys as template.yaml's `IdempotencyTable` (partition key
+/// `pk`, TTL on `expires_at`) and waits until it is ACTIVE.
+pub async fn create_key_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
+    let created = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .sse_specification(SseSpecification::builder().enabled(true).build())
+        .send()
+        .await;
+    if let Err(error) = created {
+        let exists = error
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_in_use_exception());
+        if !exists {
+            return Err(anyhow::Error::new(error).context("CreateTable (idempotency keys)"));
+        }
+    }
+    wait_for_active(client, name).await?;
+    client
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()?,
+        )
+        .send()
+        .await
+        .context("UpdateTimeToLive (idempotency keys)")?;
+    Ok(())
 }
 
 /// Polls every 200 ms. The SDK's `wait_until_table_exists` waits at least 20 s between polls

@@ -3,12 +3,17 @@
 
 use std::time::Duration;
 
+use anyhow::anyhow;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    SendMessageBatchRequestEntry,
+};
+use futures::future::join_all;
 
-use crate::domain::{Message, QueuedMessage};
+use crate::domain::{Attributes, Outgoing, QueuedMessage};
 use crate::ports::{MessageQueue, QueueSource};
 
 /// SQS's limit on messages per ReceiveMessage and per DeleteMessageBatch.
@@ -22,14 +27,77 @@ const LONG_POLL_MAX: Duration = Duration::from_secs(20);
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
     queue_url: String,
+    fifo: bool,
 }
 
 impl SqsQueue {
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        let queue_url = queue_url.into();
         Self {
             client,
-            queue_url: queue_url.into(),
+            // SQS requires a FIFO queue's name to end in `.fifo`, and its URL ends in the name.
+            fifo: queue_url.ends_with(".fifo"),
+            queue_url,
         }
+    }
+
+    async fn send_one(&self, outgoing: &Outgoing) -> anyhow::Result<()> {
+        let message = &outgoing.message;
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(QueuedMessage::body_of(message))
+            .set_message_attributes(message_attributes(&message.attributes));
+        if self.fifo {
+            send = send
+                .message_group_id(outgoing.fifo_group())
+                .message_deduplication_id(message.id.to_string());
+        } else if !message.id.delay().is_none() {
+            send = send.delay_seconds(i32::from(message.id.delay().seconds()));
+        }
+        send.send().await.context("SQS SendMessage failed")?;
+        Ok(())
+    }
+
+    fn entry(
+        &self,
+        index: usize,
+        outgoing: &Outgoing,
+    ) -> anyhow::Result<SendMessageBatchRequestEntry> {
+        let message = &outgoing.message;
+        let mut entry = SendMessageBatchRequestEntry::builder()
+            .id(index.to_string())
+            .message_body(QueuedMessage::body_of(message))
+            .set_message_attributes(message_attributes(&message.attributes));
+        if self.fifo {
+            entry = entry
+                .message_group_id(outgoing.fifo_group())
+                .message_deduplication_id(message.id.to_string());
+        } else if !message.id.delay().is_none() {
+            entry = entry.delay_seconds(i32::from(message.id.delay().seconds()));
+        }
+        Ok(entry.build()?)
+    }
+
+    async fn send_entries(
+        &self,
+        call: &[usize],
+        entries: &[Option<SendMessageBatchRequestEntry>],
+    ) -> anyhow::Result<aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput> {
+        self.client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(
+                call.iter().filter_map(|&i| entries[i].clone()).collect(),
+            ))
+            .send()
+            .await
+            .context("SQS SendMessageBatch failed")
+    }
+
+    pub fn with_config(sdk: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
+        Self::new(aws_sdk_sqs::Client::new(sdk), queue_url)
     }
 
     /// A client configured from the environment (see [`super::sdk_config`]).
@@ -43,18 +111,120 @@ impl SqsQueue {
 
 #[async_trait]
 impl MessageQueue for SqsQueue {
-    async fn send(&self, message: &Message) -> anyhow::Result<()> {
-        // The SDK retries throttling and transient errors itself; a retry that duplicates
-        // the message is harmless because both copies carry the same job id.
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(QueuedMessage::body_of(message))
-            .send()
-            .await
-            .context("SQS SendMessage failed")?;
-        Ok(())
+    /// One message: `SendMessage`. More: `SendMessageBatch` calls of at most 10 entries and
+    /// [`BATCH_BYTES_MAX`], all at once. An entry that failed for a reason that is not the
+    /// sender's (SQS's `SenderFault` false) is sent once more in a later call; then its error
+    /// is its result.
+    ///
+    /// The SDK retries throttling and transient errors of a call itself; a retry that
+    /// duplicates a message is harmless because both copies carry the same job id (and, on a
+    /// FIFO queue, the same deduplication id).
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
+        if let [one] = messages {
+            return vec![self.send_one(one).await];
+        }
+        let mut results: Vec<anyhow::Result<()>> = Vec::with_capacity(messages.len());
+        let mut entries = Vec::with_capacity(messages.len());
+        let mut pending = Vec::with_capacity(messages.len());
+        for (i, outgoing) in messages.iter().enumerate() {
+            match self.entry(i, outgoing) {
+                Ok(entry) => {
+                    entries.push(Some(entry));
+                    pending.push(i);
+                    results.push(Err(anyhow!("SQS SendMessageBatch gave no answer")));
+                }
+                Err(error) => {
+                    entries.push(None);
+                    results.push(Err(error));
+                }
+            }
+        }
+        for _attempt in 0..2 {
+            let calls = batches(&pending, &entries);
+            let answers =
+                join_all(calls.iter().map(|call| self.send_entries(call, &entries))).await;
+            pending = Vec::new();
+            for (call, answer) in calls.iter().zip(answers) {
+                match answer {
+                    Err(error) => {
+                        let error = format!("{error:#}");
+                        for &i in call {
+                            results[i] = Err(anyhow!("{error}"));
+                        }
+                    }
+                    Ok(output) => {
+                        for done in &output.successful {
+                            if let Ok(i) = done.id.parse::<usize>() {
+                                results[i] = Ok(());
+                            }
+                        }
+                        for failed in &output.failed {
+                            let Ok(i) = failed.id.parse::<usize>() else {
+                                continue;
+                            };
+                            results[i] = Err(anyhow!(
+                                "SQS refused the message: {} ({})",
+                                failed.message.as_deref().unwrap_or("no reason given"),
+                                failed.code
+                            ));
+                            if !failed.sender_fault {
+                                pending.push(i);
+                            }
+                        }
+                    }
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+        }
+        results
     }
+
+    fn is_fifo(&self) -> bool {
+        self.fifo
+    }
+}
+
+/// SQS's limit on the payload of one `SendMessageBatch` call (bodies and attributes), as of
+/// 2025-08 (it was 256 KiB before).
+pub const BATCH_BYTES_MAX: usize = 1024 * 1024;
+
+/// Splits `entries` (by index) into `SendMessageBatch` calls: at most [`SQS_BATCH_MAX`]
+/// entries and [`BATCH_BYTES_MAX`] bytes each, in order.
+fn batches(indexes: &[usize], entries: &[Option<SendMessageBatchRequestEntry>]) -> Vec<Vec<usize>> {
+    let mut calls: Vec<Vec<usize>> = Vec::new();
+    let mut bytes = 0;
+    for &i in indexes {
+        let Some(entry) = &entries[i] else { continue };
+        let size = payload_bytes(entry);
+        let full = calls
+            .last()
+            .is_none_or(|call| call.len() == SQS_BATCH_MAX || bytes + size > BATCH_BYTES_MAX);
+        if full {
+            calls.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(call) = calls.last_mut() {
+            call.push(i);
+        }
+    }
+    calls
+}
+
+/// What SQS counts toward a message's size: the body, and each attribute's name, type and
+/// value.
+fn payload_bytes(entry: &SendMessageBatchRequestEntry) -> usize {
+    let attributes: usize = entry
+        .message_attributes
+        .iter()
+        .flatten()
+        .map(|(name, value)| {
+            name.len() + value.data_type.len() + value.string_value.as_deref().map_or(0, str::len)
+        })
+        .sum();
+    entry.message_body.len() + attributes
 }
 
 #[async_trait]
@@ -117,6 +287,28 @@ impl QueueSource for SqsQueue {
         }
         Ok(())
     }
+}
+
+/// A message's attributes as SQS `String` message attributes; none when it has none.
+fn message_attributes(
+    attributes: &Attributes,
+) -> Option<std::collections::HashMap<String, MessageAttributeValue>> {
+    if attributes.is_empty() {
+        return None;
+    }
+    Some(
+        attributes
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(value)
+                    .build()
+                    .ok()?;
+                Some((name.clone(), value))
+            })
+            .collect(),
+    )
 }
 
 /// A received SQS message as the record of a Lambda SQS event.

@@ -6,17 +6,45 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::Delay;
+
 /// The id a client receives with its 202: a UUIDv7.
 ///
 /// Version 7 puts the acceptance time (milliseconds since the epoch) in the leading bits, so
 /// ids sort by time as strings, the timestamp of a message comes from its id rather than from
 /// the clock of whichever worker stores it, and redelivering a job rewrites the same item.
+///
+/// The 12 bits after the version (`rand_a`, which RFC 9562 leaves to the implementation) carry
+/// the job's delay in seconds (0 to 900), so that the job's status can say when a delayed job
+/// becomes visible without a write per message. Ids issued before delays existed hold random
+/// bits there: such a job, while still queued, may read `scheduled` for up to 15 minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(Uuid);
 
 impl JobId {
     pub fn new() -> Self {
-        Self(Uuid::now_v7())
+        Self::scheduled(Delay::NONE)
+    }
+
+    /// A new id for a job that becomes visible `delay` after now.
+    pub fn scheduled(delay: Delay) -> Self {
+        let mut bytes = *Uuid::now_v7().as_bytes();
+        let seconds = delay.seconds();
+        bytes[6] = 0x70 | (seconds >> 8) as u8;
+        bytes[7] = (seconds & 0xff) as u8;
+        Self(Uuid::from_bytes(bytes))
+    }
+
+    /// The delay the job was accepted with (see the type's documentation).
+    pub fn delay(&self) -> Delay {
+        let bytes = self.0.as_bytes();
+        let seconds = u64::from(bytes[6] & 0x0f) << 8 | u64::from(bytes[7]);
+        Delay::from_seconds(seconds).unwrap_or(Delay::NONE)
+    }
+
+    /// When the job becomes visible to the consumer: its acceptance plus its delay.
+    pub fn visible_at_millis(&self) -> u64 {
+        self.unix_millis() + u64::from(self.delay().seconds()) * 1000
     }
 
     pub fn from_uuid(uuid: Uuid) -> Option<Self> {
@@ -141,6 +169,22 @@ mod tests {
         let millis = i128::from(id.unix_millis());
         assert!(before <= millis && millis <= after);
         assert_eq!(id.accepted_at().unix_timestamp_nanos() / 1_000_000, millis);
+    }
+
+    #[test]
+    fn an_id_carries_its_delay_and_stays_a_time_ordered_uuidv7() {
+        let before = JobId::new();
+        let delayed = JobId::scheduled(Delay::from_seconds(900).unwrap());
+        assert_eq!(delayed.delay().seconds(), 900);
+        assert_eq!(before.delay(), Delay::NONE);
+        assert_eq!(delayed.to_string().parse::<JobId>(), Ok(delayed));
+        assert!(delayed.unix_millis() >= before.unix_millis());
+        assert_eq!(delayed.visible_at_millis(), delayed.unix_millis() + 900_000);
+        // The shard spread comes from the last byte, which the delay leaves random.
+        let spreads: std::collections::HashSet<u8> = (0..64)
+            .map(|_| JobId::scheduled(Delay::from_seconds(5).unwrap()).spread())
+            .collect();
+        assert!(spreads.len() > 16, "{spreads:?}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod clock;
 mod private_file;
 pub mod server;
 pub mod sqlite;
+mod sqlite_keys;
 mod sqlite_operations;
 
 use std::io::IsTerminal as _;
@@ -28,12 +29,14 @@ use tokio::sync::watch;
 
 use crate::api::EnqueueLimits;
 use crate::aws::calls::CallCounter;
-use crate::aws::{AwsOperations, DynamoDbStore, SqsQueue};
+use crate::aws::{AwsOperations, DynamoDbKeys, DynamoDbStore, SqsQueue};
 use crate::domain::{ContentLimit, CursorKey};
 use crate::event_source::{run_mapping, MappingCounts, MappingSettings, NoteSink};
 use crate::faults::{FaultCounts, FaultPlan, Faulty};
 use crate::ports::QueueSettings;
-use crate::ports::{FailureLog, MessageQueue, MessageStore, Operations, QueueSource};
+use crate::ports::{
+    FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Operations, QueueSource,
+};
 use auth::{Gate, IssuedTokens};
 use sqlite::{Durability, SqliteDb, SqliteQueue, SqliteStore};
 
@@ -41,6 +44,7 @@ use sqlite::{Durability, SqliteDb, SqliteQueue, SqliteStore};
 #[derive(Debug)]
 pub struct AppState {
     pub queue: Arc<dyn MessageQueue>,
+    pub keys: Arc<dyn IdempotencyKeys>,
     pub store: Arc<dyn MessageStore>,
     pub failures: Arc<dyn FailureLog>,
     pub operations: Arc<dyn Operations>,
@@ -152,11 +156,17 @@ pub struct Args {
     /// loopback address; requests naming a non-loopback Host or Origin are still refused.
     #[arg(long)]
     pub no_auth: bool,
+    /// A FIFO queue (embedded backend), as the template's FifoQueue=true: messages take a
+    /// `group_id`, and a group's messages are stored in order. On the AWS backend the queue's
+    /// URL says it (a FIFO queue's name ends in `.fifo`).
+    #[arg(long)]
+    pub fifo: bool,
 }
 
 struct Pipeline {
     default_consumers: usize,
     queue: Arc<dyn MessageQueue>,
+    keys: Arc<dyn IdempotencyKeys>,
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
     failures: Arc<dyn FailureLog>,
@@ -204,11 +214,16 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 visibility_timeout: Duration::from_secs(args.visibility_timeout_secs),
                 max_receive_count: args.max_receive_count,
             };
-            let queue = Arc::new(SqliteQueue::new(db.clone(), settings));
+            let queue = Arc::new(if args.fifo {
+                SqliteQueue::fifo(db.clone(), settings)
+            } else {
+                SqliteQueue::new(db.clone(), settings)
+            });
             let store = Arc::new(SqliteStore::new(db.clone()));
             Ok(Pipeline {
                 default_consumers: 1,
                 queue: queue.clone(),
+                keys: Arc::new(sqlite_keys::SqliteKeys::new(db.clone())),
                 source: queue.clone(),
                 store: store.clone(),
                 failures: store,
@@ -216,9 +231,10 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 embedded: Some(queue),
                 calls: None,
                 description: format!(
-                    "embedded (SQLite at {}, durability {:?})",
+                    "embedded (SQLite at {}, durability {:?}{})",
                     args.data.display(),
-                    args.durability
+                    args.durability,
+                    if args.fifo { ", FIFO queue" } else { "" }
                 ),
             })
         }
@@ -230,6 +246,15 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
             let sdk = crate::aws::sdk_config().await;
             let dead_letters = crate::config::OperateConfig::from_env()?.dead_letter_queue_url;
             let queue = Arc::new(SqsQueue::new(calls.sqs(&sdk), &config.queue_url));
+            anyhow::ensure!(
+                !args.fifo || queue.is_fifo(),
+                "--fifo needs a FIFO queue, and {} is not one (a FIFO queue's name ends in .fifo)",
+                config.queue_url
+            );
+            let keys = Arc::new(DynamoDbKeys::new(
+                calls.dynamodb(&sdk),
+                &config.idempotency_table,
+            ));
             let store = DynamoDbStore::new(calls.dynamodb(&sdk), &table);
             let operations = AwsOperations::new(
                 calls.sqs(&sdk),
@@ -243,6 +268,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
             Ok(Pipeline {
                 default_consumers: 4,
                 queue: queue.clone(),
+                keys,
                 source: queue,
                 store: store.clone(),
                 failures: store,
@@ -315,6 +341,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let state = Arc::new(AppState {
         queue: pipeline.queue,
+        keys: pipeline.keys,
         store: pipeline.store.clone(),
         failures: pipeline.failures,
         operations: pipeline.operations,

@@ -17,7 +17,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::auth::check_loopback_names;
 use super::AppState;
-use crate::api::{self, ApiError, Reader};
+use crate::api::{self, ApiError, Reader, Writer};
 
 /// How long shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,7 +85,8 @@ async fn respond(
     state: &AppState,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let limit = state.limits.max_body_bytes;
+    // The largest body any route takes; each route checks its own limit.
+    let limit = state.limits.max_body_bytes.max(api::MAX_BATCH_BODY_BYTES);
     let Some(bytes) = read_body(body, limit).await else {
         return into_hyper(ApiError::PayloadTooLarge { limit }.into_response());
     };
@@ -108,9 +109,14 @@ async fn respond(
     if let Some(response) = super::admin::respond(&request, state).await {
         return into_hyper(response);
     }
+    let writer = Writer {
+        queue: &*state.queue,
+        keys: &*state.keys,
+        limits: &state.limits,
+    };
     let response = api::handle(
         request,
-        Some(&*state.queue),
+        Some(writer),
         Some(Reader {
             store: &*state.store,
             cursors: &state.cursors,
@@ -118,7 +124,6 @@ async fn respond(
             retention: state.retention,
         }),
         Some(&*state.operations),
-        &state.limits,
     )
     .await;
     into_hyper(response)

@@ -28,7 +28,8 @@ use uuid::Uuid;
 
 use super::clock::{Clock, ProcessClock};
 use crate::domain::{
-    ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit, QueuedMessage,
+    Attributes, ContentLimit, Cursor, JobId, Message, MessageContent, Outgoing, Page, PageLimit,
+    QueuedMessage,
 };
 use crate::ports::QueueSettings;
 use crate::ports::{MessageQueue, MessageStore, PutBatchError, QueueSource};
@@ -46,7 +47,7 @@ pub enum Durability {
 /// `PRAGMA user_version` records how many have run. Append a step for every change; never edit
 /// one that has shipped. Step 1 is the schema as the runner wrote it before it kept versions
 /// (`IF NOT EXISTS` makes it a no-op on such a database).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS queue (
@@ -85,6 +86,29 @@ CREATE TABLE failures (
     preview          TEXT    NOT NULL
 ) WITHOUT ROWID;
 ALTER TABLE queue ADD COLUMN first_received_ms INTEGER;
+";
+
+/// Version 3: message attributes (JSON, NULL when none), FIFO message groups (NULL on a
+/// standard queue, carried into and out of the dead-letter queue), FIFO deduplication, and
+/// idempotency keys (as DynamoDB's idempotency table).
+const SCHEMA_V3: &str = "
+ALTER TABLE messages ADD COLUMN attributes TEXT;
+ALTER TABLE queue ADD COLUMN group_id TEXT;
+ALTER TABLE dead_letters ADD COLUMN group_id TEXT;
+CREATE INDEX queue_by_group ON queue (group_id, seq) WHERE group_id IS NOT NULL;
+CREATE TABLE fifo_sends (
+    dedup_id   TEXT    PRIMARY KEY,
+    sent_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE idempotency_keys (
+    key             TEXT    PRIMARY KEY,
+    fingerprint     TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    locked_until_ms INTEGER NOT NULL,
+    expires_at_ms   INTEGER NOT NULL,
+    reserved        TEXT    NOT NULL,
+    answer          TEXT
+) WITHOUT ROWID;
 ";
 
 /// The database file: one writer connection (SQLite has one writer at a time) and a few
@@ -185,7 +209,12 @@ impl SqliteDb {
                     |r| r.get(0),
                 )?,
                 in_flight: conn.query_row(
-                    "SELECT count(*) FROM queue WHERE visible_at_ms > ?1",
+                    "SELECT count(*) FROM queue WHERE visible_at_ms > ?1 AND receive_count > 0",
+                    [now],
+                    |r| r.get(0),
+                )?,
+                delayed: conn.query_row(
+                    "SELECT count(*) FROM queue WHERE visible_at_ms > ?1 AND receive_count = 0",
                     [now],
                     |r| r.get(0),
                 )?,
@@ -235,6 +264,8 @@ fn lock(mutex: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 pub struct Stats {
     pub queued: i64,
     pub in_flight: i64,
+    /// Sent with a delay that has not passed yet.
+    pub delayed: i64,
     pub dead_lettered: i64,
     pub stored: i64,
     /// How long the oldest queued message has waited; none when the queue is empty.
@@ -249,44 +280,96 @@ pub struct DeadLetter {
     pub receive_count: i64,
 }
 
-/// The queue and its dead-letter queue.
+/// The queue and its dead-letter queue: standard, or FIFO (as an SQS FIFO queue: a group's
+/// messages are received in order, and none of a group while one of it is in flight; a job
+/// sent twice within five minutes is queued once).
 #[derive(Debug)]
 pub struct SqliteQueue {
     pub(super) db: Arc<SqliteDb>,
     settings: QueueSettings,
+    fifo: bool,
     pub(super) arrived: Arc<Notify>,
     sends: mpsc::Sender<PendingSend>,
 }
 
 /// A body waiting for the group commit, and who to tell when it is durable.
-type PendingSend = (String, oneshot::Sender<Result<(), String>>);
+struct PendingSend {
+    body: String,
+    delay_ms: i64,
+    /// FIFO only: the message group, and the id that deduplicates sends (the job id).
+    group: Option<String>,
+    dedup_id: Option<String>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// How long a FIFO queue remembers a deduplication id (SQS's deduplication interval).
+const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 /// Most sends one group commit takes.
 const GROUP_COMMIT_MAX: usize = 1024;
 
 impl SqliteQueue {
     pub fn new(db: Arc<SqliteDb>, settings: QueueSettings) -> Self {
+        Self::with_kind(db, settings, false)
+    }
+
+    /// A FIFO queue (the runner's `--fifo`).
+    pub fn fifo(db: Arc<SqliteDb>, settings: QueueSettings) -> Self {
+        Self::with_kind(db, settings, true)
+    }
+
+    fn with_kind(db: Arc<SqliteDb>, settings: QueueSettings, fifo: bool) -> Self {
         let arrived = Arc::new(Notify::new());
         let sends = spawn_group_commit(db.clone(), arrived.clone());
         Self {
             db,
             settings,
+            fifo,
             arrived,
             sends,
         }
     }
 
     /// Sends a body as is, as any sender with access to a queue could. Returns once the
-    /// message is committed.
+    /// message is committed. On a FIFO queue it is a group of its own.
     pub async fn send_raw(&self, body: String) -> anyhow::Result<()> {
+        let group = self.fifo.then(|| Uuid::new_v4().to_string());
+        let (pending, committed) = self.pending(body, 0, group, None);
+        self.enqueue(pending)?;
+        committed.await
+    }
+
+    fn pending(
+        &self,
+        body: String,
+        delay_ms: i64,
+        group: Option<String>,
+        dedup_id: Option<String>,
+    ) -> (
+        PendingSend,
+        impl std::future::Future<Output = anyhow::Result<()>>,
+    ) {
         let (done, committed) = oneshot::channel();
+        let pending = PendingSend {
+            body,
+            delay_ms,
+            group,
+            dedup_id,
+            done,
+        };
+        let committed = async move {
+            committed
+                .await
+                .map_err(|_| anyhow!("the queue's writer has stopped"))?
+                .map_err(|e| anyhow!("committing the message failed: {e}"))
+        };
+        (pending, committed)
+    }
+
+    fn enqueue(&self, pending: PendingSend) -> anyhow::Result<()> {
         self.sends
-            .send((body, done))
-            .map_err(|_| anyhow!("the queue's writer has stopped"))?;
-        committed
-            .await
-            .map_err(|_| anyhow!("the queue's writer has stopped"))?
-            .map_err(|e| anyhow!("committing the message failed: {e}"))
+            .send(pending)
+            .map_err(|_| anyhow!("the queue's writer has stopped"))
     }
 
     pub async fn dead_lettered(&self) -> anyhow::Result<i64> {
@@ -323,23 +406,34 @@ impl SqliteQueue {
         let visibility_ms = self.settings.visibility_timeout.as_millis() as i64;
         let max_receives = i64::from(self.settings.max_receive_count);
         let clock = self.db.clock.clone();
+        let fifo = self.fifo;
         self.db
             .write(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let now = clock.now_ms();
-                let due: Vec<(i64, String, String, i64, i64, Option<i64>)> = tx
-                    .prepare_cached(
-                        "SELECT seq, message_id, body, sent_at_ms, receive_count, first_received_ms FROM queue
-                         WHERE visible_at_ms <= ?1 ORDER BY visible_at_ms, seq LIMIT ?2",
-                    )?
-                    .query_map(params![now, max as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+                // FIFO: oldest first, and nothing of a group that has a message in flight (a
+                // received message not yet deleted blocks the ones behind it).
+                let sql = if fifo {
+                    "SELECT seq, message_id, body, sent_at_ms, receive_count, first_received_ms, group_id FROM queue
+                     WHERE visible_at_ms <= ?1 AND NOT EXISTS (
+                         SELECT 1 FROM queue AS ahead
+                         WHERE ahead.group_id = queue.group_id AND ahead.visible_at_ms > ?1)
+                     ORDER BY seq LIMIT ?2"
+                } else {
+                    "SELECT seq, message_id, body, sent_at_ms, receive_count, first_received_ms, group_id FROM queue
+                     WHERE visible_at_ms <= ?1 ORDER BY visible_at_ms, seq LIMIT ?2"
+                };
+                let due: Vec<Due> = tx
+                    .prepare_cached(sql)?
+                    .query_map(params![now, max as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
                     .collect::<Result<_, _>>()?;
                 let mut records = Vec::with_capacity(due.len());
-                for (seq, message_id, body, sent_at_ms, receive_count, first_received) in due {
+                for (seq, message_id, body, sent_at_ms, receive_count, first_received, group) in due {
                     if receive_count >= max_receives {
                         tx.execute(
-                            "INSERT OR REPLACE INTO dead_letters VALUES (?1, ?2, ?3, ?4, ?5)",
-                            params![message_id, body, sent_at_ms, receive_count, now],
+                            "INSERT OR REPLACE INTO dead_letters (message_id, body, sent_at_ms, receive_count, dead_at_ms, group_id)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            params![message_id, body, sent_at_ms, receive_count, now, group],
                         )?;
                         tx.execute("DELETE FROM queue WHERE seq = ?1", [seq])?;
                         tracing::warn!(%message_id, receive_count, "moved to the dead-letter queue");
@@ -352,7 +446,11 @@ impl SqliteQueue {
                         params![now + visibility_ms, receipt, seq, now],
                     )?;
                     let first_received = first_received.unwrap_or(now);
-                    records.push(record(message_id, receipt, body, sent_at_ms, receive_count + 1, first_received));
+                    let mut record = record(message_id, receipt, body, sent_at_ms, receive_count + 1, first_received);
+                    if let Some(group) = group {
+                        record.attributes.insert("MessageGroupId".to_owned(), group);
+                    }
+                    records.push(record);
                 }
                 tx.commit()?;
                 Ok(records)
@@ -373,9 +471,9 @@ fn spawn_group_commit(db: Arc<SqliteDb>, arrived: Arc<Notify>) -> mpsc::Sender<P
             group.extend(pending.try_iter().take(GROUP_COMMIT_MAX - 1));
             let committed = insert_group(&mut lock(&db.writer), &group, db.clock.now_ms())
                 .map_err(|e| format!("{e:#}"));
-            for (_, done) in group {
+            for send in group {
                 // A sender that gave up waiting needs no answer.
-                let _ = done.send(committed.clone());
+                let _ = send.done.send(committed.clone());
             }
             arrived.notify_waiters();
         }
@@ -383,15 +481,38 @@ fn spawn_group_commit(db: Arc<SqliteDb>, arrived: Arc<Notify>) -> mpsc::Sender<P
     sends
 }
 
+/// A queued row as a receive reads it.
+type Due = (i64, String, String, i64, i64, Option<i64>, Option<String>);
+
 fn insert_group(conn: &mut Connection, group: &[PendingSend], now: i64) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms) VALUES (?1, ?2, ?3, ?3)",
+            "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms, group_id) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for (body, _) in group {
-            insert.execute(params![Uuid::new_v4().to_string(), body, now])?;
+        // As SQS FIFO: a deduplication id seen within the window is accepted and not queued.
+        let mut remember = tx.prepare_cached(
+            "INSERT INTO fifo_sends (dedup_id, sent_at_ms) VALUES (?1, ?2)
+             ON CONFLICT (dedup_id) DO UPDATE SET sent_at_ms = ?2 WHERE sent_at_ms <= ?2 - ?3",
+        )?;
+        for send in group {
+            if let Some(dedup_id) = &send.dedup_id {
+                if remember.execute(params![dedup_id, now, DEDUP_WINDOW_MS])? == 0 {
+                    continue;
+                }
+            }
+            insert.execute(params![
+                Uuid::new_v4().to_string(),
+                send.body,
+                now,
+                now + send.delay_ms,
+                send.group
+            ])?;
         }
+        tx.execute(
+            "DELETE FROM fifo_sends WHERE sent_at_ms <= ?1",
+            [now - DEDUP_WINDOW_MS],
+        )?;
     }
     tx.commit()?;
     Ok(())
@@ -426,8 +547,32 @@ fn record(
 
 #[async_trait]
 impl MessageQueue for SqliteQueue {
-    async fn send(&self, message: &Message) -> anyhow::Result<()> {
-        self.send_raw(QueuedMessage::body_of(message)).await
+    /// All of the batch goes to the writer at once, so it usually shares one commit.
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
+        let mut waiting = Vec::with_capacity(messages.len());
+        for outgoing in messages {
+            let message = &outgoing.message;
+            let (group, dedup_id, delay_ms) = if self.fifo {
+                (Some(outgoing.fifo_group()), Some(message.id.to_string()), 0)
+            } else {
+                (None, None, i64::from(message.id.delay().seconds()) * 1000)
+            };
+            let (pending, committed) =
+                self.pending(QueuedMessage::body_of(message), delay_ms, group, dedup_id);
+            waiting.push(self.enqueue(pending).map(|()| committed));
+        }
+        let mut results = Vec::with_capacity(waiting.len());
+        for committed in waiting {
+            results.push(match committed {
+                Ok(committed) => committed.await,
+                Err(e) => Err(e),
+            });
+        }
+        results
+    }
+
+    fn is_fifo(&self) -> bool {
+        self.fifo
     }
 }
 
@@ -479,12 +624,26 @@ impl SqliteStore {
     }
 }
 
-fn message_from_row(id: String, content: String) -> anyhow::Result<Message> {
+fn message_from_row(
+    id: String,
+    content: String,
+    attributes: Option<String>,
+) -> anyhow::Result<Message> {
     let id: JobId = id.parse()?;
     let limit = ContentLimit::ceiling();
     let content = MessageContent::parse(content, limit)
         .with_context(|| format!("stored message {id} is invalid"))?;
-    Ok(Message { id, content })
+    let attributes: Attributes = match attributes {
+        None => Attributes::default(),
+        Some(json) => serde_json::from_str(&json)
+            .with_context(|| format!("stored message {id} has invalid attributes"))?,
+    };
+    Ok(Message::new(id, content, attributes))
+}
+
+/// How a message's attributes are kept in a row: JSON, or NULL when there are none.
+fn attributes_column(attributes: &Attributes) -> Option<String> {
+    (!attributes.is_empty()).then(|| serde_json::to_string(attributes).unwrap_or_default())
 }
 
 #[async_trait]
@@ -493,9 +652,15 @@ impl MessageStore for SqliteStore {
     /// redelivery; with other content it is refused and reported unwritten, and the stored
     /// message is kept.
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
-        let rows: Vec<(JobId, String)> = messages
+        let rows: Vec<(JobId, String, Option<String>)> = messages
             .iter()
-            .map(|m| (m.id, m.content.as_str().to_owned()))
+            .map(|m| {
+                (
+                    m.id,
+                    m.content.as_str().to_owned(),
+                    attributes_column(&m.attributes),
+                )
+            })
             .collect();
         let refused = self
             .db
@@ -504,11 +669,11 @@ impl MessageStore for SqliteStore {
                 let mut refused = Vec::new();
                 {
                     let mut insert =
-                        tx.prepare_cached("INSERT INTO messages (id, content) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING")?;
+                        tx.prepare_cached("INSERT INTO messages (id, content, attributes) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING")?;
                     let mut stored = tx.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
-                    for (id, content) in &rows {
+                    for (id, content, attributes) in &rows {
                         let key = id.to_string();
-                        if insert.execute(params![key, content])? == 0 {
+                        if insert.execute(params![key, content, attributes])? == 0 {
                             let kept: String = stored.query_row([&key], |r| r.get(0))?;
                             if &kept != content {
                                 refused.push(*id);
@@ -544,12 +709,12 @@ impl MessageStore for SqliteStore {
         self.db
             .read(move |conn| {
                 conn.query_row(
-                    "SELECT content FROM messages WHERE id = ?1",
+                    "SELECT content, attributes FROM messages WHERE id = ?1",
                     [id.to_string()],
-                    |r| r.get::<_, String>(0),
+                    |r| Ok((r.get::<_, String>(0)?, r.get(1)?)),
                 )
                 .optional()?
-                .map(|content| message_from_row(id.to_string(), content))
+                .map(|(content, attributes)| message_from_row(id.to_string(), content, attributes))
                 .transpose()
             })
             .await
@@ -562,15 +727,15 @@ impl MessageStore for SqliteStore {
                 // the primary key's range and scans from the newest row to the cursor, so deep
                 // pages cost in proportion to their depth (BENCHMARKS.md, "Listing").
                 let wanted = limit.get() as i64 + 1;
-                let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
-                let rows: Vec<(String, String)> = match before {
+                let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+                let rows: Vec<(String, String, Option<String>)> = match before {
                     None => conn
-                        .prepare_cached("SELECT id, content FROM messages ORDER BY id DESC LIMIT ?1")?
+                        .prepare_cached("SELECT id, content, attributes FROM messages ORDER BY id DESC LIMIT ?1")?
                         .query_map(params![wanted], row)?
                         .collect::<Result<_, _>>()?,
                     Some(before) => conn
                         .prepare_cached(
-                            "SELECT id, content FROM messages WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+                            "SELECT id, content, attributes FROM messages WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
                         )?
                         .query_map(params![before.to_string(), wanted], row)?
                         .collect::<Result<_, _>>()?,
@@ -579,7 +744,7 @@ impl MessageStore for SqliteStore {
                 let messages = rows
                     .into_iter()
                     .take(limit.get())
-                    .map(|(id, content)| message_from_row(id, content))
+                    .map(|(id, content, attributes)| message_from_row(id, content, attributes))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 let next = if more { messages.last().map(Cursor::after) } else { None };
                 Ok(Page { messages, next })

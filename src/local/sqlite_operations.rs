@@ -83,8 +83,8 @@ fn move_back(conn: &Connection, now: i64, job: Option<JobId>) -> anyhow::Result<
     let chosen = format!("?2 IS NULL OR ({JOB_OF_BODY}) = ?2");
     let moved = conn.execute(
         &format!(
-            "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms)
-             SELECT message_id, body, ?1, ?1 FROM dead_letters WHERE {chosen}"
+            "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms, group_id)
+             SELECT message_id, body, ?1, ?1, group_id FROM dead_letters WHERE {chosen}"
         ),
         params![now, job],
     )?;
@@ -127,8 +127,7 @@ impl Operations for SqliteQueue {
             queue: QueueCounts {
                 visible: whole(stats.queued),
                 in_flight: whole(stats.in_flight),
-                // The embedded queue has no delayed sends.
-                delayed: 0,
+                delayed: whole(stats.delayed),
                 oldest_age_seconds: stats.oldest_age_ms.map(|ms| whole(ms) / 1000),
                 approximate: false,
             },

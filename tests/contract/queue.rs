@@ -5,10 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use message_pipeline::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
+use aws_lambda_events::event::sqs::SqsMessage;
+use message_pipeline::domain::{
+    Attributes, ContentLimit, Delay, GroupId, JobId, Message, MessageContent, Outgoing,
+    QueuedMessage,
+};
 use message_pipeline::local::clock::ManualClock;
 use message_pipeline::local::sqlite::{Durability, SqliteDb, SqliteQueue};
-use message_pipeline::ports::{MessageQueue, QueueSource};
+use message_pipeline::ports::{MessageQueue, QueueSettings, QueueSource};
 
 use super::{for_each_backend, remove_db, temp_db_with_clock};
 use crate::helpers::{TestStack, TEST_QUEUE};
@@ -184,6 +188,8 @@ for_each_backend!(QueueBackend:
     a_deleted_message_never_comes_back,
     a_message_received_more_than_max_receive_count_times_is_dead_lettered,
     receive_returns_at_most_the_number_asked_for,
+    a_batch_is_sent_at_once_and_every_message_arrives_with_its_attributes,
+    a_delayed_message_is_received_only_after_its_delay,
 );
 
 /// The wall clock went back while the runner was down (NTP, a laptop's clock fixed): the
@@ -227,4 +233,194 @@ async fn a_received_message_is_hidden_for_exactly_its_visibility_timeout() {
     remove_db(&path);
     assert!(still_hidden.is_empty());
     assert_eq!(visible.len(), 1);
+}
+
+/// A message accepted with `delay` and `attributes`.
+fn delayed_message(text: &str, delay_secs: u64, attributes: &[(&str, &str)]) -> Message {
+    let attributes = Attributes::parse(
+        attributes
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    )
+    .unwrap();
+    Message::new(
+        JobId::scheduled(Delay::from_seconds(delay_secs).unwrap()),
+        MessageContent::parse(text.into(), ContentLimit::DEFAULT).unwrap(),
+        attributes,
+    )
+}
+
+/// Receives until `n` records came or `tries` receives came back empty.
+async fn receive_all(backend: &QueueBackend, n: usize) -> Vec<SqsMessage> {
+    let mut records = Vec::new();
+    for _ in 0..20 {
+        if records.len() >= n {
+            break;
+        }
+        records.extend(backend.source().receive(10, WAIT).await.unwrap());
+    }
+    records
+}
+
+async fn a_batch_is_sent_at_once_and_every_message_arrives_with_its_attributes(
+    backend: &QueueBackend,
+) {
+    let sent: Vec<Message> = (0..25)
+        .map(|i| delayed_message(&format!("b{i}"), 0, &[("index", &i.to_string())]))
+        .collect();
+    let outgoing: Vec<Outgoing> = sent.iter().cloned().map(Outgoing::from).collect();
+
+    let results = backend.queue().send_batch(&outgoing).await;
+
+    assert_eq!(results.len(), 25);
+    assert!(results.iter().all(Result::is_ok));
+    let mut received: Vec<Message> = receive_all(backend, 25)
+        .await
+        .iter()
+        .map(|r| QueuedMessage::decode(r.body.as_deref().unwrap(), ContentLimit::DEFAULT).unwrap())
+        .collect();
+    received.sort_by_key(|m| m.id);
+    assert_eq!(received, sent);
+}
+
+async fn a_delayed_message_is_received_only_after_its_delay(backend: &QueueBackend) {
+    backend
+        .queue()
+        .send(&delayed_message("later", 2, &[]))
+        .await
+        .unwrap();
+
+    let early = backend.source().receive(10, Duration::ZERO).await.unwrap();
+    backend.pass(Duration::from_millis(2500)).await;
+    let late = backend.source().receive(10, WAIT).await.unwrap();
+
+    assert!(early.is_empty());
+    assert_eq!(late.len(), 1);
+}
+
+/// The FIFO queue of each backend (a long visibility timeout: the tests hold messages in
+/// flight on purpose).
+pub struct FifoBackend(QueueBackend);
+
+const FIFO_QUEUE: QueueSettings = QueueSettings {
+    visibility_timeout: Duration::from_secs(30),
+    max_receive_count: 2,
+};
+
+impl FifoBackend {
+    async fn embedded() -> Self {
+        let clock = Arc::new(ManualClock::at_wall_clock_plus(0));
+        let (db, path) = temp_db_with_clock(clock.clone());
+        let queue = Arc::new(SqliteQueue::fifo(db, FIFO_QUEUE));
+        Self(QueueBackend::Embedded(queue, path, clock))
+    }
+
+    async fn aws() -> Self {
+        let stack = TestStack::fifo(FIFO_QUEUE).await;
+        let queue = stack.queue();
+        Self(QueueBackend::Aws(stack, queue))
+    }
+
+    async fn teardown(self) {
+        self.0.teardown().await;
+    }
+}
+
+fn in_group(text: &str, group: &str) -> Outgoing {
+    Outgoing {
+        message: message(text),
+        group: Some(GroupId::parse(group.into()).unwrap()),
+    }
+}
+
+fn contents(records: &[SqsMessage]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            QueuedMessage::decode(r.body.as_deref().unwrap(), ContentLimit::DEFAULT)
+                .unwrap()
+                .content
+                .into_string()
+        })
+        .collect()
+}
+
+async fn a_group_is_received_in_order_and_held_while_one_of_it_is_in_flight(fifo: &FifoBackend) {
+    let backend = &fifo.0;
+    assert!(backend.queue().is_fifo());
+    let sent = [
+        in_group("a1", "a"),
+        in_group("a2", "a"),
+        in_group("b1", "b"),
+    ];
+    let results = backend.queue().send_batch(&sent).await;
+    assert!(results.iter().all(Result::is_ok));
+
+    let first = backend.source().receive(1, WAIT).await.unwrap();
+    assert_eq!(contents(&first), ["a1"]);
+    assert_eq!(first[0].attributes["MessageGroupId"], "a");
+    // a1 is in flight: nothing more of group a until it is deleted.
+    let others = receive_all_of(backend, 1).await;
+    assert_eq!(contents(&others), ["b1"]);
+
+    let handles: Vec<String> = first
+        .iter()
+        .chain(&others)
+        .filter_map(|r| r.receipt_handle.clone())
+        .collect();
+    backend.source().delete(&handles).await.unwrap();
+    let next = receive_all_of(backend, 1).await;
+    assert_eq!(contents(&next), ["a2"]);
+}
+
+/// Up to `n` records, in as many receives as it takes (SQS may answer a FIFO receive with
+/// fewer messages than are available).
+async fn receive_all_of(backend: &QueueBackend, n: usize) -> Vec<SqsMessage> {
+    let mut records = Vec::new();
+    for _ in 0..5 {
+        records.extend(
+            backend
+                .source()
+                .receive(10, Duration::from_secs(1))
+                .await
+                .unwrap(),
+        );
+        if records.len() >= n {
+            break;
+        }
+    }
+    records
+}
+
+async fn a_job_sent_twice_is_queued_once(fifo: &FifoBackend) {
+    let backend = &fifo.0;
+    let job = in_group("once", "g");
+
+    backend.queue().send_batch(std::slice::from_ref(&job)).await;
+    let again = backend.queue().send_batch(std::slice::from_ref(&job)).await;
+
+    assert!(again[0].is_ok());
+    let received = receive_all_of(backend, 2).await;
+    assert_eq!(contents(&received), ["once"]);
+    let handles: Vec<String> = received
+        .iter()
+        .filter_map(|r| r.receipt_handle.clone())
+        .collect();
+    backend.source().delete(&handles).await.unwrap();
+    assert!(backend
+        .source()
+        .receive(10, Duration::from_secs(1))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+mod fifo {
+    use super::*;
+
+    for_each_backend!(FifoBackend:
+        a_group_is_received_in_order_and_held_while_one_of_it_is_in_flight,
+        a_job_sent_twice_is_queued_once,
+    );
 }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use message_pipeline::aws::DynamoDbStore;
-use message_pipeline::domain::{ContentLimit, JobId, Message, MessageContent, PageLimit};
+use message_pipeline::domain::{
+    Attributes, ContentLimit, JobId, Message, MessageContent, PageLimit,
+};
 use message_pipeline::local::sqlite::SqliteStore;
 use message_pipeline::ports::MessageStore;
 
@@ -107,10 +109,11 @@ async fn a_repeat_of_a_stored_job_with_other_content_never_rewrites_it(backend: 
         .put_batch(std::slice::from_ref(&original))
         .await
         .unwrap();
-    let forged = Message {
-        id: original.id,
-        content: MessageContent::parse("rewritten".into(), ContentLimit::DEFAULT).unwrap(),
-    };
+    let forged = Message::new(
+        original.id,
+        MessageContent::parse("rewritten".into(), ContentLimit::DEFAULT).unwrap(),
+        Default::default(),
+    );
     let neighbour = messages(1).remove(0);
 
     let refused = backend
@@ -173,7 +176,34 @@ async fn an_empty_store_lists_nothing(backend: &StoreBackend) {
     assert!(page.messages.is_empty() && page.next.is_none());
 }
 
+async fn attributes_are_stored_with_the_message_and_read_back_by_get_and_list(
+    backend: &StoreBackend,
+) {
+    let attributes = Attributes::parse(
+        [("tenant", "acme"), ("trace.id", "é\tx")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+    .unwrap();
+    let mut tagged = messages(1).remove(0);
+    tagged.attributes = attributes;
+    let plain = messages(1).remove(0);
+    backend
+        .store()
+        .put_batch(&[tagged.clone(), plain.clone()])
+        .await
+        .unwrap();
+
+    let got = backend.store().get(tagged.id).await.unwrap();
+    let listed = list_all(backend.store(), 10).await;
+
+    assert_eq!(got, Some(tagged.clone()));
+    assert_eq!(listed, [plain, tagged]);
+}
+
 for_each_backend!(StoreBackend:
+    attributes_are_stored_with_the_message_and_read_back_by_get_and_list,
     a_put_message_is_found_by_its_id,
     putting_the_same_jobs_again_leaves_one_item_each,
     a_repeat_of_a_stored_job_with_other_content_never_rewrites_it,

@@ -1,11 +1,12 @@
 //! The enqueue Lambda behind API Gateway: validates `POST /messages` (and the tutorial's
 //! `POST /add_message`), sends the message to SQS and answers 202 with its job id.
 //!
-//! Environment: `QUEUE_URL` (required), `MAX_CONTENT_CHARS`, `MAX_BODY_BYTES`.
+//! Environment: `QUEUE_URL` and `IDEMPOTENCY_TABLE_NAME` (required), `MAX_CONTENT_CHARS`,
+//! `MAX_BODY_BYTES`.
 
 use lambda_http::{run, service_fn, Error, Request};
-use message_pipeline::api::enqueue_function;
-use message_pipeline::aws::SqsQueue;
+use message_pipeline::api::{enqueue_function, Writer};
+use message_pipeline::aws::{DynamoDbKeys, SqsQueue};
 use message_pipeline::config::EnqueueConfig;
 
 #[tokio::main]
@@ -14,10 +15,16 @@ async fn main() -> Result<(), Error> {
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
     let config =
         EnqueueConfig::from_env().inspect_err(|e| message_pipeline::init_error::report(e))?;
-    let queue = SqsQueue::connect(config.queue_url).await;
-    let (queue, limits) = (&queue, &config.limits);
+    let sdk = message_pipeline::aws::sdk_config().await;
+    let queue = SqsQueue::with_config(&sdk, config.queue_url);
+    let keys = DynamoDbKeys::with_config(&sdk, config.idempotency_table);
+    let writer = Writer {
+        queue: &queue,
+        keys: &keys,
+        limits: &config.limits,
+    };
     run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(enqueue_function(request, queue, limits).await)
+        Ok::<_, Error>(enqueue_function(request, writer).await)
     }))
     .await
 }
