@@ -19,6 +19,7 @@ mod list;
 mod local_runner;
 mod operations;
 mod pipeline;
+mod queue_features;
 mod runner;
 mod stack;
 mod template;

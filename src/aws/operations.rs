@@ -16,7 +16,8 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, Message as SqsMessage, QueueAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, Message as SqsMessage, MessageSystemAttributeName,
+    QueueAttributeName,
 };
 use tokio::time::Instant;
 
@@ -165,6 +166,9 @@ impl AwsOperations {
             .max_number_of_messages(RECEIVE_MAX)
             .visibility_timeout(MOVE_VISIBILITY_SECS)
             .wait_time_seconds(0)
+            // What a requeue must carry over: a FIFO message's group, and the attributes.
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_attribute_names("All")
             .send()
             .await
             .context("SQS ReceiveMessage (dead-letter queue) failed")?;
@@ -173,13 +177,29 @@ impl AwsOperations {
 
     /// Sends a dead letter's body back to the queue, then deletes it from the dead-letter
     /// queue: never the other way round, so a failure in between duplicates, never loses.
+    ///
+    /// To a FIFO queue it goes back in its group, under a fresh deduplication id: its job id
+    /// was seen within the last five minutes perhaps, and SQS would drop it as a duplicate.
     async fn move_back(&self, message: &SqsMessage) -> anyhow::Result<()> {
         let body = message.body.as_deref().unwrap_or_default();
-        self.sqs
+        let mut send = self
+            .sqs
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
-            .send()
+            .set_message_attributes(message.message_attributes.clone());
+        if self.queue_url.ends_with(".fifo") {
+            let group = message
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+                .cloned()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            send = send
+                .message_group_id(group)
+                .message_deduplication_id(uuid::Uuid::new_v4().to_string());
+        }
+        send.send()
             .await
             .context("SQS SendMessage (requeue) failed")?;
         self.delete_dead(message).await

@@ -116,6 +116,10 @@ impl MessageQueue for SqsQueue {
     /// sender's (SQS's `SenderFault` false) is sent once more in a later call; then its error
     /// is its result.
     ///
+    /// On a FIFO queue the calls go one after the other and nothing is sent again: SQS keeps
+    /// a group's order across calls only when they are in order, and a retried entry would
+    /// land behind the ones after it.
+    ///
     /// The SDK retries throttling and transient errors of a call itself; a retry that
     /// duplicates a message is harmless because both copies carry the same job id (and, on a
     /// FIFO queue, the same deduplication id).
@@ -139,10 +143,18 @@ impl MessageQueue for SqsQueue {
                 }
             }
         }
-        for _attempt in 0..2 {
+        let attempts = if self.fifo { 1 } else { 2 };
+        for _attempt in 0..attempts {
             let calls = batches(&pending, &entries);
-            let answers =
-                join_all(calls.iter().map(|call| self.send_entries(call, &entries))).await;
+            let answers = if self.fifo {
+                let mut answers = Vec::with_capacity(calls.len());
+                for call in &calls {
+                    answers.push(self.send_entries(call, &entries).await);
+                }
+                answers
+            } else {
+                join_all(calls.iter().map(|call| self.send_entries(call, &entries))).await
+            };
             pending = Vec::new();
             for (call, answer) in calls.iter().zip(answers) {
                 match answer {
