@@ -44,9 +44,16 @@ if [ -z "${SKIP_STACK_TESTS:-}" ]; then
   infra/local.sh up >/dev/null
   eval "$(infra/local.sh env)"
   # One at a time: the refusal test compares queue and table counts before and after.
-  cargo test --locked --test integration -- --ignored --test-threads=1 stack::
+  cargo test --locked --test integration -- --ignored --test-threads=1 stack:: --skip stack::fifo::
   # `cargo lambda watch` on the same stack: the README's watch section, line by line, and the
   # sample events at their functions.
   infra/watch-smoke.sh
+  infra/local.sh delete
+  # The FIFO option: a second stack with FifoQueue=true, and the tests for it alone.
+  export STACK_NAME="mp-fifo-$(date +%s)"
+  export STACK_PARAMETERS="$STACK_PARAMETERS FifoQueue=true"
+  infra/local.sh up >/dev/null
+  eval "$(infra/local.sh env)"
+  cargo test --locked --test integration -- --ignored --test-threads=1 stack::fifo::
   infra/local.sh delete
 fi

@@ -11,7 +11,9 @@
 //! writer's, reader's and admin's PIPELINE_*_CLIENT_ID / _SECRET.
 
 mod auth;
+mod fifo;
 mod operations;
+mod queue_features;
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
