@@ -19,6 +19,28 @@ fn ctl(runner: &Runner, args: &[&str]) -> Output {
         .unwrap()
 }
 
+fn ctl_with_input(runner: &Runner, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipeline-ctl"))
+        .arg("--tokens-file")
+        .arg(&runner.tokens_file)
+        .args(args)
+        .env_remove("PIPELINE_URL")
+        .env_remove("PIPELINE_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn ok(runner: &Runner, args: &[&str]) -> String {
     let output = ctl(runner, args);
     assert!(
@@ -127,6 +149,72 @@ fn pipeline_ctl_sends_follows_and_operates_the_local_runner() {
 
     // And purge with --yes empties it.
     assert!(ok(&runner, &["dlq", "purge", "--yes"]).contains("purged"));
+    runner.terminate();
+    let _ = std::fs::remove_file(&data);
+}
+
+#[test]
+fn pipeline_ctl_sends_batches_delays_attributes_and_keys() {
+    let data = data_file();
+    let runner = Runner::start_with(&data, &["--visibility-timeout-secs", "1"]);
+
+    // send-batch: one message per line (blank lines skipped), one job id per line, in order.
+    let file = std::env::temp_dir().join(format!("mp-batch-{}.txt", uuid::Uuid::new_v4()));
+    let lines: Vec<String> = (0..150).map(|i| format!("line {i}")).collect();
+    std::fs::write(&file, format!("{}\n\n", lines.join("\n"))).unwrap();
+    let printed = ok(
+        &runner,
+        &[
+            "send-batch",
+            file.to_str().unwrap(),
+            "--attr",
+            "source=file",
+        ],
+    );
+    let ids: Vec<&str> = printed.lines().collect();
+    assert_eq!(ids.len(), 150, "{printed}");
+    let last = ok(&runner, &["status", "--wait", ids[149]]);
+    assert!(
+        last.contains("stored") && last.contains("line 149"),
+        "{last}"
+    );
+    let stored = json(&runner, &["status", ids[0]]);
+    assert_eq!(stored["message"]["attributes"]["source"], "file");
+    let _ = std::fs::remove_file(&file);
+
+    // From standard input: a line the API refuses is reported in its place, and the command
+    // fails; an empty input is an error too.
+    let bad = ctl_with_input(&runner, &["send-batch", "-"], "fine\n\u{FFFF}\n");
+    assert!(!bad.status.success());
+    let out = String::from_utf8_lossy(&bad.stdout);
+    let out: Vec<&str> = out.lines().collect();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out[1].starts_with("error: ") && out[1].contains("noncharacter"),
+        "{out:?}"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("1 of 2 messages were not queued"));
+    let empty = ctl_with_input(&runner, &["send-batch", "-"], "\n");
+    assert!(!empty.status.success());
+
+    // --delay: scheduled, with the time it becomes visible.
+    let later = ok(&runner, &["send", "later", "--delay", "30"])
+        .trim()
+        .to_owned();
+    let status = ok(&runner, &["status", &later]);
+    assert!(
+        status.starts_with(&format!("{later}: scheduled, visible at ")),
+        "{status}"
+    );
+
+    // --key: the same key and content again is the same job.
+    let first = ok(&runner, &["send", "keyed", "--key", "cli-key-1"]);
+    let again = ok(&runner, &["send", "keyed", "--key", "cli-key-1"]);
+    assert_eq!(first, again);
+    let reused = ctl(&runner, &["send", "other", "--key", "cli-key-1"]);
+    assert!(!reused.status.success());
+    assert!(String::from_utf8_lossy(&reused.stderr).contains("422"));
+
     runner.terminate();
     let _ = std::fs::remove_file(&data);
 }

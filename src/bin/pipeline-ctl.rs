@@ -40,8 +40,27 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Queue a message; prints its job id.
-    Send { content: String },
-    /// A job's status: queued, stored or dead_lettered.
+    Send {
+        content: String,
+        #[command(flatten)]
+        options: MessageOptions,
+        /// Idempotency-Key: sending again with the same key and content queues nothing and
+        /// prints the same job id (for 24 hours).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Queue one message per line of a file (`-`: standard input), 100 a request; prints
+    /// each line's job id or error, in order. Fails if any line was not queued.
+    SendBatch {
+        file: PathBuf,
+        #[command(flatten)]
+        options: MessageOptions,
+        /// Idempotency-Key prefix: request `n` of the file carries `<key>-<n>`, so the whole
+        /// command can be run again safely.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// A job's status: scheduled, queued, stored or dead_lettered.
     Status {
         job_id: String,
         /// Ask again (as Retry-After says) until the job is stored or dead-lettered.
@@ -62,6 +81,51 @@ enum Command {
     #[command(subcommand)]
     Dlq(Dlq),
 }
+
+/// What every message sent by a command carries besides its content.
+#[derive(Debug, clap::Args)]
+struct MessageOptions {
+    /// Seconds before the message becomes visible to the worker (0 to 900).
+    #[arg(long)]
+    delay: Option<u32>,
+    /// An attribute, `name=value` (repeat for more, up to 10).
+    #[arg(long = "attr", value_name = "NAME=VALUE", value_parser = name_value)]
+    attributes: Vec<(String, String)>,
+    /// The FIFO message group (FIFO deployments only).
+    #[arg(long)]
+    group: Option<String>,
+}
+
+fn name_value(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{raw}` is not name=value"))
+}
+
+impl MessageOptions {
+    /// The message's JSON, as the API takes it.
+    fn message(&self, content: &str) -> Value {
+        let mut message = serde_json::json!({ "content": content });
+        if let Some(delay) = self.delay {
+            message["delay_seconds"] = delay.into();
+        }
+        if !self.attributes.is_empty() {
+            let map: serde_json::Map<String, Value> = self
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect();
+            message["attributes"] = Value::Object(map);
+        }
+        if let Some(group) = &self.group {
+            message["group_id"] = group.as_str().into();
+        }
+        message
+    }
+}
+
+/// Messages a batch request holds at most (the API's limit).
+const BATCH: usize = 100;
 
 #[derive(Debug, Subcommand)]
 enum Dlq {
@@ -122,8 +186,23 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<(Value, Option<u64>)> {
+        self.call_keyed(method, path, body, None)
+    }
+
+    /// [`Api::call`] with an `Idempotency-Key`.
+    fn call_keyed(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> anyhow::Result<(Value, Option<u64>)> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
         let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(key) = key {
+            // The draft's form: a structured-field string.
+            request = request.header("Idempotency-Key", format!("\"{key}\""));
+        }
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
@@ -198,7 +277,7 @@ fn token(cli: &Cli, need: Need) -> Option<String> {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let need = match &cli.command {
-        Command::Send { .. } => Need::Write,
+        Command::Send { .. } | Command::SendBatch { .. } => Need::Write,
         Command::Status { .. } | Command::List { .. } | Command::Stats => Need::Read,
         Command::Dlq(_) => Need::Admin,
     };
@@ -218,16 +297,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         token: token(cli, need),
     };
     match &cli.command {
-        Command::Send { content } => {
-            let (answer, _) = api.call(
-                "POST",
-                "/messages",
-                Some(&serde_json::json!({ "content": content })),
-            )?;
+        Command::Send {
+            content,
+            options,
+            key,
+        } => {
+            let message = options.message(content);
+            let (answer, _) =
+                api.call_keyed("POST", "/messages", Some(&message), key.as_deref())?;
             print(cli, &answer, |a| {
                 a["job_id"].as_str().unwrap_or_default().to_owned()
             });
         }
+        Command::SendBatch { file, options, key } => send_batch(cli, &api, file, options, key)?,
         Command::Status {
             job_id,
             wait,
@@ -236,11 +318,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
             loop {
                 let (answer, retry_after) = api.call("GET", &format!("/jobs/{job_id}"), None)?;
-                let settled = answer["status"] != "queued";
+                let settled = !matches!(answer["status"].as_str(), Some("queued" | "scheduled"));
                 if settled || !wait || Instant::now() >= deadline {
                     print(cli, &answer, describe_job);
                     if *wait && !settled {
-                        anyhow::bail!("job {job_id} is still queued after {timeout_secs} s");
+                        anyhow::bail!("job {job_id} is not stored yet after {timeout_secs} s");
                     }
                     break;
                 }
@@ -302,6 +384,42 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
 /// Calls requeue-all until it is done, with a progress bar on a terminal: the API moves
 /// what fits in one call when SQS has no move task for it.
+/// `send-batch`: the file's lines as messages, [`BATCH`] a request.
+fn send_batch(
+    cli: &Cli,
+    api: &Api,
+    file: &std::path::Path,
+    options: &MessageOptions,
+    key: &Option<String>,
+) -> anyhow::Result<()> {
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    anyhow::ensure!(!lines.is_empty(), "{} holds no messages", file.display());
+    let mut refused = 0;
+    for (n, chunk) in lines.chunks(BATCH).enumerate() {
+        let messages: Vec<Value> = chunk.iter().map(|line| options.message(line)).collect();
+        let body = serde_json::json!({ "messages": messages });
+        let key = key.as_ref().map(|k| format!("{k}-{n}"));
+        let (answer, _) = api.call_keyed("POST", "/messages/batch", Some(&body), key.as_deref())?;
+        refused += answer["rejected"].as_u64().unwrap_or(0);
+        print(cli, &answer, |a| {
+            rows(&a["results"], |r| match r["job_id"].as_str() {
+                Some(id) => id.to_owned(),
+                None => format!("error: {}", one_line(&r["error"])),
+            })
+        });
+    }
+    if refused > 0 {
+        anyhow::bail!("{refused} of {} messages were not queued", lines.len());
+    }
+    Ok(())
+}
+
 fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
     let (stats, _) = api.call("GET", "/stats", None)?;
     let total = stats["dead_letter_queue"]["count"].as_u64().unwrap_or(0);
@@ -388,6 +506,10 @@ fn describe_job(job: &Value) -> String {
             "{id}: dead-lettered after {} receives\n  last error: {}",
             job["dead_letter"]["receive_count"],
             one_line(&job["dead_letter"]["last_error"])
+        ),
+        "scheduled" => format!(
+            "{id}: scheduled, visible at {}",
+            job["visible_at"].as_str().unwrap_or_default()
         ),
         other => format!(
             "{id}: {other} (accepted {})",
