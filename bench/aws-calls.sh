@@ -32,7 +32,7 @@ trap cleanup EXIT
 
 cargo build --quiet --locked --profile runner --bin message-pipeline --example loadgen --example provision
 eval "$("$target/runner/examples/provision" create "$name")"
-export QUEUE_URL TABLE_NAME
+export QUEUE_URL TABLE_NAME IDEMPOTENCY_TABLE_NAME DEAD_LETTER_QUEUE_URL
 
 stat() { curl -fs "$url/_local/stats"; }
 for setting in $SETTINGS; do

@@ -25,7 +25,7 @@ trap cleanup EXIT
 cargo build --quiet --locked --release -p enqueue -p consumer -p list
 cargo build --quiet --locked --release --example empty_lambda --example coldstart --example provision
 eval "$("$target/examples/provision" create "$name")"
-export QUEUE_URL TABLE_NAME
+export QUEUE_URL TABLE_NAME IDEMPOTENCY_TABLE_NAME DEAD_LETTER_QUEUE_URL
 # As Lambda runs them with template.yaml: SSL_CERT_FILE names one CA bundle (this host's
 # here; the template names AL2023's), no SSL_CERT_DIR or AWS_CA_BUNDLE (this machine sets both).
 # BENCH_CA_BUNDLE=probe measures without it: the platform probe, a bundle and a directory.

@@ -7,6 +7,9 @@
 //!                                        runner and times until GET /messages/{id} finds it
 //!   loadgen steady ENDPOINT TOTAL RATE   POSTs TOTAL messages at RATE a second from one client:
 //!                                        a light, steady load, where batching windows matter
+//!   loadgen batch URL TOTAL SIZE KEYED   POSTs TOTAL messages SIZE a request to URL/messages/batch
+//!                                        (URL/messages when SIZE is 1) from 4 clients, each
+//!                                        request with a fresh Idempotency-Key when KEYED is 1
 //!
 //! Prints one JSON line of results.
 
@@ -23,13 +26,14 @@ fn main() {
         (Some("post"), Some(url)) => post(url, number(3), number(4)),
         (Some("visible"), Some(url)) => visible(url, number(3)),
         (Some("steady"), Some(url)) => steady(url, number(3), number(4)),
+        (Some("batch"), Some(url)) => batch(url, number(3), number(4), number(5) == 1),
         _ => usage(),
     }
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen post ENDPOINT TOTAL CLIENTS | loadgen visible URL SAMPLES | loadgen steady ENDPOINT TOTAL RATE"
+        "usage: loadgen post ENDPOINT TOTAL CLIENTS | loadgen visible URL SAMPLES | loadgen steady ENDPOINT TOTAL RATE | loadgen batch URL TOTAL SIZE KEYED"
     );
     std::process::exit(2)
 }
@@ -106,6 +110,72 @@ fn post(url: &str, total: usize, clients: usize) {
         latencies.len() as f64 / elapsed,
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
+    );
+}
+
+/// Messages accepted by one batch request (or one single POST), `None` on an error status.
+fn post_batch(agent: &ureq::Agent, url: &str, contents: &[String], key: Option<&str>) -> Option<usize> {
+    let (endpoint, body) = if let [only] = contents {
+        (format!("{url}/messages"), format!(r#"{{"content":"{only}"}}"#))
+    } else {
+        let messages: Vec<String> = contents
+            .iter()
+            .map(|c| format!(r#"{{"content":"{c}"}}"#))
+            .collect();
+        (
+            format!("{url}/messages/batch"),
+            format!(r#"{{"messages":[{}]}}"#, messages.join(",")),
+        )
+    };
+    let mut request = agent.post(&endpoint).header("Content-Type", "application/json");
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", format!("\"{key}\""));
+    }
+    let mut response = request.send(&body).ok()?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().ok()?;
+    match status {
+        202 if contents.len() == 1 => Some(1),
+        202 | 207 => Some(text.matches("\"job_id\"").count()),
+        _ => None,
+    }
+}
+
+fn batch(url: &str, total: usize, size: usize, keyed: bool) {
+    let clients = 4;
+    let started = Instant::now();
+    let run = std::process::id();
+    let workers: Vec<_> = (0..clients)
+        .map(|client| {
+            let url = url.to_owned();
+            let share = total / clients + usize::from(client < total % clients);
+            std::thread::spawn(move || {
+                let agent = agent();
+                let (mut requests, mut accepted, mut errors) = (0usize, 0usize, 0usize);
+                let contents: Vec<String> =
+                    (0..share).map(|i| format!("batch client {client} message {i}")).collect();
+                for chunk in contents.chunks(size.max(1)) {
+                    requests += 1;
+                    let key = keyed.then(|| format!("bench-{run}-{client}-{requests}"));
+                    match post_batch(&agent, &url, chunk, key.as_deref()) {
+                        Some(n) => accepted += n,
+                        None => errors += 1,
+                    }
+                }
+                (requests, accepted, errors)
+            })
+        })
+        .collect();
+    let (mut requests, mut accepted, mut errors) = (0, 0, 0);
+    for worker in workers {
+        let (r, a, e) = worker.join().unwrap_or_default();
+        requests += r;
+        accepted += a;
+        errors += e;
+    }
+    println!(
+        r#"{{"size":{size},"keyed":{keyed},"requests":{requests},"accepted":{accepted},"errors":{errors},"seconds":{:.3}}}"#,
+        started.elapsed().as_secs_f64()
     );
 }
 

@@ -1,6 +1,6 @@
-//! Creates a queue (with its dead-letter queue) and a table as template.yaml does, through
-//! whatever endpoint the environment names (the emulator for bench/aws-calls.sh), and prints
-//! them as shell assignments. `provision delete NAME` removes them again.
+//! Creates a queue (with its dead-letter queue), the messages table and the idempotency keys'
+//! table as template.yaml does, through whatever endpoint the environment names (the
+//! emulator for bench/aws-calls.sh), and prints them as shell assignments. `provision delete NAME` removes them again.
 //!
 //!   eval "$(cargo run --example provision -- create mp-bench-1)"
 
@@ -22,9 +22,12 @@ async fn main() -> anyhow::Result<()> {
         ["create", name] => {
             let queues = provision::create_queues(&sqs, name, QueueSettings::PRODUCTION).await?;
             provision::create_table(&dynamodb, name).await?;
+            provision::create_key_table(&dynamodb, &format!("{name}-keys")).await?;
             println!("QUEUE_URL={}", queues.queue_url);
             println!("DLQ_URL={}", queues.dlq_url);
+            println!("DEAD_LETTER_QUEUE_URL={}", queues.dlq_url);
             println!("TABLE_NAME={name}");
+            println!("IDEMPOTENCY_TABLE_NAME={name}-keys");
         }
         ["delete", name] => {
             let queue_url = sqs.get_queue_url().queue_name(*name).send().await?;
@@ -40,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
                 sqs.delete_queue().queue_url(url).send().await?;
             }
             provision::delete_table(&dynamodb, name).await?;
+            provision::delete_table(&dynamodb, &format!("{name}-keys")).await?;
         }
         _ => anyhow::bail!("usage: provision create|delete NAME"),
     }
