@@ -114,9 +114,17 @@ fn post(url: &str, total: usize, clients: usize) {
 }
 
 /// Messages accepted by one batch request (or one single POST), `None` on an error status.
-fn post_batch(agent: &ureq::Agent, url: &str, contents: &[String], key: Option<&str>) -> Option<usize> {
+fn post_batch(
+    agent: &ureq::Agent,
+    url: &str,
+    contents: &[String],
+    key: Option<&str>,
+) -> Option<usize> {
     let (endpoint, body) = if let [only] = contents {
-        (format!("{url}/messages"), format!(r#"{{"content":"{only}"}}"#))
+        (
+            format!("{url}/messages"),
+            format!(r#"{{"content":"{only}"}}"#),
+        )
     } else {
         let messages: Vec<String> = contents
             .iter()
@@ -127,7 +135,9 @@ fn post_batch(agent: &ureq::Agent, url: &str, contents: &[String], key: Option<&
             format!(r#"{{"messages":[{}]}}"#, messages.join(",")),
         )
     };
-    let mut request = agent.post(&endpoint).header("Content-Type", "application/json");
+    let mut request = agent
+        .post(&endpoint)
+        .header("Content-Type", "application/json");
     if let Some(key) = key {
         request = request.header("Idempotency-Key", format!("\"{key}\""));
     }
@@ -152,8 +162,9 @@ fn batch(url: &str, total: usize, size: usize, keyed: bool) {
             std::thread::spawn(move || {
                 let agent = agent();
                 let (mut requests, mut accepted, mut errors) = (0usize, 0usize, 0usize);
-                let contents: Vec<String> =
-                    (0..share).map(|i| format!("batch client {client} message {i}")).collect();
+                let contents: Vec<String> = (0..share)
+                    .map(|i| format!("batch client {client} message {i}"))
+                    .collect();
                 for chunk in contents.chunks(size.max(1)) {
                     requests += 1;
                     let key = keyed.then(|| format!("bench-{run}-{client}-{requests}"));

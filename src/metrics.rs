@@ -8,7 +8,8 @@
 //! whose exact output the tests pin is less to build and to trust on two cores.
 //!
 //! Names (namespace [`NAMESPACE`], dimension `FunctionName`): enqueue emits `MessagesEnqueued`
-//! and `RequestsRefused` (with dimension `Reason` too); the consumer `MessagesStored`,
+//! (messages, a batch's accepted ones), `RequestsReplayed` (idempotency keys) and
+//! `RequestsRefused` (with dimension `Reason` too); the consumer `MessagesStored`,
 //! `RecordsFailed`, `MessagesDeadLettered`, `BatchSize` and `StoreLatency`. template.yaml's
 //! CloudWatch dashboard reads them.
 
@@ -128,23 +129,40 @@ fn lambda_function_name() -> Option<&'static str> {
 }
 
 /// The enqueue function's metrics for one answer: a job queued, or a request refused and why.
-pub fn enqueue_outcome(document: Document, status: StatusCode) -> Document {
-    if status == StatusCode::ACCEPTED {
-        return document.metric("MessagesEnqueued", Unit::Count, 1.0);
-    }
+pub fn enqueue_outcome(document: Document, outcome: EnqueueOutcome) -> Document {
+    let status = match outcome {
+        EnqueueOutcome::Accepted(messages) => {
+            return document.metric("MessagesEnqueued", Unit::Count, messages as f64)
+        }
+        EnqueueOutcome::Replayed => return document.metric("RequestsReplayed", Unit::Count, 1.0),
+        EnqueueOutcome::Refused(status) => status,
+    };
     let reason = match status.as_u16() {
         400 => "invalid",
         401 => "unauthorized",
         403 => "forbidden",
         404 | 405 => "unknown_route",
+        409 => "key_in_progress",
         413 => "too_large",
         415 => "not_json",
+        422 => "key_reused",
         503 => "queue_unavailable",
         _ => "other",
     };
     document
         .dimension("Reason", reason)
         .metric("RequestsRefused", Unit::Count, 1.0)
+}
+
+/// What one enqueue request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    /// This many messages queued (a batch may queue some of its messages: a 207).
+    Accepted(usize),
+    /// The first answer to an idempotency key, given again: nothing queued.
+    Replayed,
+    /// Nothing queued, for the reason the status says.
+    Refused(StatusCode),
 }
 
 /// What one consumer invocation did.
@@ -201,12 +219,20 @@ mod tests {
     fn an_accepted_post_and_a_refused_one_are_these_exact_emf_lines() {
         let at = || Document::at(1_700_000_000_000, "enqueue");
         assert_eq!(
-            enqueue_outcome(at(), StatusCode::ACCEPTED).to_line(),
+            enqueue_outcome(at(), EnqueueOutcome::Accepted(1)).to_line(),
             r#"{"_aws":{"Timestamp":1700000000000,"CloudWatchMetrics":[{"Namespace":"MessagePipeline","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"MessagesEnqueued","Unit":"Count"}]}]},"FunctionName":"enqueue","MessagesEnqueued":1}"#
         );
         assert_eq!(
-            enqueue_outcome(at(), StatusCode::PAYLOAD_TOO_LARGE).to_line(),
+            enqueue_outcome(at(), EnqueueOutcome::Refused(StatusCode::PAYLOAD_TOO_LARGE)).to_line(),
             r#"{"_aws":{"Timestamp":1700000000000,"CloudWatchMetrics":[{"Namespace":"MessagePipeline","Dimensions":[["FunctionName","Reason"]],"Metrics":[{"Name":"RequestsRefused","Unit":"Count"}]}]},"FunctionName":"enqueue","Reason":"too_large","RequestsRefused":1}"#
+        );
+        assert_eq!(
+            enqueue_outcome(at(), EnqueueOutcome::Accepted(37)).to_line(),
+            r#"{"_aws":{"Timestamp":1700000000000,"CloudWatchMetrics":[{"Namespace":"MessagePipeline","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"MessagesEnqueued","Unit":"Count"}]}]},"FunctionName":"enqueue","MessagesEnqueued":37}"#
+        );
+        assert_eq!(
+            enqueue_outcome(at(), EnqueueOutcome::Replayed).to_line(),
+            r#"{"_aws":{"Timestamp":1700000000000,"CloudWatchMetrics":[{"Namespace":"MessagePipeline","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"RequestsReplayed","Unit":"Count"}]}]},"FunctionName":"enqueue","RequestsReplayed":1}"#
         );
     }
 }

@@ -19,7 +19,7 @@ use crate::domain::{fingerprint, Claim, IdempotencyKey, JobId, Outgoing, StoredA
 /// The request header (the draft's name).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on a replayed answer, as Stripe and others do, so a client can tell.
-const REPLAYED: &str = "idempotent-replayed";
+pub(super) const REPLAYED: &str = "idempotent-replayed";
 
 /// What became of one item of a request.
 #[derive(Debug)]

@@ -40,10 +40,27 @@ pub async fn enqueue_function(request: Request, writer: Writer<'_>) -> Response<
     let response = handle(request, Some(writer), None, None).await;
     crate::metrics::enqueue_outcome(
         crate::metrics::Document::for_this_function(),
-        response.status(),
+        enqueue_outcome(&response),
     )
     .emit();
     response
+}
+
+/// What an enqueue answer says was queued: one message (a 202 without `accepted`), a batch's
+/// `accepted`, or nothing.
+fn enqueue_outcome(response: &Response<Body>) -> crate::metrics::EnqueueOutcome {
+    use crate::metrics::EnqueueOutcome;
+    let status = response.status();
+    if response.headers().contains_key(idempotent::REPLAYED) {
+        return EnqueueOutcome::Replayed;
+    }
+    if status != StatusCode::ACCEPTED && status != StatusCode::MULTI_STATUS {
+        return EnqueueOutcome::Refused(status);
+    }
+    let accepted = serde_json::from_slice::<serde_json::Value>(response.body().as_ref())
+        .ok()
+        .and_then(|body| body["accepted"].as_u64());
+    EnqueueOutcome::Accepted(accepted.map_or(1, |n| n as usize))
 }
 
 /// The list Lambda: GET /messages, GET /messages/{id} and GET /jobs/{id}, and the catch-all
@@ -168,6 +185,39 @@ mod tests {
         let response = enqueue_function(writer, test_writer(&queue)).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED);
         assert_eq!(queue.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_enqueue_metric_counts_messages_queued_not_requests() {
+        use crate::metrics::EnqueueOutcome;
+        let queue = InMemoryQueue::refusing("no");
+        let writer = test_writer(&queue);
+        let write = |path: &str, body: &str| with_scopes(post(path, body), &[Scope::Write]);
+        let batch = r#"{"messages": [{"content": "a"}, {"content": "no"}, {"content": "b"}]}"#;
+        let mut keyed = write("/messages", r#"{"content": "k"}"#);
+        keyed
+            .headers_mut()
+            .insert("idempotency-key", HeaderValue::from_static("m-1"));
+
+        let single = handle(
+            write("/messages", r#"{"content": "x"}"#),
+            Some(writer),
+            None,
+            None,
+        )
+        .await;
+        let partly = handle(write("/messages/batch", batch), Some(writer), None, None).await;
+        let invalid = handle(write("/messages", "{}"), Some(writer), None, None).await;
+        handle(keyed.clone(), Some(writer), None, None).await;
+        let replayed = handle(keyed, Some(writer), None, None).await;
+
+        assert_eq!(enqueue_outcome(&single), EnqueueOutcome::Accepted(1));
+        assert_eq!(enqueue_outcome(&partly), EnqueueOutcome::Accepted(2));
+        assert_eq!(
+            enqueue_outcome(&invalid),
+            EnqueueOutcome::Refused(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(enqueue_outcome(&replayed), EnqueueOutcome::Replayed);
     }
 
     /// The list function's ports over an empty store, with one cursor key for every test.
