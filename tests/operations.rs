@@ -4,12 +4,10 @@
 //! faults are healed, as a fixed bug would let it through) fails every delivery and is
 //! dead-lettered; it is seen, requeued under its own job id and stored.
 
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
 use crate::helpers::{TestStack, TEST_QUEUE};
-use crate::runner::{agent, data_file, get_json, post, Runner};
+use crate::runner::{agent, data_file, eventually, get_json, post, Runner};
 
 /// The runner settings both backends share: the test queue's redrive (two receives, 1 s
 /// visibility) and a poison marker the store refuses.
@@ -82,19 +80,6 @@ fn call(runner: &Runner, method: &str, path: &str) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Polls `check` until it gives a value, for up to 60 s (redrive takes a few visibility
-/// timeouts; the emulator's mapping is slower than the embedded one).
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 fn status_of(runner: &Runner, job: &str) -> Value {

@@ -3,12 +3,12 @@
 //! emulator, through the adapters the functions use).
 
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::helpers::{TestStack, TEST_QUEUE};
-use crate::runner::{agent, data_file, Runner};
+use crate::runner::{agent, data_file, eventually, Runner};
 use message_pipeline::ports::QueueSettings;
 
 /// Posts `body` to `path` with an optional idempotency key: status, headers' job location
@@ -57,18 +57,6 @@ fn job(runner: &Runner, id: &str) -> Value {
     let (status, body) = get(runner, &format!("/jobs/{id}"));
     assert_eq!(status, 200, "{body}");
     body
-}
-
-/// Polls `check` for up to 60 s.
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn stored(runner: &Runner, id: &str) -> Value {

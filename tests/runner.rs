@@ -297,6 +297,19 @@ fn get_json_retrying_503(agent: &ureq::Agent, url: &str) -> serde_json::Value {
     panic!("GET {url}: still 503 after 50 tries")
 }
 
+/// Polls `check` until it gives a value, for up to 60 s (redrive takes a few visibility
+/// timeouts; the emulator's mapping is slower than the embedded one).
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 pub fn data_file() -> PathBuf {
     std::env::temp_dir().join(format!("mp-runner-{}.db", uuid::Uuid::new_v4().simple()))
 }

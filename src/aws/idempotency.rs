@@ -21,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context as _};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::domain::{
@@ -99,18 +100,7 @@ impl DynamoDbKeys {
             .expression_attribute_values(":now", number(now / 1000))
             .send()
             .await;
-        match outcome {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => {
-                Err(anyhow::Error::new(e).context("DynamoDB PutItem (idempotency key) failed"))
-            }
-        }
+        conditional(outcome, "DynamoDB PutItem (idempotency key) failed")
     }
 
     async fn read(&self, key: &IdempotencyKey) -> anyhow::Result<Option<KeyRecord>> {
@@ -144,18 +134,23 @@ impl DynamoDbKeys {
             .expression_attribute_values(":seen", number(seen.locked_until_ms))
             .send()
             .await;
-        match outcome {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => {
-                Err(anyhow::Error::new(e).context("DynamoDB UpdateItem (idempotency key) failed"))
-            }
-        }
+        conditional(outcome, "DynamoDB UpdateItem (idempotency key) failed")
+    }
+}
+
+/// A conditional write's outcome: done (`true`), refused by its condition (`false`), or failed.
+fn conditional<T, E, R>(
+    outcome: Result<T, SdkError<E, R>>,
+    failed: &'static str,
+) -> anyhow::Result<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match outcome {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(anyhow::Error::new(e).context(failed)),
     }
 }
 
@@ -242,18 +237,7 @@ impl IdempotencyKeys for DynamoDbKeys {
             .condition_expression("attribute_not_exists(answer)")
             .send()
             .await;
-        match outcome {
-            Ok(_) => Ok(()),
-            // Answered meanwhile (a takeover finished): the answer stays.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => {
-                Err(anyhow::Error::new(e).context("DynamoDB DeleteItem (idempotency key) failed"))
-            }
-        }
+        // Refused: answered meanwhile (a takeover finished), and the answer stays.
+        conditional(outcome, "DynamoDB DeleteItem (idempotency key) failed").map(|_| ())
     }
 }

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::create_table::{CreateTableError, CreateTableOutput};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     SseSpecification, TableStatus, TimeToLiveSpecification,
@@ -149,15 +151,25 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyh
         .sse_specification(SseSpecification::builder().enabled(true).build())
         .send()
         .await;
-    if let Err(error) = created {
-        let exists = error
-            .as_service_error()
-            .is_some_and(|e| e.is_resource_in_use_exception());
-        if !exists {
-            return Err(anyhow::Error::new(error).context("CreateTable"));
-        }
-    }
+    created_or_there(created, "CreateTable")?;
     wait_for_active(client, name).await
+}
+
+/// A `CreateTable` that succeeded, or found the table there already.
+fn created_or_there(
+    created: Result<CreateTableOutput, SdkError<CreateTableError>>,
+    what: &'static str,
+) -> anyhow::Result<()> {
+    match created {
+        Err(error)
+            if !error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            Err(anyhow::Error::new(error).context(what))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Creates a table of idempotency keys as template.yaml's `IdempotencyTable` (partition key
@@ -182,14 +194,7 @@ pub async fn create_key_table(client: &aws_sdk_dynamodb::Client, name: &str) -> 
         .sse_specification(SseSpecification::builder().enabled(true).build())
         .send()
         .await;
-    if let Err(error) = created {
-        let exists = error
-            .as_service_error()
-            .is_some_and(|e| e.is_resource_in_use_exception());
-        if !exists {
-            return Err(anyhow::Error::new(error).context("CreateTable (idempotency keys)"));
-        }
-    }
+    created_or_there(created, "CreateTable (idempotency keys)")?;
     wait_for_active(client, name).await?;
     client
         .update_time_to_live()

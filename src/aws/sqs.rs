@@ -42,21 +42,18 @@ impl SqsQueue {
     }
 
     async fn send_one(&self, outgoing: &Outgoing) -> anyhow::Result<()> {
-        let message = &outgoing.message;
-        let mut send = self
-            .client
+        let sent = self.sending(outgoing);
+        self.client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(QueuedMessage::body_of(message))
-            .set_message_attributes(message_attributes(&message.attributes));
-        if self.fifo {
-            send = send
-                .message_group_id(outgoing.fifo_group())
-                .message_deduplication_id(message.id.to_string());
-        } else if !message.id.delay().is_none() {
-            send = send.delay_seconds(i32::from(message.id.delay().seconds()));
-        }
-        send.send().await.context("SQS SendMessage failed")?;
+            .message_body(sent.body)
+            .set_message_attributes(sent.attributes)
+            .set_message_group_id(sent.group)
+            .set_message_deduplication_id(sent.deduplication)
+            .set_delay_seconds(sent.delay)
+            .send()
+            .await
+            .context("SQS SendMessage failed")?;
         Ok(())
     }
 
@@ -65,19 +62,29 @@ impl SqsQueue {
         index: usize,
         outgoing: &Outgoing,
     ) -> anyhow::Result<SendMessageBatchRequestEntry> {
-        let message = &outgoing.message;
-        let mut entry = SendMessageBatchRequestEntry::builder()
+        let sent = self.sending(outgoing);
+        Ok(SendMessageBatchRequestEntry::builder()
             .id(index.to_string())
-            .message_body(QueuedMessage::body_of(message))
-            .set_message_attributes(message_attributes(&message.attributes));
-        if self.fifo {
-            entry = entry
-                .message_group_id(outgoing.fifo_group())
-                .message_deduplication_id(message.id.to_string());
-        } else if !message.id.delay().is_none() {
-            entry = entry.delay_seconds(i32::from(message.id.delay().seconds()));
+            .message_body(sent.body)
+            .set_message_attributes(sent.attributes)
+            .set_message_group_id(sent.group)
+            .set_message_deduplication_id(sent.deduplication)
+            .set_delay_seconds(sent.delay)
+            .build()?)
+    }
+
+    /// What SQS is sent for a message: on a FIFO queue its group and the job id as the
+    /// deduplication id; on a standard queue its delay.
+    fn sending(&self, outgoing: &Outgoing) -> Sending {
+        let message = &outgoing.message;
+        let delay = message.id.delay();
+        Sending {
+            body: QueuedMessage::body_of(message),
+            attributes: message_attributes(&message.attributes),
+            group: self.fifo.then(|| outgoing.fifo_group()),
+            deduplication: self.fifo.then(|| message.id.to_string()),
+            delay: (!self.fifo && !delay.is_none()).then(|| i32::from(delay.seconds())),
         }
-        Ok(entry.build()?)
     }
 
     async fn send_entries(
@@ -196,6 +203,15 @@ impl MessageQueue for SqsQueue {
     fn is_fifo(&self) -> bool {
         self.fifo
     }
+}
+
+/// The fields of a `SendMessage` or of a `SendMessageBatch` entry.
+struct Sending {
+    body: String,
+    attributes: Option<std::collections::HashMap<String, MessageAttributeValue>>,
+    group: Option<String>,
+    deduplication: Option<String>,
+    delay: Option<i32>,
 }
 
 /// SQS's limit on the payload of one `SendMessageBatch` call (bodies and attributes), as of

@@ -251,14 +251,15 @@ fn delayed_message(text: &str, delay_secs: u64, attributes: &[(&str, &str)]) -> 
     )
 }
 
-/// Receives until `n` records came or `tries` receives came back empty.
-async fn receive_all(backend: &QueueBackend, n: usize) -> Vec<SqsMessage> {
+/// Up to `n` records, in as many receives as it takes (`tries` at most; SQS answers a
+/// receive with some of the messages available, a FIFO queue often with fewer).
+async fn receive_all(backend: &QueueBackend, n: usize, tries: usize) -> Vec<SqsMessage> {
     let mut records = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..tries {
+        records.extend(backend.source().receive(10, WAIT).await.unwrap());
         if records.len() >= n {
             break;
         }
-        records.extend(backend.source().receive(10, WAIT).await.unwrap());
     }
     records
 }
@@ -275,7 +276,7 @@ async fn a_batch_is_sent_at_once_and_every_message_arrives_with_its_attributes(
 
     assert_eq!(results.len(), 25);
     assert!(results.iter().all(Result::is_ok));
-    let mut received: Vec<Message> = receive_all(backend, 25)
+    let mut received: Vec<Message> = receive_all(backend, 25, 20)
         .await
         .iter()
         .map(|r| QueuedMessage::decode(r.body.as_deref().unwrap(), ContentLimit::DEFAULT).unwrap())
@@ -361,7 +362,7 @@ async fn a_group_is_received_in_order_and_held_while_one_of_it_is_in_flight(fifo
     assert_eq!(contents(&first), ["a1"]);
     assert_eq!(first[0].attributes["MessageGroupId"], "a");
     // a1 is in flight: nothing more of group a until it is deleted.
-    let others = receive_all_of(backend, 1).await;
+    let others = receive_all(backend, 1, 5).await;
     assert_eq!(contents(&others), ["b1"]);
 
     let handles: Vec<String> = first
@@ -370,27 +371,8 @@ async fn a_group_is_received_in_order_and_held_while_one_of_it_is_in_flight(fifo
         .filter_map(|r| r.receipt_handle.clone())
         .collect();
     backend.source().delete(&handles).await.unwrap();
-    let next = receive_all_of(backend, 1).await;
+    let next = receive_all(backend, 1, 5).await;
     assert_eq!(contents(&next), ["a2"]);
-}
-
-/// Up to `n` records, in as many receives as it takes (SQS may answer a FIFO receive with
-/// fewer messages than are available).
-async fn receive_all_of(backend: &QueueBackend, n: usize) -> Vec<SqsMessage> {
-    let mut records = Vec::new();
-    for _ in 0..5 {
-        records.extend(
-            backend
-                .source()
-                .receive(10, Duration::from_secs(1))
-                .await
-                .unwrap(),
-        );
-        if records.len() >= n {
-            break;
-        }
-    }
-    records
 }
 
 async fn a_job_sent_twice_is_queued_once(fifo: &FifoBackend) {
@@ -401,7 +383,7 @@ async fn a_job_sent_twice_is_queued_once(fifo: &FifoBackend) {
     let again = backend.queue().send_batch(std::slice::from_ref(&job)).await;
 
     assert!(again[0].is_ok());
-    let received = receive_all_of(backend, 2).await;
+    let received = receive_all(backend, 2, 3).await;
     assert_eq!(contents(&received), ["once"]);
     let handles: Vec<String> = received
         .iter()
