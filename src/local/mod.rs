@@ -14,7 +14,7 @@ pub mod clock;
 mod private_file;
 pub mod server;
 pub mod sqlite;
-mod sqlite_keys;
+pub mod sqlite_keys;
 mod sqlite_operations;
 
 use std::io::IsTerminal as _;

@@ -1,6 +1,7 @@
 //! One contract per port, run against every adapter of it, so the embedded backend of the
 //! local runner and AWS (here the emulator) cannot drift apart.
 
+mod keys;
 mod queue;
 mod store;
 
