@@ -355,3 +355,47 @@ pub fn record_of(message: aws_sdk_sqs::types::Message) -> SqsMessage {
         .collect();
     record
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(body_bytes: usize) -> Option<SendMessageBatchRequestEntry> {
+        SendMessageBatchRequestEntry::builder()
+            .id("x")
+            .message_body("b".repeat(body_bytes))
+            .build()
+            .ok()
+    }
+
+    #[test]
+    fn a_batch_call_holds_at_most_ten_entries_and_one_mebibyte_in_order() {
+        let small: Vec<_> = (0..25).map(|_| entry(100)).collect();
+        let all: Vec<usize> = (0..25).collect();
+        let calls = batches(&all, &small);
+        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10, 5]);
+        assert_eq!(calls.concat(), all);
+
+        // The longest envelopes (32,768 characters, each escaped to 6 bytes): five a call.
+        let large: Vec<_> = (0..10).map(|_| entry(32_768 * 6 + 100)).collect();
+        let calls = batches(&(0..10).collect::<Vec<_>>(), &large);
+        assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), [5, 5]);
+
+        // An entry SQS will refuse anyway goes alone; none is dropped.
+        let huge = vec![entry(10), entry(BATCH_BYTES_MAX + 1), entry(10)];
+        assert_eq!(batches(&[0, 1, 2], &huge), [vec![0], vec![1], vec![2]]);
+    }
+
+    #[test]
+    fn attributes_count_toward_the_batch_size() {
+        let with_attributes = SendMessageBatchRequestEntry::builder()
+            .id("x")
+            .message_body("body")
+            .set_message_attributes(message_attributes(
+                &Attributes::parse([("tenant".to_owned(), "acme".to_owned())].into()).unwrap(),
+            ))
+            .build()
+            .unwrap();
+        assert_eq!(payload_bytes(&with_attributes), 4 + 6 + 6 + 4);
+    }
+}
