@@ -63,6 +63,9 @@ async function loadMessages() {
     cell(row, message.id);
     cell(row, message.timestamp);
     cell(row, message.content, "wrap content");
+    // Attributes are client data too: text, like the content.
+    const attributes = Object.entries(message.attributes || {}).map(([k, v]) => `${k}=${v}`);
+    cell(row, attributes.join(", "), "wrap attributes");
     body.appendChild(row);
   }
 }

@@ -83,7 +83,10 @@ try {
   assert.ok(!page.url().includes(admin));
 
   // A posted message appears among the latest messages.
-  const posted = await api("POST", "/messages", writer, JSON.stringify({ content: "hello from the browser test" }));
+  const posted = await api("POST", "/messages", writer, JSON.stringify({
+    content: "hello from the browser test",
+    attributes: { tenant: "acme", note: "<b>bold?</b>" },
+  }));
   assert.equal(posted.status, 202, posted.text);
   const job = JSON.parse(posted.text).job_id;
   await page.waitForSelector(`#messages tr[data-job-id="${job}"]`, { timeout: WAIT_MS });
@@ -91,6 +94,12 @@ try {
     await page.textContent(`#messages tr[data-job-id="${job}"] td.content`),
     "hello from the browser test",
   );
+  // Its attributes, markup shown as text.
+  assert.equal(
+    await page.textContent(`#messages tr[data-job-id="${job}"] td.attributes`),
+    "note=<b>bold?</b>, tenant=acme",
+  );
+  assert.equal(await page.locator(`#messages tr[data-job-id="${job}"] b`).count(), 0);
 
   // A poison message through the raw queue route, as any producer with queue access could
   // send it: dead-lettered after its retries, with why, its <script> shown as text.
