@@ -13,8 +13,9 @@ use message_pipeline::aws::sdk_config;
 use message_pipeline::domain::JobId;
 use serde_json::json;
 
-use super::queue_features::{job_when, post_keyed};
+use super::queue_features::Stack;
 use super::{call_with, tokens, var};
+use crate::queue_features::{job_when, post};
 
 /// An operator's action on one dead letter, repeated while it is a 409: a failure is noted
 /// at the last receive, and SQS moves the message to the dead-letter queue at the next one.
@@ -34,11 +35,11 @@ fn as_admin(method: &str, path: &str) -> (u16, serde_json::Value) {
     }
 }
 
-fn post(content: &str, group: &str) -> String {
+fn post_in_group(content: &str, group: &str) -> String {
     let body = json!({ "content": content, "group_id": group });
-    let (status, _, answer) = post_keyed("/messages", &body, None);
-    assert_eq!(status, 202, "{answer}");
-    answer["job_id"].as_str().unwrap().to_owned()
+    let answer = post(&Stack, "/messages", &body, None);
+    assert_eq!(answer.status, 202, "{answer:?}");
+    answer.body["job_id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -52,7 +53,7 @@ async fn a_fifo_group_stops_at_its_failing_record_and_keeps_its_order() {
     let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
     let bad = JobId::new().to_string();
 
-    let g1 = tokio::task::spawn_blocking(|| post("g-1", "g"))
+    let g1 = tokio::task::spawn_blocking(|| post_in_group("g-1", "g"))
         .await
         .unwrap();
     sqs.send_message()
@@ -63,20 +64,21 @@ async fn a_fifo_group_stops_at_its_failing_record_and_keeps_its_order() {
         .send()
         .await
         .unwrap();
-    let (g3, h1) = tokio::task::spawn_blocking(|| (post("g-3", "g"), post("h-1", "h")))
-        .await
-        .unwrap();
+    let (g3, h1) =
+        tokio::task::spawn_blocking(|| (post_in_group("g-3", "g"), post_in_group("h-1", "h")))
+            .await
+            .unwrap();
 
     let bad_for_check = bad.clone();
     tokio::task::spawn_blocking(move || {
-        job_when(&g1, |j| j["status"] == "stored");
-        job_when(&h1, |j| j["status"] == "stored");
-        let dead = job_when(&bad_for_check, |j| j["status"] == "dead_lettered");
+        job_when(&Stack, &g1, |j| j["status"] == "stored");
+        job_when(&Stack, &h1, |j| j["status"] == "stored");
+        let dead = job_when(&Stack, &bad_for_check, |j| j["status"] == "dead_lettered");
         assert!(dead["dead_letter"]["last_error"]
             .as_str()
             .unwrap()
             .contains("empty"));
-        let held = job_when(&g3, |j| j["status"] != "queued");
+        let held = job_when(&Stack, &g3, |j| j["status"] != "queued");
         assert_eq!(
             held["status"], "dead_lettered",
             "g-3 was stored out of order: {held}"
@@ -93,7 +95,7 @@ async fn a_fifo_group_stops_at_its_failing_record_and_keeps_its_order() {
         assert_eq!(status, 200, "{body}");
         let (status, body) = as_admin("POST", &format!("/dead-letters/{g3}/requeue"));
         assert_eq!(status, 200, "{body}");
-        job_when(&g3, |j| j["status"] == "stored");
+        job_when(&Stack, &g3, |j| j["status"] == "stored");
     })
     .await
     .unwrap();
