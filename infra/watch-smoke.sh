@@ -70,6 +70,18 @@ done <<<"$readme"
 # Every event in events/, at its function.
 expect "enqueue events/post-invalid-message.json" \
   "$(invoke enqueue events/post-invalid-message.json)" '"statusCode":400'
+# A batch with an Idempotency-Key: queued, then (the same event again) the same answer. The
+# key is made unique to this run, so that a rerun on the same stack starts afresh.
+batch_event=$(mktemp --suffix=.json)
+sed "s/sample-batch-1/sample-batch-$(date +%s%N)/" events/post-batch.json >"$batch_event"
+first=$(invoke enqueue "$batch_event")
+expect "enqueue events/post-batch.json" "$first" '"statusCode":202'
+again=$(invoke enqueue "$batch_event")
+rm -f "$batch_event"
+expect "enqueue events/post-batch.json again: replayed" "$again" '"idempotent-replayed":"true"'
+[ "$(grep -o 'job_id[^,]*' <<<"$first")" = "$(grep -o 'job_id[^,]*' <<<"$again")" ] \
+  || fail "the replayed batch named other job ids: $first / $again"
+echo "watch-smoke: ok  enqueue events/post-batch.json again: the same job ids"
 # The AWS samples: without a JWT context every route is refused (fail-closed); a JWT without
 # the route's scopes on an unknown path gets the JSON 404; SQS records that are not envelopes
 # are reported as failures.
@@ -93,6 +105,8 @@ emf() {
 }
 emf_head='\{"_aws":\{"Timestamp":[0-9]+,"CloudWatchMetrics":\[\{"Namespace":"MessagePipeline","Dimensions":\[\["FunctionName"\]\],"Metrics":'
 emf "enqueue MessagesEnqueued" "$emf_head"'\[\{"Name":"MessagesEnqueued","Unit":"Count"\}\]\}\]\},"FunctionName":"enqueue","MessagesEnqueued":1\}'
+emf "enqueue batch MessagesEnqueued 3" "$emf_head"'\[\{"Name":"MessagesEnqueued","Unit":"Count"\}\]\}\]\},"FunctionName":"enqueue","MessagesEnqueued":3\}'
+emf "enqueue RequestsReplayed" "$emf_head"'\[\{"Name":"RequestsReplayed","Unit":"Count"\}\]\}\]\},"FunctionName":"enqueue","RequestsReplayed":1\}'
 emf "consumer batch" "$emf_head"'\[\{"Name":"BatchSize","Unit":"Count"\}.*"FunctionName":"consumer","BatchSize":3,"MessagesStored":2,"RecordsFailed":1,"MessagesDeadLettered":0,"StoreLatency":[0-9]+\}'
 
 # A function that cannot start answers at once with its reason, not a hang: a second watch

@@ -258,6 +258,14 @@ mod tests {
         let invalid = sample_event("post-invalid-message.json");
         let refused = enqueue_function(invalid, test_writer(&queue)).await;
         assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let writer = test_writer(&queue);
+        let batch = enqueue_function(sample_event("post-batch.json"), writer).await;
+        assert_eq!(batch.status(), StatusCode::ACCEPTED);
+        assert_eq!(body_json(&batch)["accepted"], 3);
+        let again = enqueue_function(sample_event("post-batch.json"), writer).await;
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(body_json(&again), body_json(&batch));
+        assert_eq!(queue.sent().len(), 4);
         let reader = empty_reader();
         let listed = read_function(sample_event("list-messages.json"), reader).await;
         assert_eq!(listed.status(), StatusCode::OK);
