@@ -31,6 +31,11 @@ pub(super) enum Outcome {
     Unsent(anyhow::Error),
 }
 
+/// How many messages an answer queued, carried on the response (an extension) for the
+/// enqueue metric, which would otherwise parse the body again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct QueuedMessages(pub usize);
+
 /// An answer as it is given, and given again to a repeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Answer {
@@ -69,6 +74,10 @@ pub(super) async fn send_items(
     }
 
     let outcomes = send(writer, items).await;
+    let queued = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Queued(_)))
+        .count();
     let answered = answer(outcomes);
     if let Some(key) = &key {
         let kept = match &answered {
@@ -87,7 +96,11 @@ pub(super) async fn send_items(
             tracing::error!(?error, "recording the idempotency key's outcome failed");
         }
     }
-    answered.map(respond)
+    answered.map(|answer| {
+        let mut response = respond(answer);
+        response.extensions_mut().insert(QueuedMessages(queued));
+        response
+    })
 }
 
 async fn send(writer: Writer<'_>, items: Vec<Result<Outgoing, String>>) -> Vec<Outcome> {

@@ -46,21 +46,18 @@ pub async fn enqueue_function(request: Request, writer: Writer<'_>) -> Response<
     response
 }
 
-/// What an enqueue answer says was queued: one message (a 202 without `accepted`), a batch's
-/// `accepted`, or nothing.
+/// What an enqueue answer queued: the messages its handler counted, a replay, or nothing.
 fn enqueue_outcome(response: &Response<Body>) -> crate::metrics::EnqueueOutcome {
     use crate::metrics::EnqueueOutcome;
-    let status = response.status();
     if response.headers().contains_key(idempotent::REPLAYED) {
         return EnqueueOutcome::Replayed;
     }
-    if status != StatusCode::ACCEPTED && status != StatusCode::MULTI_STATUS {
-        return EnqueueOutcome::Refused(status);
+    match response.extensions().get::<idempotent::QueuedMessages>() {
+        Some(idempotent::QueuedMessages(queued)) if *queued > 0 => {
+            EnqueueOutcome::Accepted(*queued)
+        }
+        _ => EnqueueOutcome::Refused(response.status()),
     }
-    let accepted = serde_json::from_slice::<serde_json::Value>(response.body().as_ref())
-        .ok()
-        .and_then(|body| body["accepted"].as_u64());
-    EnqueueOutcome::Accepted(accepted.map_or(1, |n| n as usize))
 }
 
 /// The list Lambda: GET /messages, GET /messages/{id} and GET /jobs/{id}, and the catch-all

@@ -202,30 +202,24 @@ impl SqliteDb {
     pub async fn stats(self: &Arc<Self>) -> anyhow::Result<Stats> {
         let now = self.clock.now_ms();
         self.read(move |conn| {
+            // One pass over the queue for its counts and its oldest message.
+            let (queued, in_flight, delayed, oldest_age_ms) = conn.query_row(
+                "SELECT coalesce(sum(visible_at_ms <= ?1), 0),
+                        coalesce(sum(visible_at_ms > ?1 AND receive_count > 0), 0),
+                        coalesce(sum(visible_at_ms > ?1 AND receive_count = 0), 0),
+                        ?1 - min(sent_at_ms)
+                 FROM queue",
+                [now],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
             Ok(Stats {
-                queued: conn.query_row(
-                    "SELECT count(*) FROM queue WHERE visible_at_ms <= ?1",
-                    [now],
-                    |r| r.get(0),
-                )?,
-                in_flight: conn.query_row(
-                    "SELECT count(*) FROM queue WHERE visible_at_ms > ?1 AND receive_count > 0",
-                    [now],
-                    |r| r.get(0),
-                )?,
-                delayed: conn.query_row(
-                    "SELECT count(*) FROM queue WHERE visible_at_ms > ?1 AND receive_count = 0",
-                    [now],
-                    |r| r.get(0),
-                )?,
+                queued,
+                in_flight,
+                delayed,
                 dead_lettered: conn
                     .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?,
                 stored: conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?,
-                oldest_age_ms: conn.query_row(
-                    "SELECT ?1 - min(sent_at_ms) FROM queue",
-                    [now],
-                    |r| r.get(0),
-                )?,
+                oldest_age_ms,
             })
         })
         .await
