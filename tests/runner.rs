@@ -392,6 +392,9 @@ pub struct Ledger {
     /// succeeded and the answer was lost (a 503 the client may retry). Not lost, not a
     /// duplicate: at-least-once at the edge.
     pub refused_but_stored: usize,
+    /// The same, dead-lettered instead of stored (the store's injected faults outlasted its
+    /// receives, as they can for any message).
+    pub refused_but_dead_lettered: usize,
     /// Stored but never acknowledged, and not a refused post either: from nowhere.
     pub unacknowledged_stored: usize,
     /// Dead-lettered bodies that are not an acknowledged job (poison sent past the API).
@@ -413,17 +416,26 @@ impl Ledger {
             .iter()
             .filter(|content| refused.contains(content.as_str()))
             .count();
-        let dead_jobs: HashSet<String> = dead_bodies
+        let dead_messages: Vec<_> = dead_bodies
             .iter()
             .filter_map(|body| QueuedMessage::decode(body, ContentLimit::DEFAULT).ok())
+            .collect();
+        let dead_jobs: HashSet<String> = dead_messages
+            .iter()
             .map(|m| m.id.to_string())
             .filter(|id| acked.contains_key(id))
             .collect();
+        let refused_but_dead_lettered = dead_messages
+            .iter()
+            .filter(|m| !acked.contains_key(&m.id.to_string()))
+            .filter(|m| refused.contains(m.content.as_str()))
+            .count();
         let mut ledger = Ledger {
             acknowledged: acked.len(),
             refused_but_stored,
+            refused_but_dead_lettered,
             unacknowledged_stored: unacknowledged.len() - refused_but_stored,
-            poison: dead_bodies.len() - dead_jobs.len(),
+            poison: dead_bodies.len() - dead_jobs.len() - refused_but_dead_lettered,
             ..Ledger::default()
         };
         for (id, content) in acked {
