@@ -15,12 +15,12 @@ use std::hint::black_box;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use message_pipeline::aws::item_of;
-use message_pipeline::domain::{
+use pipeline::adapters::aws::item_of;
+use pipeline::domain::{
     ContentLimit, JobId, Message, MessageContent, Page, PageLimit, QueuedMessage,
 };
-use message_pipeline::ports::{MessageStore, PutBatchError};
-use message_pipeline::worker::store_batch;
+use pipeline::ports::{MessageStore, PutBatchError};
+use pipeline::worker::store_batch;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]

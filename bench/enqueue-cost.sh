@@ -2,7 +2,7 @@
 # What the enqueue side costs a message at batch sizes 1, 10 and 100, without and with an
 # Idempotency-Key: the local runner on its AWS backend (the enqueue function's code: the
 # SendMessage or SendMessageBatch calls, the idempotency table's PutItem and UpdateItem)
-# against the emulator, every request counted by the SDK interceptor (src/aws/calls.rs).
+# against the emulator, every request counted by the SDK interceptor (src/calls.rs).
 # No consumer runs (--consumers 0): the consumer's side is bench/aws-calls.sh's. Prints one
 # JSON line a setting; bench/batch_cost.py turns them into dollars.
 #

@@ -11,7 +11,7 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() {
     let started = Instant::now();
-    let config = message_pipeline::aws::sdk_config().await;
+    let config = pipeline::adapters::aws::sdk_config().await;
     let loaded = started.elapsed();
     let sqs = aws_sdk_sqs::Client::new(&config);
     let with_sqs = started.elapsed();

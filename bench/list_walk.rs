@@ -10,9 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use message_pipeline::domain::{ContentLimit, Message, MessageContent, PageLimit};
-use message_pipeline::local::sqlite::{Durability, SqliteDb, SqliteStore};
-use message_pipeline::ports::MessageStore;
+use message_pipeline::sqlite::{Durability, SqliteDb, SqliteStore};
+use pipeline::domain::{ContentLimit, Message, MessageContent, PageLimit};
+use pipeline::ports::MessageStore;
 
 #[tokio::main]
 async fn main() {

@@ -4,8 +4,8 @@
 //!
 //!   eval "$(cargo run --example provision -- create mp-bench-1)"
 
-use message_pipeline::aws::provision::{self, QueueSettings};
-use message_pipeline::aws::sdk_config;
+use message_pipeline::provision::{self, QueueSettings};
+use pipeline::adapters::aws::sdk_config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -1,6 +1,6 @@
 //! Lambda's SQS event source mapping, for workers that run outside Lambda (the local runner):
 //! pollers receive batches from a [`QueueSource`], hand them to the same consumer code the
-//! Lambda runs ([`crate::worker::store_batch`]) as an `SqsEvent`, and delete exactly the
+//! Lambda runs ([`pipeline::worker::store_batch`]) as an `SqsEvent`, and delete exactly the
 //! records it did not report as failed. Failed records come back after the visibility
 //! timeout; the queue moves a record received more than `maxReceiveCount` times to the
 //! dead-letter queue, as SQS does.
@@ -13,8 +13,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::ports::{FailureLog, MessageStore, QueueSource};
-use crate::worker::{store_batch_noting, FailureNotes};
+use pipeline::ports::{FailureLog, MessageStore, QueueSource};
+use pipeline::worker::{store_batch_noting, FailureNotes};
 
 /// How a mapping batches and how many batches it works on at once.
 #[derive(Debug, Clone, Copy)]
@@ -285,8 +285,8 @@ mod tests {
     use aws_lambda_events::event::sqs::SqsMessage;
 
     use super::*;
-    use crate::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
-    use crate::testing::InMemoryStore;
+    use pipeline::adapters::memory::InMemoryStore;
+    use pipeline::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
 
     /// A source whose batches are handed in by the test; it records what was deleted.
     #[derive(Debug, Default)]
@@ -436,20 +436,20 @@ mod tests {
     impl MessageStore for StalledStore {
         async fn put_batch(
             &self,
-            _messages: &[crate::domain::Message],
-        ) -> Result<(), crate::ports::PutBatchError> {
+            _messages: &[pipeline::domain::Message],
+        ) -> Result<(), pipeline::ports::PutBatchError> {
             std::future::pending().await
         }
 
-        async fn get(&self, _id: crate::domain::JobId) -> anyhow::Result<Option<Message>> {
+        async fn get(&self, _id: pipeline::domain::JobId) -> anyhow::Result<Option<Message>> {
             std::future::pending().await
         }
 
         async fn list(
             &self,
-            _limit: crate::domain::PageLimit,
-            _before: Option<crate::domain::JobId>,
-        ) -> anyhow::Result<crate::domain::Page> {
+            _limit: pipeline::domain::PageLimit,
+            _before: Option<pipeline::domain::JobId>,
+        ) -> anyhow::Result<pipeline::domain::Page> {
             std::future::pending().await
         }
     }

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 use serde::Serialize;
 
-use crate::domain::{JobId, Message, Outgoing, Page, PageLimit};
-use crate::ports::{MessageQueue, MessageStore, PutBatchError, QueueSource};
+use pipeline::domain::{JobId, Message, Outgoing, Page, PageLimit};
+use pipeline::ports::{MessageQueue, MessageStore, PutBatchError, QueueSource};
 
 /// How often each fault strikes: probabilities per call, from 0 to 1.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -350,7 +350,7 @@ impl<T: MessageStore> MessageStore for Faulty<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{stored_messages, InMemoryQueue, InMemoryStore};
+    use pipeline::adapters::memory::{stored_messages, InMemoryQueue, InMemoryStore};
 
     #[test]
     fn plans_parse_and_bad_ones_say_why() {

@@ -1,7 +1,7 @@
-//! `cargo run`: the whole pipeline on this machine (see [`message_pipeline::local`]).
+//! `cargo run`: the whole pipeline on this machine (see [`message_pipeline::runner`]).
 
 use clap::Parser as _;
-use message_pipeline::local::{run, Args};
+use message_pipeline::{run, Args};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use message_pipeline::aws::provision::QueueSettings;
+use message_pipeline::provision::QueueSettings;
 
 use crate::contract::remove_db;
 use crate::helpers::TestStack;
@@ -27,7 +27,7 @@ fn poison(n: usize) -> Vec<String> {
         format!(
             r#"{{"v": 1, "job_id": "{}", "content": "{}"}}"#,
             uuid::Uuid::now_v7(),
-            "x".repeat(message_pipeline::domain::ContentLimit::CEILING + 1)
+            "x".repeat(pipeline::domain::ContentLimit::CEILING + 1)
         ),
         format!(
             r#"{{"v": 1, "job_id": "{}", "content": ""}}"#,

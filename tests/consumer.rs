@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use message_pipeline::domain::{ContentLimit, Message, MessageContent, PageLimit, QueuedMessage};
-use message_pipeline::ports::{MessageQueue, MessageStore};
-use message_pipeline::worker::store_batch;
+use pipeline::domain::{ContentLimit, Message, MessageContent, PageLimit, QueuedMessage};
+use pipeline::ports::{MessageQueue, MessageStore};
+use pipeline::worker::store_batch;
 
 use crate::helpers::{failed_ids, TestStack};
 

@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use lambda_http::http::Method;
-use message_pipeline::api::enqueue_function;
-use message_pipeline::aws::{sdk_config, SqsQueue};
-use message_pipeline::domain::{ContentLimit, QueuedMessage};
+use pipeline::adapters::aws::{sdk_config, SqsQueue};
+use pipeline::api::enqueue_function;
+use pipeline::domain::{ContentLimit, QueuedMessage};
 
 use crate::helpers::{json, request, unused_keys, writer, TestStack};
 

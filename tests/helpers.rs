@@ -4,11 +4,11 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use message_pipeline::api::{read_function, Caller, EnqueueLimits, Reader, Scope, Writer};
-use message_pipeline::aws::provision::{self, QueueSettings, Queues};
-use message_pipeline::aws::{record_of, sdk_config, DynamoDbKeys, DynamoDbStore, SqsQueue};
-use message_pipeline::domain::CursorKey;
-use message_pipeline::ports::MessageStore;
+use message_pipeline::provision::{self, QueueSettings, Queues};
+use pipeline::adapters::aws::{record_of, sdk_config, DynamoDbKeys, DynamoDbStore, SqsQueue};
+use pipeline::api::{read_function, Caller, EnqueueLimits, Reader, Scope, Writer};
+use pipeline::domain::CursorKey;
+use pipeline::ports::MessageStore;
 
 /// The enqueue function's ports over `queue` and `keys`, with the default limits.
 pub fn writer<'a>(queue: &'a SqsQueue, keys: &'a DynamoDbKeys) -> Writer<'a> {
@@ -374,15 +374,15 @@ pub async fn read(request: Request, store: &dyn MessageStore) -> Response<Body> 
 struct NoNotes;
 
 #[async_trait::async_trait]
-impl message_pipeline::ports::FailureLog for NoNotes {
-    async fn note(&self, _: &[message_pipeline::domain::Failure]) -> anyhow::Result<()> {
+impl pipeline::ports::FailureLog for NoNotes {
+    async fn note(&self, _: &[pipeline::domain::Failure]) -> anyhow::Result<()> {
         anyhow::bail!("the read routes' tests note nothing")
     }
 
     async fn failure(
         &self,
-        _: message_pipeline::domain::JobId,
-    ) -> anyhow::Result<Option<message_pipeline::domain::Failure>> {
+        _: pipeline::domain::JobId,
+    ) -> anyhow::Result<Option<pipeline::domain::Failure>> {
         Ok(None)
     }
 }

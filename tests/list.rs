@@ -1,8 +1,8 @@
 use std::collections::HashSet;
 
 use lambda_http::http::Method;
-use message_pipeline::domain::{ContentLimit, Message, MessageContent};
-use message_pipeline::ports::MessageStore;
+use pipeline::domain::{ContentLimit, Message, MessageContent};
+use pipeline::ports::MessageStore;
 
 use crate::helpers::{json, read, request, TestStack};
 
@@ -101,7 +101,7 @@ async fn an_empty_table_lists_no_messages_and_no_cursor() {
 #[tokio::test]
 async fn a_missing_table_gives_503() {
     let stack = TestStack::new().await;
-    let absent = message_pipeline::aws::DynamoDbStore::new(
+    let absent = pipeline::adapters::aws::DynamoDbStore::new(
         stack.dynamodb.clone(),
         format!("{}-absent", stack.table),
     );
@@ -116,10 +116,10 @@ async fn a_missing_table_gives_503() {
 async fn a_dynamodb_endpoint_that_stalls_gives_503_within_the_budget() {
     let endpoint = crate::enqueue::stalled_endpoint().await;
     let config =
-        aws_sdk_dynamodb::config::Builder::from(&message_pipeline::aws::sdk_config().await)
+        aws_sdk_dynamodb::config::Builder::from(&pipeline::adapters::aws::sdk_config().await)
             .endpoint_url(endpoint)
             .build();
-    let store = message_pipeline::aws::DynamoDbStore::new(
+    let store = pipeline::adapters::aws::DynamoDbStore::new(
         aws_sdk_dynamodb::Client::from_conf(config),
         "stalled",
     );

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use lambda_http::http::Method;
-use message_pipeline::api::enqueue_function;
-use message_pipeline::worker::store_batch;
+use pipeline::api::enqueue_function;
+use pipeline::worker::store_batch;
 
 use crate::helpers::{failed_ids, json, read, request, writer, TestStack};
 

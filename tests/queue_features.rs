@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{TestStack, TEST_QUEUE};
 use crate::runner::{agent, data_file, Runner};
-use message_pipeline::ports::QueueSettings;
+use pipeline::ports::QueueSettings;
 
 /// Where the scenario sends its requests: the local runner, or the deployed stack through
 /// API Gateway (tests/stack/queue_features.rs), each with the tokens its routes need.

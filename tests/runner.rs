@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::helpers::AwsTarget;
-use message_pipeline::domain::{ContentLimit, QueuedMessage};
+use pipeline::domain::{ContentLimit, QueuedMessage};
 
 pub struct Runner {
     child: Child,

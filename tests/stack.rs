@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use base64::Engine as _;
-use message_pipeline::aws::{sdk_config, DynamoDbStore};
-use message_pipeline::domain::{ContentLimit, Message, MessageContent};
-use message_pipeline::ports::MessageStore;
+use pipeline::adapters::aws::{sdk_config, DynamoDbStore};
+use pipeline::domain::{ContentLimit, Message, MessageContent};
+use pipeline::ports::MessageStore;
 
 fn var(name: &str) -> String {
     std::env::var(name)

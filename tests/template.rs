@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::sync::OnceLock;
 
-use message_pipeline::api::{Access, ROUTES};
+use pipeline::api::{Access, ROUTES};
 use serde_json::Value as Json;
 use serde_norway::Value;
 
@@ -197,7 +197,7 @@ fn the_http_api_uses_the_default_stage_and_routes_every_path() {
         ]
     );
     // Every operation the OpenAPI document describes has its route.
-    let document: serde_json::Value = serde_json::from_str(message_pipeline::api::OPENAPI).unwrap();
+    let document: serde_json::Value = serde_json::from_str(pipeline::api::OPENAPI).unwrap();
     let mut documented: Vec<String> = document["paths"]
         .as_object()
         .unwrap()

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
-use message_pipeline::aws::DynamoDbKeys;
-use message_pipeline::domain::{Claim, IdempotencyKey, StoredAnswer, KEY_LEASE, KEY_LIFETIME};
-use message_pipeline::local::clock::ManualClock;
-use message_pipeline::local::sqlite_keys::SqliteKeys;
-use message_pipeline::ports::IdempotencyKeys;
+use message_pipeline::sqlite::SqliteKeys;
+use pipeline::adapters::aws::DynamoDbKeys;
+use pipeline::clock::ManualClock;
+use pipeline::domain::{Claim, IdempotencyKey, StoredAnswer, KEY_LEASE, KEY_LIFETIME};
+use pipeline::ports::IdempotencyKeys;
 
 use super::{for_each_backend, remove_db, temp_db_with_clock};
 use crate::helpers::TestStack;

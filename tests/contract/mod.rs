@@ -8,8 +8,8 @@ mod store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use message_pipeline::local::clock::Clock;
-use message_pipeline::local::sqlite::{Durability, SqliteDb};
+use message_pipeline::sqlite::{Durability, SqliteDb};
+use pipeline::clock::Clock;
 
 /// A fresh SQLite file in the temp directory, removed (with its WAL) by [`remove_db`].
 pub fn temp_db() -> (Arc<SqliteDb>, PathBuf) {
@@ -75,9 +75,9 @@ CREATE TABLE messages (id TEXT PRIMARY KEY, content TEXT NOT NULL) WITHOUT ROWID
 
 #[tokio::test]
 async fn a_database_written_by_the_previous_version_opens_with_its_messages_and_queue() {
-    use message_pipeline::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
-    use message_pipeline::local::sqlite::{SqliteQueue, SqliteStore};
-    use message_pipeline::ports::{MessageStore, QueueSource};
+    use message_pipeline::sqlite::{SqliteQueue, SqliteStore};
+    use pipeline::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
+    use pipeline::ports::{MessageStore, QueueSource};
 
     let path = std::env::temp_dir().join(format!("mp-old-{}.db", uuid::Uuid::new_v4().simple()));
     let stored =

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use message_pipeline::domain::{
+use message_pipeline::sqlite::{Durability, SqliteDb, SqliteQueue};
+use pipeline::clock::ManualClock;
+use pipeline::domain::{
     Attributes, ContentLimit, Delay, GroupId, JobId, Message, MessageContent, Outgoing,
     QueuedMessage,
 };
-use message_pipeline::local::clock::ManualClock;
-use message_pipeline::local::sqlite::{Durability, SqliteDb, SqliteQueue};
-use message_pipeline::ports::{MessageQueue, QueueSettings, QueueSource};
+use pipeline::ports::{MessageQueue, QueueSettings, QueueSource};
 
 use super::{for_each_backend, remove_db, temp_db_with_clock};
 use crate::helpers::{TestStack, TEST_QUEUE};
@@ -20,7 +20,7 @@ use crate::helpers::{TestStack, TEST_QUEUE};
 pub enum QueueBackend {
     /// The embedded queue on a clock the test moves: no sleeping for visibility timeouts.
     Embedded(Arc<SqliteQueue>, PathBuf, Arc<ManualClock>),
-    Aws(TestStack, message_pipeline::aws::SqsQueue),
+    Aws(TestStack, pipeline::adapters::aws::SqsQueue),
 }
 
 impl QueueBackend {

@@ -2,12 +2,10 @@
 
 use std::path::PathBuf;
 
-use message_pipeline::aws::DynamoDbStore;
-use message_pipeline::domain::{
-    Attributes, ContentLimit, JobId, Message, MessageContent, PageLimit,
-};
-use message_pipeline::local::sqlite::SqliteStore;
-use message_pipeline::ports::MessageStore;
+use message_pipeline::sqlite::SqliteStore;
+use pipeline::adapters::aws::DynamoDbStore;
+use pipeline::domain::{Attributes, ContentLimit, JobId, Message, MessageContent, PageLimit};
+use pipeline::ports::MessageStore;
 
 use super::{for_each_backend, remove_db, temp_db};
 use crate::helpers::TestStack;

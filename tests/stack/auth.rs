@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName as A;
 use base64::Engine as _;
-use message_pipeline::aws::sdk_config;
+use pipeline::adapters::aws::sdk_config;
 
 use super::{call_with, token_for, tokens, var};
 

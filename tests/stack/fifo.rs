@@ -14,8 +14,8 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use message_pipeline::aws::sdk_config;
-use message_pipeline::domain::{ContentLimit, JobId, Message, MessageContent, QueuedMessage};
+use pipeline::adapters::aws::sdk_config;
+use pipeline::domain::{ContentLimit, JobId, Message, MessageContent, QueuedMessage};
 use serde_json::json;
 
 use super::queue_features::Stack;

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use message_pipeline::aws::sdk_config;
-use message_pipeline::domain::JobId;
+use pipeline::adapters::aws::sdk_config;
+use pipeline::domain::JobId;
 
 use super::{call, call_text, call_with, dead_lettered, tokens, var};
 

@@ -9,16 +9,15 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use message_pipeline::aws::DynamoDbStore;
-use message_pipeline::config::ConsumerConfig;
-use message_pipeline::worker::{store_batch_noting, FailureNotes};
+use pipeline::adapters::aws::DynamoDbStore;
+use pipeline::config::ConsumerConfig;
+use pipeline::worker::{store_batch_noting, FailureNotes};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
-    let config =
-        ConsumerConfig::from_env().inspect_err(|e| message_pipeline::init_error::report(e))?;
+    let config = ConsumerConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
     let store = DynamoDbStore::connect(config.table_name).await;
     let store = &store;
     let notes = FailureNotes {

@@ -5,17 +5,16 @@
 //! `MAX_BODY_BYTES`.
 
 use lambda_http::{run, service_fn, Error, Request};
-use message_pipeline::api::{enqueue_function, Writer};
-use message_pipeline::aws::{DynamoDbKeys, SqsQueue};
-use message_pipeline::config::EnqueueConfig;
+use pipeline::adapters::aws::{DynamoDbKeys, SqsQueue};
+use pipeline::api::{enqueue_function, Writer};
+use pipeline::config::EnqueueConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
-    let config =
-        EnqueueConfig::from_env().inspect_err(|e| message_pipeline::init_error::report(e))?;
-    let sdk = message_pipeline::aws::sdk_config().await;
+    let config = EnqueueConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
+    let sdk = pipeline::adapters::aws::sdk_config().await;
     let queue = SqsQueue::with_config(&sdk, config.queue_url);
     let keys = DynamoDbKeys::with_config(&sdk, config.idempotency_table);
     let writer = Writer {

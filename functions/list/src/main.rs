@@ -6,15 +6,15 @@
 //! `QUEUE_RETENTION_SECONDS`.
 
 use lambda_http::{run, service_fn, Error, Request};
-use message_pipeline::api::{read_function, Reader};
-use message_pipeline::aws::DynamoDbStore;
-use message_pipeline::config::ListConfig;
+use pipeline::adapters::aws::DynamoDbStore;
+use pipeline::api::{read_function, Reader};
+use pipeline::config::ListConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
-    let config = ListConfig::from_env().inspect_err(|e| message_pipeline::init_error::report(e))?;
+    let config = ListConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
     let store = DynamoDbStore::connect(config.table_name).await;
     let reader = Reader {
         store: &store,

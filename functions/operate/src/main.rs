@@ -5,16 +5,15 @@
 //! Environment: `QUEUE_URL`, `DEAD_LETTER_QUEUE_URL` and `TABLE_NAME`, all required.
 
 use lambda_http::{run, service_fn, Error, Request};
-use message_pipeline::api::operate_function;
-use message_pipeline::aws::AwsOperations;
-use message_pipeline::config::OperateConfig;
+use pipeline::adapters::aws::AwsOperations;
+use pipeline::api::operate_function;
+use pipeline::config::OperateConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
-    let config =
-        OperateConfig::from_env().inspect_err(|e| message_pipeline::init_error::report(e))?;
+    let config = OperateConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
     let operations = AwsOperations::connect(&config).await;
     let operations = &operations;
     run(service_fn(move |request: Request| async move {

@@ -14,17 +14,23 @@ const FILES: &[(&str, &str, &str)] = &[
     (
         "",
         "text/html; charset=utf-8",
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboard/index.html")),
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../dashboard/index.html"
+        )),
     ),
     (
         "app.js",
         "text/javascript; charset=utf-8",
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboard/app.js")),
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../dashboard/app.js")),
     ),
     (
         "style.css",
         "text/css; charset=utf-8",
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboard/style.css")),
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../dashboard/style.css"
+        )),
     ),
 ];
 

@@ -1,5 +1,5 @@
-//! Adapters of the ports to AWS: SQS for the queue, DynamoDB for the store, and the
-//! provisioning the integration tests and local scripts use to create both as the template does.
+//! The ports on AWS: SQS for the queue and the dead-letter queue, DynamoDB for the store,
+//! the idempotency keys and the failure notes, CloudWatch for the age of the oldest message.
 //!
 //! Clients come from `aws_config::load_defaults`, so `AWS_ENDPOINT_URL` (or the per-service
 //! `AWS_ENDPOINT_URL_SQS` / `AWS_ENDPOINT_URL_DYNAMODB`) points them at an emulator; no
@@ -7,12 +7,10 @@
 
 use std::time::Duration;
 
-pub mod calls;
 mod dynamodb;
 mod failures;
 mod idempotency;
 mod operations;
-pub mod provision;
 mod sqs;
 
 pub use dynamodb::{

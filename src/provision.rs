@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-pub use crate::ports::QueueSettings;
+pub use pipeline::ports::QueueSettings;
 
 /// The URLs and ARN of a queue and its dead-letter queue.
 #[derive(Debug, Clone)]

@@ -1,12 +1,13 @@
-//! In-memory fakes of the ports and request helpers, for unit tests of the handlers.
+//! The ports in memory: the fakes that unit tests stand on, which the contract suite
+//! (tests/contract) holds to what SQLite and AWS do. Each can be told to fail.
+
+// A fake's mutex is poisoned only by a test that has already panicked.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
-use lambda_http::http::Method;
-use lambda_http::{Body, Request, Response};
 
 use crate::domain::{
     on_existing, Claim, ContentLimit, Cursor, Existing, Failure, IdempotencyKey, JobId, KeyRecord,
@@ -16,21 +17,6 @@ use crate::ports::{
     Count, DeadLetterPage, FailureLog, IdempotencyKeys, MessageQueue, MessageStore, OneDeadLetter,
     Operations, PipelineStats, PutBatchError, QueueCounts, RequeueAll,
 };
-
-pub fn post(path: &str, body: &str) -> Request {
-    let mut request = Request::new(Body::Text(body.to_owned()));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = path.parse().unwrap();
-    request
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    request
-}
-
-pub fn body_json(response: &Response<Body>) -> serde_json::Value {
-    assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
-    serde_json::from_slice(response.body().as_ref()).unwrap()
-}
 
 /// `n` messages "message 0" .. "message n-1", oldest first.
 pub fn stored_messages(n: usize) -> Vec<Message> {
@@ -109,21 +95,6 @@ impl MessageQueue for InMemoryQueue {
     }
 }
 
-/// The enqueue routes' ports over `queue`, with fresh idempotency keys and default limits.
-pub fn test_writer(queue: &InMemoryQueue) -> crate::api::Writer<'_> {
-    static LIMITS: crate::api::EnqueueLimits = crate::api::EnqueueLimits {
-        content: ContentLimit::DEFAULT,
-        max_body_bytes: 4096 * 12 + 1024,
-    };
-    // Leaked: a test's keys live as long as the test process, which is short.
-    let keys: &'static InMemoryKeys = Box::leak(Box::default());
-    crate::api::Writer {
-        queue,
-        keys,
-        limits: &LIMITS,
-    }
-}
-
 /// Idempotency keys in a map, with the adapters' semantics (the decision is the domain's).
 #[derive(Debug, Default)]
 pub struct InMemoryKeys {
@@ -147,6 +118,10 @@ impl InMemoryKeys {
 
     pub fn len(&self) -> usize {
         self.records.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

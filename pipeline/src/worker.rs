@@ -661,7 +661,10 @@ mod tests {
     #[tokio::test]
     async fn the_aws_sample_sqs_events_fail_their_records_which_are_not_envelopes() {
         for name in ["example-sqs-event.json", "example-sqs-event-obj.json"] {
-            let path = format!("{}/events/aws-samples/{name}", env!("CARGO_MANIFEST_DIR"));
+            let path = format!(
+                "{}/../events/aws-samples/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
             let event: SqsEvent =
                 serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
             let ids: Vec<String> = event
@@ -682,7 +685,7 @@ mod tests {
     async fn the_sample_event_in_events_stores_two_and_fails_the_poison_record() {
         let sample = include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/events/sqs-batch.json"
+            "/../events/sqs-batch.json"
         ));
         let event: SqsEvent = serde_json::from_str(sample).unwrap();
         let store = InMemoryStore::default();

@@ -1,5 +1,5 @@
 //! The operations port and the failure log on the embedded backend's SQLite file: the same
-//! contract as [`crate::aws::AwsOperations`], with exact counts and atomic moves (a message
+//! contract as [`pipeline::adapters::aws::AwsOperations`], with exact counts and atomic moves (a message
 //! leaves the dead-letter table and enters the queue in one transaction).
 
 use std::time::Duration;
@@ -7,9 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::sqlite::{SqliteQueue, SqliteStore};
-use crate::domain::{Failure, JobId};
-use crate::ports::{
+use super::{SqliteQueue, SqliteStore};
+use pipeline::domain::{Failure, JobId};
+use pipeline::ports::{
     Count, DeadLetterPage, FailureLog, OneDeadLetter, Operations, PipelineStats, QueueCounts,
     RequeueAll,
 };
@@ -114,7 +114,7 @@ fn finish_one(
 
 #[async_trait]
 impl Operations for SqliteQueue {
-    /// The runner's own counts ([`super::sqlite::SqliteDb::stats`]), exact, as the API gives
+    /// The runner's own counts ([`super::SqliteDb::stats`]), exact, as the API gives
     /// them.
     async fn stats(&self) -> anyhow::Result<PipelineStats> {
         let stats = self.db.stats().await?;

@@ -1,5 +1,5 @@
 //! The narrow capabilities the handlers need, one trait each, implemented by the adapters in
-//! [`crate::aws`] and by in-memory fakes in tests.
+//! [`crate::adapters::aws`] and by in-memory fakes in tests.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -129,7 +129,7 @@ pub async fn handle(
 
 /// The API's OpenAPI 3 document (`openapi.json` at the repository root), served at
 /// `GET /openapi.json` by every function and the local runner.
-pub const OPENAPI: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"));
+pub const OPENAPI: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json"));
 
 fn openapi() -> Response<Body> {
     let mut response = Response::new(Body::Text(OPENAPI.to_owned()));
@@ -234,7 +234,7 @@ mod tests {
 
     /// An event file under `events/`, changed by `edit` before it is parsed.
     fn event_file(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Request {
-        let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
         let mut event: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         edit(&mut event);

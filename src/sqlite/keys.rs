@@ -7,11 +7,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::sqlite::SqliteDb;
-use crate::domain::{
+use super::SqliteDb;
+use pipeline::domain::{
     on_existing, Claim, Existing, IdempotencyKey, KeyRecord, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
 };
-use crate::ports::IdempotencyKeys;
+use pipeline::ports::IdempotencyKeys;
 
 /// The idempotency keys in the runner's database.
 #[derive(Debug, Clone)]

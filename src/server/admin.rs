@@ -7,8 +7,8 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
-use super::AppState;
-use crate::api::{json_response, ApiError};
+use crate::runner::AppState;
+use pipeline::api::{json_response, ApiError};
 
 /// The response for a `/_local/` request; `None` for every other path.
 pub async fn respond(request: &Request, state: &AppState) -> Option<Response<Body>> {
@@ -88,7 +88,7 @@ async fn send_raw(request: &Request, state: &AppState) -> Result<Response<Body>,
 fn embedded_only<'a>(
     state: &'a AppState,
     path: &str,
-) -> Result<&'a super::sqlite::SqliteQueue, ApiError> {
+) -> Result<&'a crate::sqlite::SqliteQueue, ApiError> {
     state
         .embedded
         .as_deref()

@@ -4,7 +4,7 @@
 //! Bearer tokens, one per scope set (write, read, admin), are generated at start (or given by
 //! flag or environment) and compared in constant time. A request that passes is handed to the
 //! API with the authorizer context API Gateway would add ([`Caller::attach_to`]), so the
-//! handlers' own check ([`crate::api::authorize`]) runs here too.
+//! handlers' own check ([`pipeline::api::authorize`]) runs here too.
 //!
 //! Whether or not tokens are on, a runner on loopback refuses requests whose `Host` or
 //! `Origin` is not a loopback name: a web page cannot reach it by DNS rebinding or post to it
@@ -17,7 +17,7 @@ use lambda_http::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use lambda_http::Request;
 use sha2::{Digest as _, Sha256};
 
-use crate::api::{route, Access, ApiError, Caller, Scope, CATCH_ALL_ACCESS};
+use pipeline::api::{route, Access, ApiError, Caller, Scope, CATCH_ALL_ACCESS};
 
 /// Who the runner lets in.
 #[derive(Debug)]

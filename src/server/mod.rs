@@ -15,9 +15,12 @@ use lambda_http::{Body, Request, Response};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use super::auth::check_loopback_names;
-use super::AppState;
-use crate::api::{self, ApiError, Reader, Writer};
+mod admin;
+pub mod gateway;
+
+use crate::runner::AppState;
+use gateway::check_loopback_names;
+use pipeline::api::{self, ApiError, Reader, Writer};
 
 /// How long shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,7 +109,7 @@ async fn respond(
         Ok(request) => request,
         Err(refusal) => return into_hyper(refusal.into_response()),
     };
-    if let Some(response) = super::admin::respond(&request, state).await {
+    if let Some(response) = admin::respond(&request, state).await {
         return into_hyper(response);
     }
     let writer = Writer {

@@ -8,8 +8,13 @@
 //! The queue keeps SQS's contract, checked by the same contract tests as SQS itself: a
 //! received message is hidden for the visibility timeout under a fresh receipt handle, comes
 //! back unless deleted, and on the receive after its `max_receive_count`-th it moves to the
-//! dead-letter table instead. Its times come from [`super::clock`]: monotonic within a
+//! dead-letter table instead. Its times come from [`pipeline::clock`]: monotonic within a
 //! process, so a step of the system clock changes no visibility timeout.
+
+mod keys;
+mod operations;
+
+pub use keys::SqliteKeys;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,13 +31,13 @@ use std::sync::mpsc;
 use tokio::sync::{oneshot, Notify};
 use uuid::Uuid;
 
-use super::clock::{Clock, ProcessClock};
-use crate::domain::{
+use pipeline::clock::{Clock, ProcessClock};
+use pipeline::domain::{
     Attributes, ContentLimit, Cursor, JobId, Message, MessageContent, Outgoing, Page, PageLimit,
     QueuedMessage,
 };
-use crate::ports::QueueSettings;
-use crate::ports::{MessageQueue, MessageStore, PutBatchError, QueueSource};
+use pipeline::ports::QueueSettings;
+use pipeline::ports::{MessageQueue, MessageStore, PutBatchError, QueueSource};
 
 /// What a commit survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -118,7 +123,7 @@ pub struct SqliteDb {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
-    /// Where the queue's times come from (see [`super::clock`]).
+    /// Where the queue's times come from (see [`pipeline::clock`]).
     pub(super) clock: Arc<dyn Clock>,
 }
 
@@ -144,7 +149,7 @@ impl SqliteDb {
         clock: impl FnOnce(i64) -> Arc<dyn Clock>,
     ) -> anyhow::Result<Arc<Self>> {
         // Messages are data: owner-only, before SQLite creates the file with the umask's mode.
-        super::private_file::ensure(path)?;
+        crate::private_file::ensure(path)?;
         let open = || -> anyhow::Result<Connection> {
             let conn =
                 Connection::open(path).with_context(|| format!("opening {}", path.display()))?;

@@ -1,4 +1,5 @@
-//! The embedded queue's clock: its visibility timeouts and timestamps.
+//! Where time comes from: the one source of "now" for whatever waits, expires or times
+//! out, so that tests move it by hand instead of sleeping.
 //!
 //! Within a process, time comes from the monotonic clock, so a step of the system clock
 //! (NTP, a suspended laptop, an operator) changes nothing: read straight from the wall clock,

@@ -8,15 +8,6 @@
 //! - `aws`: the real adapters, polling SQS and writing DynamoDB (or the emulator, with
 //!   `AWS_ENDPOINT_URL`), chosen when `QUEUE_URL` is set or with `--backend aws`.
 
-mod admin;
-pub mod auth;
-pub mod clock;
-mod private_file;
-pub mod server;
-pub mod sqlite;
-pub mod sqlite_keys;
-mod sqlite_operations;
-
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,18 +18,19 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api::EnqueueLimits;
-use crate::aws::calls::CallCounter;
-use crate::aws::{AwsOperations, DynamoDbKeys, DynamoDbStore, SqsQueue};
-use crate::domain::{ContentLimit, CursorKey};
+use crate::calls::CallCounter;
 use crate::event_source::{run_mapping, MappingCounts, MappingSettings, NoteSink};
 use crate::faults::{FaultCounts, FaultPlan, Faulty};
-use crate::ports::QueueSettings;
-use crate::ports::{
+use crate::server::gateway::{Gate, IssuedTokens};
+use crate::sqlite::{Durability, SqliteDb, SqliteKeys, SqliteQueue, SqliteStore};
+use crate::{private_file, server};
+use pipeline::adapters::aws::{AwsOperations, DynamoDbKeys, DynamoDbStore, SqsQueue};
+use pipeline::api::EnqueueLimits;
+use pipeline::domain::{ContentLimit, CursorKey};
+use pipeline::ports::QueueSettings;
+use pipeline::ports::{
     FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Operations, QueueSource,
 };
-use auth::{Gate, IssuedTokens};
-use sqlite::{Durability, SqliteDb, SqliteQueue, SqliteStore};
 
 /// Everything a request may need.
 #[derive(Debug)]
@@ -223,7 +215,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
             Ok(Pipeline {
                 default_consumers: 1,
                 queue: queue.clone(),
-                keys: Arc::new(sqlite_keys::SqliteKeys::new(db.clone())),
+                keys: Arc::new(SqliteKeys::new(db.clone())),
                 source: queue.clone(),
                 store: store.clone(),
                 failures: store,
@@ -239,12 +231,12 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
             })
         }
         Backend::Aws => {
-            let config = crate::config::EnqueueConfig::from_env()?;
-            let table = crate::config::ConsumerConfig::from_env()?.table_name;
+            let config = pipeline::config::EnqueueConfig::from_env()?;
+            let table = pipeline::config::ConsumerConfig::from_env()?.table_name;
             // Every request is counted, for GET /_local/stats and the cost benchmark.
             let calls = CallCounter::default();
-            let sdk = crate::aws::sdk_config().await;
-            let dead_letters = crate::config::OperateConfig::from_env()?.dead_letter_queue_url;
+            let sdk = pipeline::adapters::aws::sdk_config().await;
+            let dead_letters = pipeline::config::OperateConfig::from_env()?.dead_letter_queue_url;
             let queue = Arc::new(SqsQueue::new(calls.sqs(&sdk), &config.queue_url));
             anyhow::ensure!(
                 !args.fifo || queue.is_fifo(),
@@ -289,7 +281,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let content_limit = ContentLimit::new(args.max_content_chars)
         .map_err(|e| anyhow::anyhow!("--max-content-chars {e}"))?;
     let cursors = match &args.cursor_secret {
-        Some(secret) => crate::config::cursor_key(secret)?,
+        Some(secret) => pipeline::config::cursor_key(secret)?,
         None => CursorKey::random(),
     };
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
