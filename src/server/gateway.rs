@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use lambda_http::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use lambda_http::Request;
 use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
 use pipeline::api::{route, Access, ApiError, Caller, Scope, CATCH_ALL_ACCESS};
 
@@ -115,11 +116,7 @@ impl Tokens {
         // Every entry is compared, with no early exit, whichever matches.
         let mut found = None;
         for (accepted, caller) in &self.accepted {
-            let difference = accepted
-                .iter()
-                .zip(presented.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            if difference == 0 {
+            if bool::from(accepted[..].ct_eq(&presented[..])) {
                 found = Some(caller);
             }
         }
