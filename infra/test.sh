@@ -14,7 +14,17 @@ cd "$root"
 . infra/env.sh
 
 emulator_acquire
-trap emulator_release EXIT
+# A stack this script deployed is deleted also when a test fails or the run is interrupted,
+# so that the next run (and a user's emulator) does not inherit it.
+deployed_stack=""
+cleanup() {
+  if [ -n "$deployed_stack" ]; then
+    STACK_NAME="$deployed_stack" infra/local.sh delete >/dev/null 2>&1 \
+      || echo "test: could not delete the stack $deployed_stack" >&2
+  fi
+  emulator_release
+}
+trap cleanup EXIT
 
 # The template: CloudFormation's linter with the serverless rules, and SAM's own validation,
 # offline. Each finding is fixed or ignored in template.yaml with its reason.
@@ -41,6 +51,7 @@ infra/browser-test.sh
 if [ -z "${SKIP_STACK_TESTS:-}" ]; then
   export STACK_NAME="mp-test-$(date +%s)"
   export STACK_PARAMETERS="ConsumerTimeoutSeconds=2 QueueVisibilityTimeoutSeconds=12 MaxReceiveCount=2"
+  deployed_stack="$STACK_NAME"
   infra/local.sh up >/dev/null
   eval "$(infra/local.sh env)"
   # One at a time: the refusal test compares queue and table counts before and after.
@@ -49,11 +60,14 @@ if [ -z "${SKIP_STACK_TESTS:-}" ]; then
   # sample events at their functions.
   infra/watch-smoke.sh
   infra/local.sh delete
+  deployed_stack=""
   # The FIFO option: a second stack with FifoQueue=true, and the tests for it alone.
   export STACK_NAME="mp-fifo-$(date +%s)"
   export STACK_PARAMETERS="$STACK_PARAMETERS FifoQueue=true"
+  deployed_stack="$STACK_NAME"
   infra/local.sh up >/dev/null
   eval "$(infra/local.sh env)"
   cargo test --locked --test integration -- --ignored --test-threads=1 stack::fifo::
   infra/local.sh delete
+  deployed_stack=""
 fi
