@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{TestStack, TEST_QUEUE};
-use crate::runner::{agent, data_file, Runner};
+use crate::runner::{agent, data_file, eventually, Runner};
 use pipeline::ports::QueueSettings;
 
 /// Where the scenario sends its requests: the local runner, or the deployed stack through
@@ -253,8 +253,12 @@ fn fifo_scenario(runner: &Runner) {
         .collect();
     stored(api, &ids[0]);
     stored(api, &ids[3]);
-    // Several failed deliveries of g-2 (1 s visibility timeout): g-3 waits behind it.
-    std::thread::sleep(Duration::from_secs(4));
+    // Three failed deliveries of g-2, seen as the store's refusals: g-3 had as many chances to
+    // be delivered out of order, and waits behind it.
+    eventually("three refused deliveries of g-2", || {
+        let poisoned = runner.stats()["faults"]["store"]["poisoned"].as_u64();
+        poisoned.filter(|&n| n >= 3)
+    });
     assert_eq!(job(api, &ids[1])["status"], "queued");
     assert_eq!(job(api, &ids[2])["status"], "queued");
     let delayed = json!({ "content": "x", "delay_seconds": 5 });
