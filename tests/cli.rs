@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::runner::{data_file, Runner};
+use crate::support::{data_file, Runner};
 
 fn ctl(runner: &Runner, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pipeline-ctl"))
@@ -138,7 +138,7 @@ fn pipeline_ctl_sends_follows_and_operates_the_local_runner() {
     );
 
     // Fixed: requeue-all brings it back under its job id, and it is stored.
-    crate::runner::agent()
+    crate::support::agent()
         .delete(format!("{}/_local/faults", runner.url))
         .call()
         .unwrap();

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use message_pipeline::provision::QueueSettings;
 
 use crate::contract::remove_db;
-use crate::helpers::TestStack;
-use crate::runner::{data_file, join_posts, post_until, Ledger, Posts, Runner};
+use crate::support::TestStack;
+use crate::support::{data_file, join_posts, post_until, Ledger, Posts, Runner};
 
 /// Bodies a consumer cannot store: not JSON, not an envelope, an unknown version, a job id
 /// that is not one, content over the ceiling that any deployment may configure (content over
@@ -150,14 +150,14 @@ fn poison_in_a_batch_does_not_hold_back_its_neighbours() {
             "50",
         ],
     );
-    let agent = crate::runner::agent();
+    let agent = crate::support::agent();
     let poison = poison(60);
     let mut acked = HashMap::new();
     for (i, body) in poison.iter().enumerate() {
         runner.send_raw(body);
         for j in 0..5 {
             let content = format!("neighbour {i}.{j}");
-            let id = crate::runner::post(&agent, &runner.url, &content).unwrap();
+            let id = crate::support::post(&agent, &runner.url, &content).unwrap();
             acked.insert(id, content);
         }
     }

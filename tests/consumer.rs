@@ -5,7 +5,7 @@ use pipeline::domain::{ContentLimit, Message, MessageContent, PageLimit, QueuedM
 use pipeline::ports::{MessageQueue, MessageStore};
 use pipeline::worker::store_batch;
 
-use crate::helpers::{failed_ids, TestStack};
+use crate::support::{failed_ids, TestStack};
 
 fn message(text: &str) -> Message {
     Message::accept(MessageContent::parse(text.into(), ContentLimit::DEFAULT).unwrap())

@@ -5,7 +5,7 @@ use pipeline::adapters::aws::{sdk_config, SqsQueue};
 use pipeline::api::enqueue_function;
 use pipeline::domain::{ContentLimit, QueuedMessage};
 
-use crate::helpers::{json, request, unused_keys, writer, TestStack};
+use crate::support::{json, request, unused_keys, writer, TestStack};
 
 #[tokio::test]
 async fn enqueue_puts_the_message_on_sqs_with_the_job_id_it_answers() {

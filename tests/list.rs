@@ -4,7 +4,7 @@ use lambda_http::http::Method;
 use pipeline::domain::{ContentLimit, Message, MessageContent};
 use pipeline::ports::MessageStore;
 
-use crate::helpers::{json, read, request, TestStack};
+use crate::support::{json, read, request, TestStack};
 
 fn messages(n: usize) -> Vec<Message> {
     (0..n)

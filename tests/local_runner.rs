@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::contract::remove_db;
-use crate::runner::{
+use crate::support::{
     agent, data_file, eventually, get_json, join_posts, post, post_until, Ledger, Posts, Runner,
 };
 
@@ -19,7 +19,7 @@ fn every_acknowledged_message_is_kept_across_sigkills_under_store_faults() {
         "error=0.2,partial=0.1,seed=11",
     ];
     let mut posts = Posts::default();
-    let mut rng = crate::runner::seeded_rng("sigkills under store faults");
+    let mut rng = crate::support::seeded_rng("sigkills under store faults");
     let (rounds, clients) = (3, 4);
     for round in 0..rounds {
         let runner = Runner::start_with(&data, &args);
@@ -186,7 +186,7 @@ fn the_runner_serves_the_same_errors_as_the_functions() {
 
 #[tokio::test]
 async fn with_the_aws_backend_the_runner_moves_messages_through_sqs_and_dynamodb() {
-    let stack = crate::helpers::TestStack::new().await;
+    let stack = crate::support::TestStack::new().await;
     let target = stack.target();
 
     let (acked, listed, stats) = tokio::task::spawn_blocking(move || {
@@ -255,7 +255,7 @@ fn call_with(
     } else {
         ""
     };
-    let mut response = crate::helpers::http_agent(Duration::from_secs(10))
+    let mut response = crate::support::http_agent(Duration::from_secs(10))
         .run(request.body(body.to_owned()).unwrap())
         .unwrap();
     let status = response.status().as_u16();
@@ -265,7 +265,7 @@ fn call_with(
 
 #[test]
 fn the_runner_refuses_anonymous_callers_wrong_scopes_and_foreign_names_and_nothing_happens() {
-    use crate::runner::{READ_TOKEN, WRITE_TOKEN};
+    use crate::support::{READ_TOKEN, WRITE_TOKEN};
     let data = data_file();
     let runner = Runner::start(&data);
     let read = format!("Bearer {READ_TOKEN}");
@@ -335,7 +335,12 @@ fn the_runner_refuses_anonymous_callers_wrong_scopes_and_foreign_names_and_nothi
     // The positive control: one post that does get through, after every refused one. Once it
     // is stored and nothing is queued or in flight, anything that had got through before it
     // would be counted too.
-    let control = call_with(&runner.url, "POST", "/messages", &[("Authorization", &write)]);
+    let control = call_with(
+        &runner.url,
+        "POST",
+        "/messages",
+        &[("Authorization", &write)],
+    );
     let stats = eventually("the control message stored", || {
         let stats = runner.stats();
         let stored = stats["stored"].as_u64().unwrap_or(0);

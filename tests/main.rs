@@ -8,7 +8,7 @@
 // Test fixtures fail loudly: a panic with the cause is the clearest report a test can give.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod helpers;
+mod support;
 
 mod cli;
 mod conservation;
@@ -20,6 +20,5 @@ mod local_runner;
 mod operations;
 mod pipeline;
 mod queue_features;
-mod runner;
 mod stack;
 mod template;

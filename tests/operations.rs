@@ -6,8 +6,8 @@
 
 use serde_json::Value;
 
-use crate::helpers::{TestStack, TEST_QUEUE};
-use crate::runner::{agent, data_file, eventually, get_json, post, Runner};
+use crate::support::{agent, data_file, eventually, get_json, post, Runner};
+use crate::support::{TestStack, TEST_QUEUE};
 
 /// The runner settings both backends share: the test queue's redrive (two receives, 1 s
 /// visibility) and a poison marker the store refuses.

@@ -4,7 +4,7 @@ use lambda_http::http::Method;
 use pipeline::api::enqueue_function;
 use pipeline::worker::store_batch;
 
-use crate::helpers::{failed_ids, json, read, request, writer, TestStack};
+use crate::support::{failed_ids, json, read, request, writer, TestStack};
 
 /// POST → SQS → consumer → DynamoDB → GET, each hop through the real service, the consumer
 /// driven the way the event source mapping drives it.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{TestStack, TEST_QUEUE};
-use crate::runner::{agent, data_file, eventually, Runner};
+use crate::support::{agent, data_file, eventually, Runner};
+use crate::support::{TestStack, TEST_QUEUE};
 use pipeline::ports::QueueSettings;
 
 /// Where the scenario sends its requests: the local runner, or the deployed stack through
@@ -31,12 +31,12 @@ impl Api for Runner {
     }
 
     fn authorization(&self, _method: &str) -> String {
-        format!("Bearer {}", crate::runner::ADMIN_TOKEN)
+        format!("Bearer {}", crate::support::ADMIN_TOKEN)
     }
 }
 
 fn http() -> ureq::Agent {
-    crate::helpers::http_agent(Duration::from_secs(30))
+    crate::support::http_agent(Duration::from_secs(30))
 }
 
 /// Posts `body` to `path` with an optional idempotency key: status, headers' job location

@@ -15,136 +15,14 @@ mod fifo;
 mod operations;
 mod queue_features;
 
+use crate::support::stack::{call, call_text, dead_lettered, listed_ids, tokens, var};
+
 use std::collections::HashSet;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::QueueAttributeName;
-use base64::Engine as _;
 use pipeline::adapters::aws::{sdk_config, DynamoDbStore};
 use pipeline::domain::{ContentLimit, Message, MessageContent};
 use pipeline::ports::MessageStore;
-
-fn var(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run these through infra/test.sh"))
-}
-
-fn agent() -> ureq::Agent {
-    crate::helpers::http_agent(Duration::from_secs(30))
-}
-
-/// An access token for app client `client_id` with `scope`, by the client-credentials grant.
-fn token_for(client_id: &str, secret: &str, scope: &str) -> String {
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
-    let mut response = agent()
-        .post(var("PIPELINE_TOKEN_URL"))
-        .header("Authorization", format!("Basic {basic}"))
-        .send_form([("grant_type", "client_credentials"), ("scope", scope)])
-        .unwrap();
-    let text = response.body_mut().read_to_string().unwrap();
-    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
-    body["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token for {client_id}: {text}"))
-        .to_owned()
-}
-
-/// The writer's, the reader's and the operator's tokens, fetched once (clients should cache
-/// them too).
-struct Tokens {
-    writer: String,
-    reader: String,
-    admin: String,
-}
-
-fn tokens() -> &'static Tokens {
-    static TOKENS: OnceLock<Tokens> = OnceLock::new();
-    TOKENS.get_or_init(|| Tokens {
-        writer: token_for(
-            &var("PIPELINE_WRITER_CLIENT_ID"),
-            &var("PIPELINE_WRITER_CLIENT_SECRET"),
-            "messages/write",
-        ),
-        reader: token_for(
-            &var("PIPELINE_READER_CLIENT_ID"),
-            &var("PIPELINE_READER_CLIENT_SECRET"),
-            "messages/read",
-        ),
-        admin: token_for(
-            &var("PIPELINE_ADMIN_CLIENT_ID"),
-            &var("PIPELINE_ADMIN_CLIENT_SECRET"),
-            "messages/admin messages/read",
-        ),
-    })
-}
-
-/// A call with the token a client would use for it: the writer's for POST, the reader's
-/// for everything else.
-fn call(method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let token = if method == "POST" {
-        &tokens().writer
-    } else {
-        &tokens().reader
-    };
-    call_with(Some(&format!("Bearer {token}")), method, path, body)
-}
-
-/// A call with this `Authorization` header, or none.
-fn call_with(
-    authorization: Option<&str>,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> (u16, serde_json::Value) {
-    let (status, text) = call_text(authorization, method, path, body);
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-    )
-}
-
-/// A call's status and body as text.
-fn call_text(authorization: Option<&str>, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut request = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("{}{path}", var("PIPELINE_API_URL")))
-        .header("Content-Type", "application/json");
-    if let Some(value) = authorization {
-        request = request.header("Authorization", value);
-    }
-    let request = request.body(body.to_owned()).unwrap();
-    let mut response = agent().run(request).unwrap();
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    (status, text)
-}
-
-fn listed_ids() -> HashSet<String> {
-    let (status, page) = call("GET", "/messages?limit=1000", "");
-    assert_eq!(status, 200, "{page}");
-    page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-async fn dead_lettered(sqs: &aws_sdk_sqs::Client) -> usize {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(var("PIPELINE_DLQ_URL"))
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap_or_default();
-    attributes[&QueueAttributeName::ApproximateNumberOfMessages]
-        .parse()
-        .unwrap()
-}
 
 #[tokio::test]
 #[ignore = "needs a deployed stack: infra/test.sh"]

@@ -14,7 +14,7 @@ use pipeline::domain::{Claim, IdempotencyKey, StoredAnswer, KEY_LEASE, KEY_LIFET
 use pipeline::ports::IdempotencyKeys;
 
 use super::{for_each_backend, remove_db, temp_db_with_clock};
-use crate::helpers::TestStack;
+use crate::support::TestStack;
 
 pub enum KeysBackend {
     /// On a clock the test moves.

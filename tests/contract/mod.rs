@@ -105,7 +105,7 @@ async fn a_database_written_by_the_previous_version_opens_with_its_messages_and_
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     let found = SqliteStore::new(db.clone()).get(stored.id).await.unwrap();
-    let received = SqliteQueue::new(db, crate::helpers::TEST_QUEUE)
+    let received = SqliteQueue::new(db, crate::support::TEST_QUEUE)
         .receive(10, std::time::Duration::ZERO)
         .await
         .unwrap();

@@ -15,7 +15,7 @@ use pipeline::domain::{
 use pipeline::ports::{MessageQueue, QueueSettings, QueueSource};
 
 use super::{for_each_backend, remove_db, temp_db_with_clock};
-use crate::helpers::{TestStack, TEST_QUEUE};
+use crate::support::{TestStack, TEST_QUEUE};
 
 pub enum QueueBackend {
     /// The embedded queue on a clock the test moves: no sleeping for visibility timeouts.

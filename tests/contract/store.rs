@@ -8,7 +8,7 @@ use pipeline::domain::{Attributes, ContentLimit, JobId, Message, MessageContent,
 use pipeline::ports::MessageStore;
 
 use super::{for_each_backend, remove_db, temp_db};
-use crate::helpers::TestStack;
+use crate::support::TestStack;
 
 pub enum StoreBackend {
     Embedded(SqliteStore, PathBuf),

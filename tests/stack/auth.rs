@@ -13,7 +13,7 @@ use aws_sdk_sqs::types::QueueAttributeName as A;
 use base64::Engine as _;
 use pipeline::adapters::aws::sdk_config;
 
-use super::{call_with, token_for, tokens, var};
+use crate::support::stack::{call_with, token_for, tokens, var};
 
 /// `aws <args> --output json`, against the emulator when AWS_ENDPOINT_URL is set (awscli v1
 /// does not read it for every service).
@@ -286,7 +286,12 @@ async fn the_gateway_refuses_bad_tokens_and_wrong_scopes_and_nothing_is_queued_o
     // is stored too (its content is valid), so the counts hold it.
     let (status, control) = tokio::task::spawn_blocking(|| {
         let writer = format!("Bearer {}", tokens().writer);
-        call_with(Some(&writer), "POST", "/messages", r#"{"content": "control"}"#)
+        call_with(
+            Some(&writer),
+            "POST",
+            "/messages",
+            r#"{"content": "control"}"#,
+        )
     })
     .await
     .unwrap();
@@ -304,7 +309,10 @@ async fn the_gateway_refuses_bad_tokens_and_wrong_scopes_and_nothing_is_queued_o
         if status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "the control message was not stored in 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "the control message was not stored in 120 s"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(settled().await, (0, before.1 + 1), "before: {before:?}");

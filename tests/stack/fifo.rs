@@ -19,8 +19,8 @@ use pipeline::domain::{ContentLimit, JobId, Message, MessageContent, QueuedMessa
 use serde_json::json;
 
 use super::queue_features::Stack;
-use super::{call_with, tokens, var};
 use crate::queue_features::{job, post, stored};
+use crate::support::stack::{call_with, tokens, var};
 
 /// An operator's action on one dead letter, repeated while it is a 409: a failure is noted
 /// at the last receive, and SQS moves the message to the dead-letter queue at the next one.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use pipeline::adapters::aws::sdk_config;
 use pipeline::domain::JobId;
 
-use super::{call, call_text, call_with, dead_lettered, tokens, var};
+use crate::support::stack::{call, call_text, call_with, dead_lettered, tokens, var};
 
 fn as_admin(method: &str, path: &str) -> (u16, serde_json::Value) {
     call_with(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::queue_features::{scenario, Api};
 
-use super::{tokens, var};
+use crate::support::stack::{tokens, var};
 
 /// The deployed stack's API.
 pub(super) struct Stack;

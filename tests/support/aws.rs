@@ -1,3 +1,6 @@
+//! Queues, tables and stacks made for one test on the emulator (or AWS), removed after it
+//! also when the test fails, and the handlers called as the Lambda functions call them.
+
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
