@@ -1,0 +1,328 @@
+//! The database file: opening it, its schema and migrations, and its connections.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use pipeline::clock::{Clock, ProcessClock};
+
+/// What a commit survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// The process being killed (WAL, `synchronous=NORMAL`).
+    Process,
+    /// The machine losing power (WAL, `synchronous=FULL`: an fsync per commit).
+    Full,
+}
+
+/// The schema's history: step `i` takes a database from version `i` to `i + 1`, and
+/// `PRAGMA user_version` records how many have run. Append a step for every change; never edit
+/// one that has shipped. Step 1 is the schema as the runner wrote it before it kept versions
+/// (`IF NOT EXISTS` makes it a no-op on such a database).
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS queue (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id    TEXT    NOT NULL UNIQUE,
+    body          TEXT    NOT NULL,
+    sent_at_ms    INTEGER NOT NULL,
+    visible_at_ms INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT    UNIQUE
+);
+CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at_ms, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    message_id    TEXT    PRIMARY KEY,
+    body          TEXT    NOT NULL,
+    sent_at_ms    INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL,
+    dead_at_ms    INTEGER NOT NULL
+);
+-- Job ids are UUIDv7 strings: ordering by id is ordering by acceptance time.
+CREATE TABLE IF NOT EXISTS messages (
+    id      TEXT PRIMARY KEY,
+    content TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Version 2: the failure notes (as DynamoDB's `dead` partition), and each queued message's
+/// first receive (SQS's `ApproximateFirstReceiveTimestamp`).
+const SCHEMA_V2: &str = "
+CREATE TABLE failures (
+    job_id           TEXT    PRIMARY KEY,
+    receive_count    INTEGER NOT NULL,
+    first_failure_ms INTEGER NOT NULL,
+    last_failure_ms  INTEGER NOT NULL,
+    last_error       TEXT    NOT NULL,
+    preview          TEXT    NOT NULL
+) WITHOUT ROWID;
+ALTER TABLE queue ADD COLUMN first_received_ms INTEGER;
+";
+
+/// Version 3: message attributes (JSON, NULL when none), FIFO message groups (NULL on a
+/// standard queue, carried into and out of the dead-letter queue), FIFO deduplication, and
+/// idempotency keys (as DynamoDB's idempotency table).
+const SCHEMA_V3: &str = "
+ALTER TABLE messages ADD COLUMN attributes TEXT;
+ALTER TABLE queue ADD COLUMN group_id TEXT;
+ALTER TABLE dead_letters ADD COLUMN group_id TEXT;
+CREATE INDEX queue_by_group ON queue (group_id, seq) WHERE group_id IS NOT NULL;
+CREATE TABLE fifo_sends (
+    dedup_id   TEXT    PRIMARY KEY,
+    sent_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE idempotency_keys (
+    key             TEXT    PRIMARY KEY,
+    fingerprint     TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    locked_until_ms INTEGER NOT NULL,
+    expires_at_ms   INTEGER NOT NULL,
+    reserved        TEXT    NOT NULL,
+    answer          TEXT
+) WITHOUT ROWID;
+";
+
+/// The database file: one writer connection (SQLite has one writer at a time) and a few
+/// readers, which WAL lets read while the writer writes and each other read.
+#[derive(Debug)]
+pub struct SqliteDb {
+    pub(super) writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    /// Where the queue's times come from (see [`pipeline::clock`]).
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+/// Reader connections: as many as the requests a two-core machine serves at once, with room.
+const READERS: usize = 4;
+
+impl SqliteDb {
+    /// The schema version this runner writes and reads.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+    /// Opens (or creates) the database, with a [`ProcessClock`] that starts no earlier than
+    /// the latest time the database holds.
+    pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Arc<Self>> {
+        Self::open_with(path, durability, |floor_ms| {
+            Arc::new(ProcessClock::not_before(floor_ms))
+        })
+    }
+
+    /// Opens the database with the clock `clock` makes from the latest time it holds.
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+        clock: impl FnOnce(i64) -> Arc<dyn Clock>,
+    ) -> anyhow::Result<Arc<Self>> {
+        // Messages are data: owner-only, before SQLite creates the file with the umask's mode.
+        crate::private_file::ensure(path)?;
+        let open = || -> anyhow::Result<Connection> {
+            let conn =
+                Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            let synchronous = match durability {
+                Durability::Process => "NORMAL",
+                Durability::Full => "FULL",
+            };
+            conn.pragma_update(None, "synchronous", synchronous)?;
+            Ok(conn)
+        };
+        let mut writer = open()?;
+        migrate(&mut writer).with_context(|| format!("preparing {}", path.display()))?;
+        let latest: i64 = writer.query_row(
+            "SELECT max(coalesce((SELECT max(sent_at_ms) FROM queue), 0),
+                        coalesce((SELECT max(dead_at_ms) FROM dead_letters), 0))",
+            [],
+            |r| r.get(0),
+        )?;
+        let readers = (0..READERS)
+            .map(|_| open().map(Mutex::new))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Arc::new(Self {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            clock: clock(latest),
+        }))
+    }
+
+    /// Runs `work` on the writer connection off the async runtime.
+    pub(super) async fn write<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || work(&mut lock(&db.writer))).await?
+    }
+
+    pub(super) async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            // Round robin; a reader busy with a long read only delays the requests behind it.
+            let reader = db.next_reader.fetch_add(1, Ordering::Relaxed) % db.readers.len();
+            work(&lock(&db.readers[reader]))
+        })
+        .await?
+    }
+
+    /// Counts for the runner's stats endpoint, the local stand-in for queue metrics.
+    pub async fn stats(self: &Arc<Self>) -> anyhow::Result<Stats> {
+        let now = self.clock.now_ms();
+        self.read(move |conn| {
+            // One pass over the queue for its counts and its oldest message.
+            let (queued, in_flight, delayed, oldest_age_ms) = conn.query_row(
+                "SELECT coalesce(sum(visible_at_ms <= ?1), 0),
+                        coalesce(sum(visible_at_ms > ?1 AND receive_count > 0), 0),
+                        coalesce(sum(visible_at_ms > ?1 AND receive_count = 0), 0),
+                        ?1 - min(sent_at_ms)
+                 FROM queue",
+                [now],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            Ok(Stats {
+                queued,
+                in_flight,
+                delayed,
+                dead_lettered: conn
+                    .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?,
+                stored: conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?,
+                oldest_age_ms,
+            })
+        })
+        .await
+    }
+}
+
+/// Brings the schema up to [`SqliteDb::SCHEMA_VERSION`], one step a transaction; refuses a
+/// database a newer runner wrote rather than guess at its tables.
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        version <= SqliteDb::SCHEMA_VERSION,
+        "the database was written by a newer version of the runner (schema {version}; this one \
+         knows up to {}): upgrade the runner, or give it another --data file",
+        SqliteDb::SCHEMA_VERSION
+    );
+    for (done, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)
+            .with_context(|| format!("migrating the schema to version {}", done + 1))?;
+        tx.pragma_update(None, "user_version", done as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+// A panic while holding a connection leaves SQLite consistent (the transaction rolls back
+// when dropped), so a poisoned lock is safe to take over.
+pub(super) fn lock(mutex: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub queued: i64,
+    pub in_flight: i64,
+    /// Sent with a delay that has not passed yet.
+    pub delayed: i64,
+    pub dead_lettered: i64,
+    pub stored: i64,
+    /// How long the oldest queued message has waited; none when the queue is empty.
+    pub oldest_age_ms: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::{SqliteQueue, SqliteStore};
+    use pipeline::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
+    use pipeline::ports::{MessageStore, QueueSettings, QueueSource};
+
+    fn remove_db(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.to_path_buf().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+
+    /// The schema the runner wrote before databases carried a version (`PRAGMA user_version` 0).
+    const UNVERSIONED_SCHEMA: &str = "
+    CREATE TABLE queue (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE, body TEXT NOT NULL,
+        sent_at_ms INTEGER NOT NULL, visible_at_ms INTEGER NOT NULL,
+        receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT UNIQUE);
+    CREATE INDEX queue_by_visibility ON queue (visible_at_ms, seq);
+    CREATE TABLE dead_letters (
+        message_id TEXT PRIMARY KEY, body TEXT NOT NULL, sent_at_ms INTEGER NOT NULL,
+        receive_count INTEGER NOT NULL, dead_at_ms INTEGER NOT NULL);
+    CREATE TABLE messages (id TEXT PRIMARY KEY, content TEXT NOT NULL) WITHOUT ROWID;
+    ";
+
+    #[tokio::test]
+    async fn a_database_written_by_the_previous_version_opens_with_its_messages_and_queue() {
+        let path =
+            std::env::temp_dir().join(format!("mp-old-{}.db", uuid::Uuid::new_v4().simple()));
+        let stored =
+            Message::accept(MessageContent::parse("stored".into(), ContentLimit::DEFAULT).unwrap());
+        let queued =
+            Message::accept(MessageContent::parse("queued".into(), ContentLimit::DEFAULT).unwrap());
+        {
+            let old = rusqlite::Connection::open(&path).unwrap();
+            old.execute_batch(UNVERSIONED_SCHEMA).unwrap();
+            old.execute(
+                "INSERT INTO messages VALUES (?1, ?2)",
+                [stored.id.to_string(), "stored".to_owned()],
+            )
+            .unwrap();
+            old.execute(
+                "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms) VALUES ('m1', ?1, 1, 1)",
+                [QueuedMessage::body_of(&queued)],
+            )
+            .unwrap();
+        }
+
+        let db = SqliteDb::open(&path, Durability::Process).unwrap();
+        let version: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        let found = SqliteStore::new(db.clone()).get(stored.id).await.unwrap();
+        let received = SqliteQueue::new(db, QueueSettings::PRODUCTION)
+            .receive(10, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        remove_db(&path);
+
+        assert_eq!(version, SqliteDb::SCHEMA_VERSION);
+        assert_eq!(found, Some(stored));
+        assert_eq!(received.len(), 1);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_version_is_refused_with_a_clear_error() {
+        let path =
+            std::env::temp_dir().join(format!("mp-new-{}.db", uuid::Uuid::new_v4().simple()));
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SqliteDb::SCHEMA_VERSION + 1)
+            .unwrap();
+
+        let error = SqliteDb::open(&path, Durability::Process).unwrap_err();
+        remove_db(&path);
+
+        assert!(format!("{error:#}").contains("newer"), "{error:#}");
+    }
+}

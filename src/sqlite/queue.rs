@@ -1,0 +1,381 @@
+//! The queue and its dead-letter queue, with SQS's contract.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsMessage;
+use rusqlite::{params, Connection, TransactionBehavior};
+use serde::Serialize;
+use std::sync::mpsc;
+
+use tokio::sync::{oneshot, Notify};
+use uuid::Uuid;
+
+use super::db::{lock, SqliteDb, Stats};
+use pipeline::domain::{Outgoing, QueuedMessage};
+use pipeline::ports::QueueSettings;
+use pipeline::ports::{MessageQueue, QueueSource};
+
+/// A message in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    pub receive_count: i64,
+}
+
+/// The queue and its dead-letter queue: standard, or FIFO (as an SQS FIFO queue: a group's
+/// messages are received in order, and none of a group while one of it is in flight; a job
+/// sent twice within five minutes is queued once).
+#[derive(Debug)]
+pub struct SqliteQueue {
+    pub(super) db: Arc<SqliteDb>,
+    settings: QueueSettings,
+    fifo: bool,
+    pub(super) arrived: Arc<Notify>,
+    sends: mpsc::Sender<PendingSend>,
+}
+
+/// A body waiting for the group commit, and who to tell when it is durable.
+struct PendingSend {
+    body: String,
+    delay_ms: i64,
+    /// FIFO only: the message group, and the id that deduplicates sends (the job id).
+    group: Option<String>,
+    dedup_id: Option<String>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// How long a FIFO queue remembers a deduplication id (SQS's deduplication interval).
+const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// Most sends one group commit takes.
+const GROUP_COMMIT_MAX: usize = 1024;
+
+impl SqliteQueue {
+    pub fn new(db: Arc<SqliteDb>, settings: QueueSettings) -> Self {
+        Self::with_kind(db, settings, false)
+    }
+
+    /// A FIFO queue (the runner's `--fifo`).
+    pub fn fifo(db: Arc<SqliteDb>, settings: QueueSettings) -> Self {
+        Self::with_kind(db, settings, true)
+    }
+
+    fn with_kind(db: Arc<SqliteDb>, settings: QueueSettings, fifo: bool) -> Self {
+        let arrived = Arc::new(Notify::new());
+        let sends = spawn_group_commit(db.clone(), arrived.clone());
+        Self {
+            db,
+            settings,
+            fifo,
+            arrived,
+            sends,
+        }
+    }
+
+    /// Sends a body as is, as any sender with access to a queue could. Returns once the
+    /// message is committed. On a FIFO queue it is a group of its own.
+    pub async fn send_raw(&self, body: String) -> anyhow::Result<()> {
+        let group = self.fifo.then(|| Uuid::new_v4().to_string());
+        let (pending, committed) = self.pending(body, 0, group, None);
+        self.enqueue(pending)?;
+        committed.await
+    }
+
+    fn pending(
+        &self,
+        body: String,
+        delay_ms: i64,
+        group: Option<String>,
+        dedup_id: Option<String>,
+    ) -> (
+        PendingSend,
+        impl std::future::Future<Output = anyhow::Result<()>>,
+    ) {
+        let (done, committed) = oneshot::channel();
+        let pending = PendingSend {
+            body,
+            delay_ms,
+            group,
+            dedup_id,
+            done,
+        };
+        let committed = async move {
+            committed
+                .await
+                .map_err(|_| anyhow!("the queue's writer has stopped"))?
+                .map_err(|e| anyhow!("committing the message failed: {e}"))
+        };
+        (pending, committed)
+    }
+
+    fn enqueue(&self, pending: PendingSend) -> anyhow::Result<()> {
+        self.sends
+            .send(pending)
+            .map_err(|_| anyhow!("the queue's writer has stopped"))
+    }
+
+    pub async fn dead_lettered(&self) -> anyhow::Result<i64> {
+        self.db.stats().await.map(|s| s.dead_lettered)
+    }
+
+    pub async fn stats(&self) -> anyhow::Result<Stats> {
+        self.db.stats().await
+    }
+
+    /// The dead-letter queue's messages, oldest first, as an operator would inspect them
+    /// before redriving or discarding them.
+    pub async fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
+        self.db
+            .read(|conn| {
+                let letters = conn
+                    .prepare_cached(
+                        "SELECT message_id, body, receive_count FROM dead_letters ORDER BY dead_at_ms, message_id",
+                    )?
+                    .query_map([], |r| {
+                        Ok(DeadLetter {
+                            message_id: r.get(0)?,
+                            body: r.get(1)?,
+                            receive_count: r.get(2)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(letters)
+            })
+            .await
+    }
+
+    async fn receive_now(&self, max: usize) -> anyhow::Result<Vec<SqsMessage>> {
+        let visibility_ms = self.settings.visibility_timeout.as_millis() as i64;
+        let max_receives = i64::from(self.settings.max_receive_count);
+        let clock = self.db.clock.clone();
+        let fifo = self.fifo;
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let now = clock.now_ms();
+                // FIFO: oldest first, and nothing of a group that has a message in flight (a
+                // received message not yet deleted blocks the ones behind it).
+                let sql = if fifo {
+                    "SELECT seq, message_id, body, sent_at_ms, receive_count, first_received_ms, group_id FROM queue
+                     WHERE visible_at_ms <= ?1 AND NOT EXISTS (
+                         SELECT 1 FROM queue AS ahead
+                         WHERE ahead.group_id = queue.group_id AND ahead.visible_at_ms > ?1)
+                     ORDER BY seq LIMIT ?2"
+                } else {
+                    "SELECT seq, message_id, body, sent_at_ms, receive_count, first_received_ms, group_id FROM queue
+                     WHERE visible_at_ms <= ?1 ORDER BY visible_at_ms, seq LIMIT ?2"
+                };
+                let due: Vec<DueRow> = tx
+                    .prepare_cached(sql)?
+                    .query_map(params![now, max as i64], DueRow::read)?
+                    .collect::<Result<_, _>>()?;
+                let mut records = Vec::with_capacity(due.len());
+                for DueRow { seq, message_id, body, sent_at_ms, receive_count, first_received, group } in due {
+                    if receive_count >= max_receives {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO dead_letters (message_id, body, sent_at_ms, receive_count, dead_at_ms, group_id)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            params![message_id, body, sent_at_ms, receive_count, now, group],
+                        )?;
+                        tx.execute("DELETE FROM queue WHERE seq = ?1", [seq])?;
+                        tracing::warn!(%message_id, receive_count, "moved to the dead-letter queue");
+                        continue;
+                    }
+                    let receipt = Uuid::new_v4().to_string();
+                    tx.execute(
+                        "UPDATE queue SET receive_count = receive_count + 1, visible_at_ms = ?1, receipt = ?2,
+                         first_received_ms = coalesce(first_received_ms, ?4) WHERE seq = ?3",
+                        params![now + visibility_ms, receipt, seq, now],
+                    )?;
+                    let first_received = first_received.unwrap_or(now);
+                    let mut record = record(message_id, receipt, body, sent_at_ms, receive_count + 1, first_received);
+                    if let Some(group) = group {
+                        record.attributes.insert("MessageGroupId".to_owned(), group);
+                    }
+                    records.push(record);
+                }
+                tx.commit()?;
+                Ok(records)
+            })
+            .await
+    }
+}
+
+/// Sends arriving together share one transaction (group commit): under load, hundreds of
+/// 202s cost one commit, which is what makes the embedded queue keep up with HTTP. Each
+/// sender is answered only after the commit that holds its message.
+fn spawn_group_commit(db: Arc<SqliteDb>, arrived: Arc<Notify>) -> mpsc::Sender<PendingSend> {
+    let (sends, pending) = mpsc::channel::<PendingSend>();
+    std::thread::spawn(move || {
+        // Ends when the queue, and with it the last sender, is dropped.
+        while let Ok(first) = pending.recv() {
+            let mut group = vec![first];
+            group.extend(pending.try_iter().take(GROUP_COMMIT_MAX - 1));
+            let committed = insert_group(&mut lock(&db.writer), &group, db.clock.now_ms())
+                .map_err(|e| format!("{e:#}"));
+            for send in group {
+                // A sender that gave up waiting needs no answer.
+                let _ = send.done.send(committed.clone());
+            }
+            arrived.notify_waiters();
+        }
+    });
+    sends
+}
+
+/// A queued row as a receive reads it: the columns of its SELECT, in order.
+struct DueRow {
+    seq: i64,
+    message_id: String,
+    body: String,
+    sent_at_ms: i64,
+    receive_count: i64,
+    first_received: Option<i64>,
+    group: Option<String>,
+}
+
+impl DueRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: row.get(0)?,
+            message_id: row.get(1)?,
+            body: row.get(2)?,
+            sent_at_ms: row.get(3)?,
+            receive_count: row.get(4)?,
+            first_received: row.get(5)?,
+            group: row.get(6)?,
+        })
+    }
+}
+
+fn insert_group(conn: &mut Connection, group: &[PendingSend], now: i64) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms, group_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        // As SQS FIFO: a deduplication id seen within the window is accepted and not queued.
+        let mut remember = tx.prepare_cached(
+            "INSERT INTO fifo_sends (dedup_id, sent_at_ms) VALUES (?1, ?2)
+             ON CONFLICT (dedup_id) DO UPDATE SET sent_at_ms = ?2 WHERE sent_at_ms <= ?2 - ?3",
+        )?;
+        for send in group {
+            if let Some(dedup_id) = &send.dedup_id {
+                if remember.execute(params![dedup_id, now, DEDUP_WINDOW_MS])? == 0 {
+                    continue;
+                }
+            }
+            insert.execute(params![
+                Uuid::new_v4().to_string(),
+                send.body,
+                now,
+                now + send.delay_ms,
+                send.group
+            ])?;
+        }
+        tx.execute(
+            "DELETE FROM fifo_sends WHERE sent_at_ms <= ?1",
+            [now - DEDUP_WINDOW_MS],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn record(
+    message_id: String,
+    receipt: String,
+    body: String,
+    sent_at_ms: i64,
+    receives: i64,
+    first_received_ms: i64,
+) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(message_id);
+    record.receipt_handle = Some(receipt);
+    record.body = Some(body);
+    record.event_source = Some("aws:sqs".to_owned());
+    record.attributes = [
+        ("ApproximateReceiveCount", receives.to_string()),
+        ("SentTimestamp", sent_at_ms.to_string()),
+        (
+            "ApproximateFirstReceiveTimestamp",
+            first_received_ms.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    record
+}
+
+#[async_trait]
+impl MessageQueue for SqliteQueue {
+    /// All of the batch goes to the writer at once, so it usually shares one commit.
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
+        let mut waiting = Vec::with_capacity(messages.len());
+        for outgoing in messages {
+            let message = &outgoing.message;
+            let (group, dedup_id, delay_ms) = if self.fifo {
+                (Some(outgoing.fifo_group()), Some(message.id.to_string()), 0)
+            } else {
+                (None, None, i64::from(message.id.delay().seconds()) * 1000)
+            };
+            let (pending, committed) =
+                self.pending(QueuedMessage::body_of(message), delay_ms, group, dedup_id);
+            waiting.push(self.enqueue(pending).map(|()| committed));
+        }
+        let mut results = Vec::with_capacity(waiting.len());
+        for committed in waiting {
+            results.push(match committed {
+                Ok(committed) => committed.await,
+                Err(e) => Err(e),
+            });
+        }
+        results
+    }
+
+    fn is_fifo(&self) -> bool {
+        self.fifo
+    }
+}
+
+#[async_trait]
+impl QueueSource for SqliteQueue {
+    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before looking, so a send that lands in between still wakes us.
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let records = self.receive_now(max.max(1)).await?;
+            if !records.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(records);
+            }
+            // Also wake now and then: hidden messages become visible without a send.
+            let nap = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(Duration::from_millis(100));
+            let _ = tokio::time::timeout(nap, arrived).await;
+        }
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+        let handles = receipt_handles.to_vec();
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                for handle in &handles {
+                    tx.execute("DELETE FROM queue WHERE receipt = ?1", [handle])?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+}
