@@ -11,11 +11,25 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch, as the queue counts them.
+/// Milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + fmt::Debug {
     fn now_ms(&self) -> i64;
+
+    /// The same, for the places that count in unsigned milliseconds (a time before 1970 is 0).
+    fn now_ms_u64(&self) -> u64 {
+        u64::try_from(self.now_ms()).unwrap_or(0)
+    }
+}
+
+/// This process's clock: the wall clock when it was first asked, advanced by the monotonic
+/// clock since. What the functions and the runner use unless a test hands them another.
+pub fn system() -> Arc<dyn Clock> {
+    static SYSTEM: LazyLock<Arc<dyn Clock>> =
+        LazyLock::new(|| Arc::new(ProcessClock::not_before(0)));
+    SYSTEM.clone()
 }
 
 /// The wall clock at start, advanced by the monotonic clock since.

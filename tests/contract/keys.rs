@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 use message_pipeline::sqlite::SqliteKeys;
 use pipeline::adapters::aws::DynamoDbKeys;
+use pipeline::adapters::memory::InMemoryKeys;
 use pipeline::clock::ManualClock;
 use pipeline::domain::{Claim, IdempotencyKey, StoredAnswer, KEY_LEASE, KEY_LIFETIME};
 use pipeline::ports::IdempotencyKeys;
@@ -18,11 +19,18 @@ use crate::support::TestStack;
 
 pub enum KeysBackend {
     /// On a clock the test moves.
+    Memory(InMemoryKeys, Arc<ManualClock>),
+    /// On a clock the test moves.
     Embedded(SqliteKeys, PathBuf, Arc<ManualClock>),
     Aws(TestStack, DynamoDbKeys),
 }
 
 impl KeysBackend {
+    async fn memory() -> Self {
+        let clock = Arc::new(ManualClock::at_wall_clock_plus(0));
+        Self::Memory(InMemoryKeys::on_clock(clock.clone()), clock)
+    }
+
     async fn embedded() -> Self {
         let clock = Arc::new(ManualClock::at_wall_clock_plus(0));
         let (db, path) = temp_db_with_clock(clock.clone());
@@ -37,6 +45,7 @@ impl KeysBackend {
 
     fn keys(&self) -> &dyn IdempotencyKeys {
         match self {
+            Self::Memory(keys, _) => keys,
             Self::Embedded(keys, ..) => keys,
             Self::Aws(_, keys) => keys,
         }
@@ -46,7 +55,7 @@ impl KeysBackend {
     /// clock is the wall clock, the record's times are moved back by as much.
     async fn pass(&self, key: &IdempotencyKey, time: Duration) {
         match self {
-            Self::Embedded(_, _, clock) => clock.advance(time),
+            Self::Memory(_, clock) | Self::Embedded(_, _, clock) => clock.advance(time),
             Self::Aws(stack, _) => {
                 let back = |attribute: &str, amount: &str| {
                     format!("{attribute} = {attribute} - :{amount}")
@@ -78,6 +87,7 @@ impl KeysBackend {
 
     async fn teardown(self) {
         match self {
+            Self::Memory(..) => {}
             Self::Embedded(_, path, _) => remove_db(&path),
             Self::Aws(stack, _) => stack.teardown().await,
         }
@@ -183,7 +193,7 @@ async fn a_key_is_forgotten_after_its_lifetime(backend: &KeysBackend) {
     assert_eq!(after, Claim::Started);
 }
 
-for_each_backend!(KeysBackend:
+for_each_backend!(KeysBackend [memory, embedded, aws]:
     a_new_key_is_started_then_replayed_once_answered,
     of_concurrent_claims_exactly_one_starts,
     a_lapsed_lease_is_taken_over_once_with_the_ids_reserved_first,

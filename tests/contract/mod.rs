@@ -1,5 +1,6 @@
 //! One contract per port, run against every adapter of it, so the embedded backend of the
-//! local runner and AWS (here the emulator) cannot drift apart.
+//! local runner, AWS (here the emulator) and the in-memory fakes that unit tests stand on
+//! cannot drift apart.
 
 mod keys;
 mod queue;
@@ -33,29 +34,22 @@ pub fn remove_db(path: &Path) {
     }
 }
 
-/// Declares each listed contract test once per backend: `embedded::name` and `aws::name`.
+/// Declares each listed contract test once per backend named in brackets, as
+/// `<backend>::<test>`: `memory` (the fakes unit tests stand on), `embedded` (SQLite), `aws`.
 macro_rules! for_each_backend {
-    ($backend:ident: $($test:ident),* $(,)?) => {
-        mod embedded {
+    ($backend:ident [$kind:ident $(, $rest:ident)*]: $($test:ident),* $(,)?) => {
+        mod $kind {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    let backend = super::$backend::embedded().await;
+                    let backend = super::$backend::$kind().await;
                     super::$test(&backend).await;
                     backend.teardown().await;
                 }
             )*
         }
-        mod aws {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let backend = super::$backend::aws().await;
-                    super::$test(&backend).await;
-                    backend.teardown().await;
-                }
-            )*
-        }
+        for_each_backend!($backend [$($rest),*]: $($test),*);
     };
+    ($backend:ident []: $($test:ident),* $(,)?) => {};
 }
 pub(crate) use for_each_backend;

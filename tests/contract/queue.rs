@@ -182,7 +182,7 @@ async fn receive_returns_at_most_the_number_asked_for(backend: &QueueBackend) {
     assert_eq!(all, 5);
 }
 
-for_each_backend!(QueueBackend:
+for_each_backend!(QueueBackend [embedded, aws]:
     a_sent_message_is_received_as_an_sqs_record,
     a_received_message_is_hidden_until_its_visibility_timeout_passes,
     a_deleted_message_never_comes_back,
@@ -401,7 +401,7 @@ async fn a_job_sent_twice_is_queued_once(fifo: &FifoBackend) {
 mod fifo {
     use super::*;
 
-    for_each_backend!(FifoBackend:
+    for_each_backend!(FifoBackend [embedded, aws]:
         a_group_is_received_in_order_and_held_while_one_of_it_is_in_flight,
         a_job_sent_twice_is_queued_once,
     );

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use message_pipeline::sqlite::SqliteStore;
 use pipeline::adapters::aws::DynamoDbStore;
+use pipeline::adapters::memory::InMemoryStore;
 use pipeline::domain::{Attributes, ContentLimit, JobId, Message, MessageContent, PageLimit};
 use pipeline::ports::MessageStore;
 
@@ -11,11 +12,16 @@ use super::{for_each_backend, remove_db, temp_db};
 use crate::support::TestStack;
 
 pub enum StoreBackend {
+    Memory(InMemoryStore),
     Embedded(SqliteStore, PathBuf),
     Aws(TestStack, DynamoDbStore),
 }
 
 impl StoreBackend {
+    async fn memory() -> Self {
+        Self::Memory(InMemoryStore::default())
+    }
+
     async fn embedded() -> Self {
         let (db, path) = temp_db();
         Self::Embedded(SqliteStore::new(db), path)
@@ -29,6 +35,7 @@ impl StoreBackend {
 
     fn store(&self) -> &dyn MessageStore {
         match self {
+            Self::Memory(store) => store,
             Self::Embedded(store, _) => store,
             Self::Aws(_, store) => store,
         }
@@ -36,6 +43,7 @@ impl StoreBackend {
 
     async fn teardown(self) {
         match self {
+            Self::Memory(_) => {}
             Self::Embedded(_, path) => remove_db(&path),
             Self::Aws(stack, _) => stack.teardown().await,
         }
@@ -200,7 +208,7 @@ async fn attributes_are_stored_with_the_message_and_read_back_by_get_and_list(
     assert_eq!(listed, [plain, tagged]);
 }
 
-for_each_backend!(StoreBackend:
+for_each_backend!(StoreBackend [memory, embedded, aws]:
     attributes_are_stored_with_the_message_and_read_back_by_get_and_list,
     a_put_message_is_found_by_its_id,
     putting_the_same_jobs_again_leaves_one_item_each,

@@ -17,13 +17,14 @@
 //! turns that into dollars.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use anyhow::{anyhow, Context as _};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::clock::{self, Clock};
 use crate::domain::{
     on_existing, Claim, Existing, IdempotencyKey, KeyRecord, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
 };
@@ -34,6 +35,9 @@ use crate::ports::IdempotencyKeys;
 pub struct DynamoDbKeys {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Leases and lifetimes are counted on it; DynamoDB's TTL reaper counts on the wall clock,
+    /// which only deletes what `FREE` already treats as gone.
+    clock: Arc<dyn Clock>,
 }
 
 /// A new key, or one whose record outlived its TTL but was not reaped yet.
@@ -41,12 +45,6 @@ const FREE: &str = "attribute_not_exists(pk) OR expires_at <= :now";
 /// Tries of claim: a record deleted between the refused put and the read (a release, or the
 /// TTL) is claimed again.
 const CLAIM_TRIES: usize = 3;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 fn number(n: u64) -> AttributeValue {
     AttributeValue::N(n.to_string())
@@ -57,7 +55,13 @@ impl DynamoDbKeys {
         Self {
             client,
             table: table.into(),
+            clock: clock::system(),
         }
+    }
+
+    /// The same keys counted on `clock` (tests move it instead of waiting out a lease).
+    pub fn on_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
     }
 
     pub fn with_config(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
@@ -184,7 +188,7 @@ impl IdempotencyKeys for DynamoDbKeys {
         reserved: &str,
     ) -> anyhow::Result<Claim> {
         for _ in 0..CLAIM_TRIES {
-            let now = now_ms();
+            let now = self.clock.now_ms_u64();
             if self.put_new(key, fingerprint, reserved, now).await? {
                 return Ok(Claim::Started);
             }
@@ -220,7 +224,7 @@ impl IdempotencyKeys for DynamoDbKeys {
             )
             .expression_attribute_values(
                 ":expires",
-                number(now_ms() / 1000 + KEY_LIFETIME.as_secs()),
+                number(self.clock.now_ms_u64() / 1000 + KEY_LIFETIME.as_secs()),
             )
             .send()
             .await

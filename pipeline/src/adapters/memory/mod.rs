@@ -5,13 +5,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+use crate::clock::{self, Clock};
 use crate::domain::{
     on_existing, Claim, ContentLimit, Cursor, Existing, Failure, IdempotencyKey, JobId, KeyRecord,
-    Message, MessageContent, Outgoing, Page, PageLimit, StoredAnswer, KEY_LEASE,
+    Message, MessageContent, Outgoing, Page, PageLimit, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
 };
 use crate::ports::{
     Count, DeadLetterPage, FailureLog, IdempotencyKeys, MessageQueue, MessageStore, OneDeadLetter,
@@ -95,25 +96,40 @@ impl MessageQueue for InMemoryQueue {
     }
 }
 
-/// Idempotency keys in a map, with the adapters' semantics (the decision is the domain's).
-#[derive(Debug, Default)]
+/// Idempotency keys in a map, with the adapters' semantics (the decision is the domain's):
+/// a lease while the first request is served, and a lifetime from the claim and again from
+/// the answer, counted on its clock.
+#[derive(Debug)]
 pub struct InMemoryKeys {
-    records: Mutex<std::collections::HashMap<String, KeyRecord>>,
+    records: Mutex<std::collections::HashMap<String, (KeyRecord, u64)>>,
+    clock: Arc<dyn Clock>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+impl Default for InMemoryKeys {
+    fn default() -> Self {
+        Self::on_clock(clock::system())
+    }
 }
 
 impl InMemoryKeys {
+    pub fn on_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            records: Mutex::default(),
+            clock,
+        }
+    }
+
+    fn expires_at(&self) -> u64 {
+        self.clock.now_ms_u64() + KEY_LIFETIME.as_millis() as u64
+    }
+
     /// Puts a record as a request before this one left it.
     pub fn insert(&self, key: &IdempotencyKey, record: KeyRecord) {
+        let expires_at = self.expires_at();
         self.records
             .lock()
             .unwrap()
-            .insert(key.record().to_owned(), record);
+            .insert(key.record().to_owned(), (record, expires_at));
     }
 
     pub fn len(&self) -> usize {
@@ -134,17 +150,21 @@ impl IdempotencyKeys for InMemoryKeys {
         reserved: &str,
     ) -> anyhow::Result<Claim> {
         let mut records = self.records.lock().unwrap();
-        let now = now_ms();
+        let now = self.clock.now_ms_u64();
         let lease = now + KEY_LEASE.as_millis() as u64;
-        let Some(record) = records.get_mut(key.record()) else {
+        records.retain(|_, (_, expires_at)| *expires_at > now);
+        let Some((record, _)) = records.get_mut(key.record()) else {
             records.insert(
                 key.record().to_owned(),
-                KeyRecord {
-                    fingerprint: fingerprint.to_owned(),
-                    reserved: reserved.to_owned(),
-                    answer: None,
-                    locked_until_ms: lease,
-                },
+                (
+                    KeyRecord {
+                        fingerprint: fingerprint.to_owned(),
+                        reserved: reserved.to_owned(),
+                        answer: None,
+                        locked_until_ms: lease,
+                    },
+                    self.expires_at(),
+                ),
             );
             return Ok(Claim::Started);
         };
@@ -162,14 +182,28 @@ impl IdempotencyKeys for InMemoryKeys {
     }
 
     async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> anyhow::Result<()> {
-        if let Some(record) = self.records.lock().unwrap().get_mut(key.record()) {
-            record.answer = Some(answer.clone());
+        let expires_at = self.expires_at();
+        if let Some(entry) = self.records.lock().unwrap().get_mut(key.record()) {
+            *entry = (
+                KeyRecord {
+                    answer: Some(answer.clone()),
+                    ..entry.0.clone()
+                },
+                expires_at,
+            );
         }
         Ok(())
     }
 
     async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()> {
-        self.records.lock().unwrap().remove(key.record());
+        let mut records = self.records.lock().unwrap();
+        // As the adapters do: an answered key is kept, so that a repeat is replayed.
+        if records
+            .get(key.record())
+            .is_some_and(|(record, _)| record.answer.is_none())
+        {
+            records.remove(key.record());
+        }
         Ok(())
     }
 }
@@ -221,15 +255,6 @@ impl InMemoryStore {
 impl MessageStore for InMemoryStore {
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
         *self.puts.lock().unwrap() += 1;
-        // As BatchWriteItem did: a batch that names a job twice is refused whole, an error
-        // (not a panic, which the worker's panic isolation would retry one by one and hide).
-        let ids: HashSet<JobId> = messages.iter().map(|m| m.id).collect();
-        if ids.len() != messages.len() {
-            return Err(PutBatchError {
-                unwritten: ids.into_iter().collect(),
-                cause: anyhow::anyhow!("a batch must not repeat a job"),
-            });
-        }
         if messages
             .iter()
             .any(|m| Some(m.content.as_str()) == self.panic_on.as_deref())
@@ -237,14 +262,27 @@ impl MessageStore for InMemoryStore {
             panic!("injected panic while storing");
         }
         let mut unwritten = Vec::new();
+        let mut cause = "injected store failure";
         let mut items = self.items.lock().unwrap();
         for message in messages {
             if self.failing || self.refuse.contains(message.content.as_str()) {
                 unwritten.push(message.id);
-            } else {
-                items.insert(message.id, message.clone());
-                let content = message.content.as_str().to_owned();
-                self.written.lock().unwrap().push(content);
+                continue;
+            }
+            // As the adapters do: the first write of a job wins; a repeat with the same
+            // content (a redelivery, or the job twice in one batch) changes nothing, one with
+            // other content is refused.
+            match items.get(&message.id) {
+                Some(stored) if stored == message => {}
+                Some(_) => {
+                    unwritten.push(message.id);
+                    cause = "the job is already stored with other content";
+                }
+                None => {
+                    items.insert(message.id, message.clone());
+                    let content = message.content.as_str().to_owned();
+                    self.written.lock().unwrap().push(content);
+                }
             }
         }
         if unwritten.is_empty() {
@@ -252,7 +290,7 @@ impl MessageStore for InMemoryStore {
         } else {
             Err(PutBatchError {
                 unwritten,
-                cause: anyhow::anyhow!("injected store failure"),
+                cause: anyhow::anyhow!(cause),
             })
         }
     }
