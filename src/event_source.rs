@@ -1,6 +1,6 @@
 //! Lambda's SQS event source mapping, for workers that run outside Lambda (the local runner):
 //! pollers receive batches from a [`QueueSource`], hand them to the same consumer code the
-//! Lambda runs ([`pipeline::worker::store_batch`]) as an `SqsEvent`, and delete exactly the
+//! Lambda runs ([`pipeline::worker::Consumer`]) as an `SqsEvent`, and delete exactly the
 //! records it did not report as failed. Failed records come back after the visibility
 //! timeout; the queue moves a record received more than `maxReceiveCount` times to the
 //! dead-letter queue, as SQS does.
@@ -13,8 +13,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use pipeline::ports::{FailureLog, MessageStore, QueueSource};
-use pipeline::worker::{store_batch_noting, FailureNotes};
+use pipeline::ports::{MessageStore, QueueSource};
+use pipeline::worker::{Consumer, LastFailureNotes};
 
 /// How a mapping batches and how many batches it works on at once.
 #[derive(Debug, Clone, Copy)]
@@ -65,22 +65,6 @@ impl MappingCounts {
     }
 }
 
-/// Where the pollers note jobs' last failures, as the Lambda consumer does.
-#[derive(Debug, Clone)]
-pub struct NoteSink {
-    pub log: Arc<dyn FailureLog>,
-    pub max_receive_count: u32,
-}
-
-impl NoteSink {
-    fn notes(&self) -> FailureNotes<'_> {
-        FailureNotes {
-            log: &*self.log,
-            max_receive_count: self.max_receive_count,
-        }
-    }
-}
-
 /// How long an idle poller waits for a first record before looking at `shutdown` again.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Pauses after the queue itself failed: short for a blip, doubling up to the maximum while
@@ -92,7 +76,7 @@ const ERROR_PAUSE_MAX: Duration = Duration::from_secs(5);
 pub async fn run_mapping(
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
-    notes: Option<NoteSink>,
+    notes: Option<LastFailureNotes>,
     settings: MappingSettings,
     counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
@@ -121,7 +105,7 @@ async fn supervise(
     poller: usize,
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
-    notes: Option<NoteSink>,
+    notes: Option<LastFailureNotes>,
     settings: MappingSettings,
     counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
@@ -131,8 +115,8 @@ async fn supervise(
         let (source, store, counts) = (source.clone(), store.clone(), counts.clone());
         let (stop, notes) = (shutdown.clone(), notes.clone());
         let run = tokio::spawn(async move {
-            let notes = notes.as_ref().map(NoteSink::notes);
-            poll(poller, &*source, &*store, notes, settings, &counts, stop).await
+            let consumer = Consumer::new(&*store).noting_last_failures(notes.as_ref());
+            poll(poller, &*source, consumer, settings, &counts, stop).await
         });
         match run.await {
             Ok(()) => return,
@@ -155,8 +139,7 @@ async fn supervise(
 async fn poll(
     poller: usize,
     source: &dyn QueueSource,
-    store: &dyn MessageStore,
-    notes: Option<FailureNotes<'_>>,
+    consumer: Consumer<'_>,
     settings: MappingSettings,
     counts: &MappingCounts,
     shutdown: watch::Receiver<bool>,
@@ -186,7 +169,7 @@ async fn poll(
         counts
             .records
             .fetch_add(event.records.len() as u64, Ordering::Relaxed);
-        handle(source, store, notes, settings, event).await;
+        invoke(source, consumer, settings, event).await;
     }
     tracing::debug!(poller, "poller stopped");
 }
@@ -195,10 +178,9 @@ async fn poll(
 ///
 /// An invocation that outlives `settings.invocation_timeout` is abandoned whole, as Lambda
 /// abandons a function that times out: nothing is deleted and every record comes back.
-pub async fn handle(
+pub async fn invoke(
     source: &dyn QueueSource,
-    store: &dyn MessageStore,
-    notes: Option<FailureNotes<'_>>,
+    consumer: Consumer<'_>,
     settings: MappingSettings,
     event: SqsEvent,
 ) {
@@ -208,11 +190,8 @@ pub async fn handle(
         .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
         .collect();
     let records = event.records.len();
-    let Ok(response) = tokio::time::timeout(
-        settings.invocation_timeout,
-        store_batch_noting(event, store, notes),
-    )
-    .await
+    let Ok(response) =
+        tokio::time::timeout(settings.invocation_timeout, consumer.consume(event)).await
     else {
         tracing::error!(records, timeout = ?settings.invocation_timeout, "invocation timed out; the whole batch will be retried");
         return;
@@ -469,7 +448,7 @@ mod tests {
         // Paused time runs ahead as soon as every task waits: an hour is instant here.
         tokio::time::timeout(
             Duration::from_secs(3600),
-            handle(&source, &StalledStore, None, settings, event),
+            invoke(&source, Consumer::new(&StalledStore), settings, event),
         )
         .await
         .expect("the invocation was never abandoned");
@@ -487,7 +466,13 @@ mod tests {
             record(Some("c"), &good_body("c")),
         ];
 
-        handle(&source, &store, None, MappingSettings::default(), event).await;
+        invoke(
+            &source,
+            Consumer::new(&store),
+            MappingSettings::default(),
+            event,
+        )
+        .await;
 
         assert_eq!(*source.deleted.lock().unwrap(), ["receipt-a", "receipt-c"]);
         assert_eq!(store.items().len(), 2);
@@ -499,7 +484,13 @@ mod tests {
         let mut event = SqsEvent::default();
         event.records = vec![record(Some("a"), &good_body("a")), record(None, "poison")];
 
-        handle(&source, &store, None, MappingSettings::default(), event).await;
+        invoke(
+            &source,
+            Consumer::new(&store),
+            MappingSettings::default(),
+            event,
+        )
+        .await;
 
         assert!(source.deleted.lock().unwrap().is_empty());
     }

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::calls::CallCounter;
-use crate::event_source::{run_mapping, MappingCounts, MappingSettings, NoteSink};
+use crate::event_source::{run_mapping, MappingCounts, MappingSettings};
 use crate::faults::{FaultCounts, FaultPlan, Faulty};
 use crate::server::gateway::{Gate, IssuedTokens};
 use crate::sqlite::{Durability, SqliteDb, SqliteKeys, SqliteQueue, SqliteStore};
@@ -31,6 +31,7 @@ use pipeline::ports::QueueSettings;
 use pipeline::ports::{
     FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Operations, QueueSource,
 };
+use pipeline::worker::LastFailureNotes;
 
 /// Everything a request may need.
 #[derive(Debug)]
@@ -327,7 +328,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let (stop, stopped) = watch::channel(false);
     let consumer = Arc::new(MappingCounts::default());
-    let notes = NoteSink {
+    let notes = LastFailureNotes {
         log: pipeline.failures.clone(),
         max_receive_count: args.max_receive_count,
     };

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
@@ -24,12 +24,17 @@ pub trait Clock: Send + Sync + fmt::Debug {
     }
 }
 
-/// This process's clock: the wall clock when it was first asked, advanced by the monotonic
-/// clock since. What the functions and the runner use unless a test hands them another.
-pub fn system() -> Arc<dyn Clock> {
-    static SYSTEM: LazyLock<Arc<dyn Clock>> =
-        LazyLock::new(|| Arc::new(ProcessClock::not_before(0)));
-    SYSTEM.clone()
+/// This process's clock: the wall clock when it was first read, advanced by the monotonic
+/// clock since (a [`ProcessClock`] shared by the whole process). What the functions and the
+/// runner count on unless a test hands them another clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        static PROCESS: LazyLock<ProcessClock> = LazyLock::new(|| ProcessClock::not_before(0));
+        PROCESS.now_ms()
+    }
 }
 
 /// The wall clock at start, advanced by the monotonic clock since.

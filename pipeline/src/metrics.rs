@@ -13,10 +13,10 @@
 //! `RecordsFailed`, `MessagesDeadLettered`, `BatchSize` and `StoreLatency`. template.yaml's
 //! CloudWatch dashboard reads them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use lambda_http::http::StatusCode;
 use serde_json::Value;
+
+use crate::clock::Clock;
 
 pub const NAMESPACE: &str = "MessagePipeline";
 
@@ -44,14 +44,6 @@ pub struct Document {
 }
 
 impl Document {
-    /// A document for the function Lambda runs (`AWS_LAMBDA_FUNCTION_NAME`), stamped now.
-    pub fn now(function: &str) -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        Self::at(now, function)
-    }
-
     pub fn at(timestamp_ms: u64, function: &str) -> Self {
         Self {
             timestamp_ms,
@@ -107,9 +99,13 @@ impl Document {
         line
     }
 
-    /// A document for the function this process runs as in Lambda (or `cargo lambda watch`).
-    pub fn for_this_function() -> Self {
-        Self::now(lambda_function_name().unwrap_or_default())
+    /// A document for the function this process runs as in Lambda (or `cargo lambda watch`),
+    /// stamped with `clock`'s now.
+    pub fn for_this_function(clock: &dyn Clock) -> Self {
+        Self::at(
+            clock.now_ms_u64(),
+            lambda_function_name().unwrap_or_default(),
+        )
     }
 
     /// Prints the document when running in Lambda (or `cargo lambda watch`); anywhere else

@@ -34,5 +34,6 @@ pub fn test_writer(queue: &InMemoryQueue) -> crate::api::Writer<'_> {
         queue,
         keys,
         limits: &LIMITS,
+        clock: &crate::clock::SystemClock,
     }
 }

@@ -5,10 +5,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::FutureExt as _;
 
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{
     truncate_chars, ContentLimit, Failure, JobId, Message, QueuedMessage, PREVIEW_CHARS,
 };
@@ -17,101 +19,133 @@ use crate::ports::{FailureLog, MessageStore};
 
 /// Where and when the consumer notes a job's last failure: the failure log, and the queue's
 /// `maxReceiveCount` (a record that fails at that receive count is about to be dead-lettered).
-#[derive(Debug, Clone, Copy)]
-pub struct FailureNotes<'a> {
-    pub log: &'a dyn FailureLog,
+#[derive(Debug, Clone)]
+pub struct LastFailureNotes {
+    pub log: Arc<dyn FailureLog>,
     pub max_receive_count: u32,
 }
 
-/// [`store_batch_noting`] without a failure log (tests, benchmarks).
-pub async fn store_batch(event: SqsEvent, store: &dyn MessageStore) -> SqsBatchResponse {
-    store_batch_noting(event, store, None).await
+/// The SQS consumer: the store it writes, where it notes last failures (none in tests and
+/// benchmarks), and the clock their times and its metrics are read on.
+#[derive(Debug, Clone, Copy)]
+pub struct Consumer<'a> {
+    store: &'a dyn MessageStore,
+    notes: Option<&'a LastFailureNotes>,
+    clock: &'a dyn Clock,
 }
 
-/// Stores every decodable record and names the others, plus those the store refused, as
-/// batch item failures: SQS makes exactly those visible again and, after `maxReceiveCount`
-/// receives, moves them to the dead-letter queue. One bad record never fails the batch.
-///
-/// A failed record at its last receive is noted in `notes` (receive count, first receive,
-/// the error), so that its job's status and the dead-letter listing can say why. Earlier
-/// failures and successes write nothing beyond the message itself.
-///
-/// FIFO records (they carry `MessageGroupId`) are stored in order within their group
-/// ([`waves`]): at the first failure in a group, that record and every later record of the
-/// group are reported failed and the later ones are not attempted. Lambda deletes every record
-/// of a FIFO batch that is not reported, so a later record reported as done would be stored
-/// out of order, or lost to the group's order (Powertools' `SqsFifoPartialProcessor` does the
-/// same). Those records come back behind the failed one; if it keeps failing, SQS moves them
-/// to the dead-letter queue with it (they were received as often), noted as not attempted.
-///
-/// Content is decoded against the ceiling, not the configured `MAX_CONTENT_CHARS`: a message
-/// that got its 202 under a higher limit (a rollout in which enqueue updated first, or a
-/// limit lowered while messages wait) is stored, as the read path reads it.
-#[tracing::instrument(skip_all, fields(records = event.records.len()))]
-pub async fn store_batch_noting(
-    event: SqsEvent,
-    store: &dyn MessageStore,
-    notes: Option<FailureNotes<'_>>,
-) -> SqsBatchResponse {
-    let mut failed: Vec<FailedRecord> = Vec::new();
-    let mut stored = 0;
-    let mut store_latency_ms = 0;
-    // FIFO: the groups in which a record failed; their later records are not attempted.
-    let mut blocked: HashSet<&str> = HashSet::new();
-    for wave in waves(&event.records) {
-        let mut attempted = Vec::with_capacity(wave.len());
-        for index in wave {
-            match group_of(&event.records[index]) {
-                Some(group) if blocked.contains(group) => {
-                    failed.push(FailedRecord {
-                        index,
-                        job: event.records[index]
-                            .body
-                            .as_deref()
-                            .and_then(QueuedMessage::job_id_of),
-                        preview: String::new(),
-                        reason: "not attempted: an earlier message of its FIFO group failed in \
-                                 this batch, and a group is stored in order"
-                            .into(),
-                    });
-                }
-                _ => attempted.push(index),
-            }
-        }
-        let before = failed.len();
-        let (wave_stored, latency) =
-            store_records(&event.records, &attempted, store, &mut failed).await;
-        stored += wave_stored;
-        store_latency_ms += latency;
-        for failure in &failed[before..] {
-            if let Some(group) = group_of(&event.records[failure.index]) {
-                blocked.insert(group);
-            }
+/// [`Consumer::consume`] with no failure notes, on the system clock (tests, benchmarks).
+pub async fn store_batch(event: SqsEvent, store: &dyn MessageStore) -> SqsBatchResponse {
+    Consumer::new(store).consume(event).await
+}
+
+impl<'a> Consumer<'a> {
+    pub fn new(store: &'a dyn MessageStore) -> Self {
+        Self {
+            store,
+            notes: None,
+            clock: &SystemClock,
         }
     }
-    failed.sort_by_key(|f| f.index);
 
-    let dead_lettered = match notes {
-        Some(notes) => note_last_failures(&event.records, &failed, notes).await,
-        None => 0,
-    };
-    tracing::info!(stored, failed = failed.len(), "batch handled");
-    let outcome = BatchOutcome {
-        records: event.records.len(),
-        stored,
-        failed: failed.len(),
-        dead_lettered,
-        store_latency_ms,
-    };
-    metrics::batch_outcome(Document::for_this_function(), outcome).emit();
-    let mut response = SqsBatchResponse::default();
-    response.set_failures(failed.iter().map(|f| {
-        event.records[f.index]
-            .message_id
-            .clone()
-            .unwrap_or_default()
-    }));
-    response
+    /// The same consumer, noting each job's failure at its last receive in `notes`.
+    pub fn noting_last_failures(self, notes: Option<&'a LastFailureNotes>) -> Self {
+        Self { notes, ..self }
+    }
+
+    pub fn on_clock(self, clock: &'a dyn Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// Stores every decodable record and names the others, plus those the store refused, as
+    /// batch item failures: SQS makes exactly those visible again and, after
+    /// `maxReceiveCount` receives, moves them to the dead-letter queue. One bad record never
+    /// fails the batch.
+    ///
+    /// A failed record at its last receive is noted (receive count, first receive, the
+    /// error), so that its job's status and the dead-letter listing can say why. Earlier
+    /// failures and successes write nothing beyond the message itself.
+    ///
+    /// FIFO records (they carry `MessageGroupId`) are stored in order within their group
+    /// ([`waves`]): at the first failure in a group, that record and every later record of
+    /// the group are reported failed and the later ones are not attempted. Lambda deletes
+    /// every record of a FIFO batch that is not reported, so a later record reported as done
+    /// would be stored out of order, or lost to the group's order (Powertools'
+    /// `SqsFifoPartialProcessor` does the same). Those records come back behind the failed
+    /// one; if it keeps failing, SQS moves them to the dead-letter queue with it (they were
+    /// received as often), noted as not attempted.
+    ///
+    /// Content is decoded against the ceiling, not the configured `MAX_CONTENT_CHARS`: a
+    /// message that got its 202 under a higher limit (a rollout in which enqueue updated
+    /// first, or a limit lowered while messages wait) is stored, as the read path reads it.
+    #[tracing::instrument(skip_all, fields(records = event.records.len()))]
+    pub async fn consume(&self, event: SqsEvent) -> SqsBatchResponse {
+        let Self {
+            store,
+            notes,
+            clock,
+        } = *self;
+        let mut failed: Vec<FailedRecord> = Vec::new();
+        let mut stored = 0;
+        let mut store_latency_ms = 0;
+        // FIFO: the groups in which a record failed; their later records are not attempted.
+        let mut blocked: HashSet<&str> = HashSet::new();
+        for wave in waves(&event.records) {
+            let mut attempted = Vec::with_capacity(wave.len());
+            for index in wave {
+                match group_of(&event.records[index]) {
+                    Some(group) if blocked.contains(group) => {
+                        failed.push(FailedRecord {
+                            index,
+                            job: event.records[index]
+                                .body
+                                .as_deref()
+                                .and_then(QueuedMessage::job_id_of),
+                            preview: String::new(),
+                            reason:
+                                "not attempted: an earlier message of its FIFO group failed in \
+                                     this batch, and a group is stored in order"
+                                    .into(),
+                        });
+                    }
+                    _ => attempted.push(index),
+                }
+            }
+            let before = failed.len();
+            let (wave_stored, latency) =
+                store_records(&event.records, &attempted, store, &mut failed).await;
+            stored += wave_stored;
+            store_latency_ms += latency;
+            for failure in &failed[before..] {
+                if let Some(group) = group_of(&event.records[failure.index]) {
+                    blocked.insert(group);
+                }
+            }
+        }
+        failed.sort_by_key(|f| f.index);
+
+        let dead_lettered = match notes {
+            Some(notes) => note_last_failures(&event.records, &failed, notes, clock).await,
+            None => 0,
+        };
+        tracing::info!(stored, failed = failed.len(), "batch handled");
+        let outcome = BatchOutcome {
+            records: event.records.len(),
+            stored,
+            failed: failed.len(),
+            dead_lettered,
+            store_latency_ms,
+        };
+        metrics::batch_outcome(Document::for_this_function(clock), outcome).emit();
+        let mut response = SqsBatchResponse::default();
+        response.set_failures(failed.iter().map(|f| {
+            event.records[f.index]
+                .message_id
+                .clone()
+                .unwrap_or_default()
+        }));
+        response
+    }
 }
 
 /// A FIFO record's message group (`MessageGroupId`); none on a standard queue.
@@ -227,11 +261,10 @@ struct FailedRecord {
 async fn note_last_failures(
     records: &[SqsMessage],
     failed: &[FailedRecord],
-    notes: FailureNotes<'_>,
+    notes: &LastFailureNotes,
+    clock: &dyn Clock,
 ) -> usize {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now_ms = clock.now_ms_u64();
     let attribute = |record: &SqsMessage, name: &str| -> Option<u64> {
         record.attributes.get(name).and_then(|v| v.parse().ok())
     };
@@ -334,6 +367,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use crate::domain::MessageContent;
     use crate::testing::{InMemoryFailureLog, InMemoryStore};
 
@@ -589,29 +623,29 @@ mod tests {
         let mut store = InMemoryStore::default();
         store.refuse.insert("refused early".into());
         store.refuse.insert("refused at last".into());
-        let log = InMemoryFailureLog::default();
-        let notes = FailureNotes {
-            log: &log,
+        let log = Arc::new(InMemoryFailureLog::default());
+        let notes = LastFailureNotes {
+            log: log.clone(),
             max_receive_count: 3,
         };
+        let clock = ManualClock::at(1_700_000_009_000);
         let (early, body_early) = job("refused early");
         let (last, body_last) = job("refused at last");
         let (stored, body_stored) = job("stored");
         let (unnamed, _) = job("x");
         let empty_content = format!(r#"{{"v":1,"job_id":"{}","content":""}}"#, unnamed.id);
 
-        let response = store_batch_noting(
-            event(vec![
+        let response = Consumer::new(&store)
+            .noting_last_failures(Some(&notes))
+            .on_clock(&clock)
+            .consume(event(vec![
                 delivered("1", &body_early, 2),
                 delivered("2", &body_last, 3),
                 delivered("3", &body_stored, 3),
                 delivered("4", "not an envelope", 3),
                 delivered("5", &empty_content, 3),
-            ]),
-            &store,
-            Some(notes),
-        )
-        .await;
+            ]))
+            .await;
 
         assert_eq!(failed_ids(&response), ["1", "2", "4", "5"]);
         assert_eq!(store.items(), vec![stored]);
@@ -627,6 +661,7 @@ mod tests {
         assert_eq!(failure.job_id, last.id);
         assert_eq!(failure.receive_count, 3);
         assert_eq!(failure.first_failure_ms, 1_700_000_000_123);
+        assert_eq!(failure.last_failure_ms, 1_700_000_009_000);
         assert_eq!(failure.last_error, "injected store failure");
         assert_eq!(failure.preview, "refused at last");
         assert!(log.failure_of(early.id).is_none());
@@ -636,15 +671,17 @@ mod tests {
     async fn a_failure_log_that_fails_leaves_the_records_failed_and_nothing_else_changed() {
         let mut store = InMemoryStore::default();
         store.refuse.insert("refused".into());
-        let log = InMemoryFailureLog::failing();
+        let log = Arc::new(InMemoryFailureLog::failing());
         let (_, body) = job("refused");
-        let notes = FailureNotes {
-            log: &log,
+        let notes = LastFailureNotes {
+            log: log.clone(),
             max_receive_count: 1,
         };
 
-        let response =
-            store_batch_noting(event(vec![delivered("1", &body, 1)]), &store, Some(notes)).await;
+        let response = Consumer::new(&store)
+            .noting_last_failures(Some(&notes))
+            .consume(event(vec![delivered("1", &body, 1)]))
+            .await;
 
         assert_eq!(failed_ids(&response), ["1"]);
         assert!(log.notes().is_empty());

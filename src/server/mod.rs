@@ -116,6 +116,7 @@ async fn respond(
         queue: &*state.queue,
         keys: &*state.keys,
         limits: &state.limits,
+        clock: &pipeline::clock::SystemClock,
     };
     let response = api::handle(
         request,
@@ -125,6 +126,7 @@ async fn respond(
             cursors: &state.cursors,
             failures: &*state.failures,
             retention: state.retention,
+            clock: &pipeline::clock::SystemClock,
         }),
         Some(&*state.operations),
     )

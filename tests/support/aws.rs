@@ -21,6 +21,7 @@ pub fn writer<'a>(queue: &'a SqsQueue, keys: &'a DynamoDbKeys) -> Writer<'a> {
         queue,
         keys,
         limits: &LIMITS,
+        clock: &pipeline::clock::SystemClock,
     }
 }
 
@@ -367,6 +368,7 @@ pub async fn read(request: Request, store: &dyn MessageStore) -> Response<Body> 
             cursors: &CURSORS,
             failures: &NoNotes,
             retention: std::time::Duration::from_secs(3600),
+            clock: &pipeline::clock::SystemClock,
         },
     )
     .await

@@ -1,17 +1,19 @@
 //! The consumer Lambda, triggered by SQS: stores each message in DynamoDB and reports the
 //! records it could not store as batch item failures (the event source mapping must have
 //! `ReportBatchItemFailures`), so only those are retried and, in the end, dead-lettered. A
-//! record that fails at its last receive is noted in the table (see `worker::FailureNotes`).
+//! record that fails at its last receive is noted in the table (see `worker::LastFailureNotes`).
 //!
 //! Environment: `TABLE_NAME` (required), `MAX_RECEIVE_COUNT` (the queue's redrive policy).
 //! Content is read against the ceiling, not `MAX_CONTENT_CHARS`: a message that was
 //! accepted is stored.
 
+use std::sync::Arc;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use pipeline::adapters::aws::DynamoDbStore;
 use pipeline::config::ConsumerConfig;
-use pipeline::worker::{store_batch_noting, FailureNotes};
+use pipeline::worker::{Consumer, LastFailureNotes};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,13 +21,13 @@ async fn main() -> Result<(), Error> {
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
     let config = ConsumerConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
     let store = DynamoDbStore::connect(config.table_name).await;
-    let store = &store;
-    let notes = FailureNotes {
-        log: store,
+    let notes = LastFailureNotes {
+        log: Arc::new(store.clone()),
         max_receive_count: config.max_receive_count,
     };
+    let consumer = Consumer::new(&store).noting_last_failures(Some(&notes));
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(store_batch_noting(event.payload, store, Some(notes)).await)
+        Ok::<SqsBatchResponse, Error>(consumer.consume(event.payload).await)
     }))
     .await
 }

@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
         queue: &queue,
         keys: &keys,
         limits: &config.limits,
+        clock: &pipeline::clock::SystemClock,
     };
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(enqueue_function(request, writer).await)

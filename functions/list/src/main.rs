@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
         cursors: &config.cursor_key,
         failures: &store,
         retention: config.retention,
+        clock: &pipeline::clock::SystemClock,
     };
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(read_function(request, reader).await)

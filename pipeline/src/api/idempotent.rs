@@ -233,6 +233,7 @@ mod tests {
             queue,
             keys,
             limits: &limits,
+            clock: &crate::clock::SystemClock,
         };
         let answer = if request.uri().path() == "/messages/batch" {
             enqueue_batch(&request, writer).await

@@ -32,6 +32,7 @@ use serde::Serialize;
 
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::domain::CursorKey;
 use crate::ports::{FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Operations};
 
@@ -39,7 +40,7 @@ use crate::ports::{FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Oper
 pub async fn enqueue_function(request: Request, writer: Writer<'_>) -> Response<Body> {
     let response = handle(request, Some(writer), None, None).await;
     crate::metrics::enqueue_outcome(
-        crate::metrics::Document::for_this_function(),
+        crate::metrics::Document::for_this_function(writer.clock),
         enqueue_outcome(&response),
     )
     .emit();
@@ -77,6 +78,8 @@ pub struct Writer<'a> {
     pub queue: &'a dyn MessageQueue,
     pub keys: &'a dyn IdempotencyKeys,
     pub limits: &'a EnqueueLimits,
+    /// Stamps the function's metrics.
+    pub clock: &'a dyn Clock,
 }
 
 /// What the read routes need: the store, the key that signs and checks page cursors, the
@@ -87,6 +90,8 @@ pub struct Reader<'a> {
     pub cursors: &'a CursorKey,
     pub failures: &'a dyn FailureLog,
     pub retention: Duration,
+    /// What "now" is for the job-status route (a job past the retention is unknown).
+    pub clock: &'a dyn Clock,
 }
 
 /// Routes a request to the handler that serves it, once the caller is authorized for the
@@ -229,6 +234,7 @@ mod tests {
             cursors: &KEY,
             failures: &*FAILURES,
             retention: Duration::from_secs(3600),
+            clock: &crate::clock::SystemClock,
         }
     }
 

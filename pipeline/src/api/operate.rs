@@ -1,7 +1,7 @@
 //! The operations routes: a job's status, the pipeline's counts, and the dead-letter queue
 //! (list, requeue one, requeue all, purge). The same on the deployed stack and the runner.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lambda_http::http::header::{HeaderValue, RETRY_AFTER};
 use lambda_http::http::StatusCode;
@@ -65,12 +65,6 @@ impl From<Failure> for FailureView {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn job_id(raw: &str) -> Result<JobId, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::JobNotFound(raw.chars().take(100).collect()))
@@ -107,7 +101,7 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
         view.dead_letter = Some(failure.into());
     } else {
         let accepted = id.unix_millis();
-        let now = now_ms();
+        let now = reader.clock.now_ms_u64();
         let retention_ms = reader.retention.as_millis() as u64;
         if accepted > now + CLOCK_SKEW_MS || accepted + retention_ms < now {
             return Err(ApiError::JobNotFound(id.to_string()));
@@ -263,6 +257,7 @@ pub async fn purge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use crate::domain::{CursorKey, Delay};
     use crate::testing::{body_json, InMemoryFailureLog, InMemoryStore};
 
@@ -270,14 +265,15 @@ mod tests {
     async fn a_delayed_job_reads_scheduled_until_it_is_visible_then_queued() {
         let (store, failures) = (InMemoryStore::default(), InMemoryFailureLog::default());
         let cursors = CursorKey::random();
+        let delayed = JobId::scheduled(Delay::from_seconds(600).unwrap());
+        let clock = ManualClock::at(delayed.unix_millis() as i64);
         let reader = Reader {
             store: &store,
             cursors: &cursors,
             failures: &failures,
             retention: Duration::from_secs(3600),
+            clock: &clock,
         };
-        let delayed = JobId::scheduled(Delay::from_seconds(600).unwrap());
-        let plain = JobId::new();
 
         let response = job_status(&delayed.to_string(), reader).await.unwrap();
         let body = body_json(&response);
@@ -286,13 +282,19 @@ mod tests {
             body["visible_at"],
             rfc3339_millis(delayed.visible_at_millis())
         );
-        let retry: u64 = response.headers()[RETRY_AFTER]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!((599..=600).contains(&retry), "{retry}");
+        assert_eq!(response.headers()[RETRY_AFTER], "600");
 
+        clock.advance(Duration::from_secs(599));
+        let response = job_status(&delayed.to_string(), reader).await.unwrap();
+        assert_eq!(body_json(&response)["status"], "scheduled");
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+
+        clock.advance(Duration::from_secs(1));
+        let response = job_status(&delayed.to_string(), reader).await.unwrap();
+        assert_eq!(body_json(&response)["status"], "queued");
+
+        // Accepted after the delayed job, ten minutes before the clock's now: queued, no delay.
+        let plain = JobId::new();
         let response = job_status(&plain.to_string(), reader).await.unwrap();
         let body = body_json(&response);
         assert_eq!(body["status"], "queued");

@@ -36,6 +36,7 @@ fn call(request: Request, queue: &InMemoryQueue) -> Response<Body> {
         cursors: &KEY,
         failures: &*FAILURES,
         retention: Duration::from_secs(3600),
+        clock: &crate::clock::SystemClock,
     };
     RUNTIME.block_on(handle(
         request,

@@ -132,6 +132,7 @@ mod tests {
             cursors: &KEY,
             failures: &*FAILURES,
             retention: std::time::Duration::from_secs(3600),
+            clock: &crate::clock::SystemClock,
         }
     }
 

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::clock::{self, Clock};
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{
     on_existing, Claim, Existing, IdempotencyKey, KeyRecord, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
 };
@@ -55,7 +55,7 @@ impl DynamoDbKeys {
         Self {
             client,
             table: table.into(),
-            clock: clock::system(),
+            clock: Arc::new(SystemClock),
         }
     }
 

@@ -9,6 +9,7 @@
 //! the consumer's first-write-wins put makes that one stored message, never a second job.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,6 +23,7 @@ use aws_sdk_sqs::types::{
 use tokio::time::Instant;
 
 use super::DynamoDbStore;
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{JobId, QueuedMessage};
 use crate::ports::{
     Count, DeadLetterPage, OneDeadLetter, Operations, PipelineStats, QueueCounts, RequeueAll,
@@ -48,6 +50,8 @@ pub struct AwsOperations {
     store: DynamoDbStore,
     /// Where the queue's age metric is read; none where there is no CloudWatch to ask.
     cloudwatch: Option<aws_sdk_cloudwatch::Client>,
+    /// The end of the window the age metric is read over.
+    clock: Arc<dyn Clock>,
 }
 
 impl AwsOperations {
@@ -63,6 +67,7 @@ impl AwsOperations {
             dead_letter_queue_url: dead_letter_queue_url.into(),
             store,
             cloudwatch: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -79,7 +84,8 @@ impl AwsOperations {
     async fn oldest_age_seconds(&self) -> Option<u64> {
         let client = self.cloudwatch.as_ref()?;
         let queue_name = self.queue_url.rsplit('/').next()?.to_owned();
-        let now = std::time::SystemTime::now();
+        let now = DateTime::from_millis(self.clock.now_ms());
+        let start = DateTime::from_millis(now.to_millis().ok()? - AGE_LOOKBACK.as_millis() as i64);
         let query = MetricDataQuery::builder()
             .id("age")
             .metric_stat(
@@ -104,8 +110,8 @@ impl AwsOperations {
         let output = client
             .get_metric_data()
             .metric_data_queries(query)
-            .start_time(DateTime::from(now - AGE_LOOKBACK))
-            .end_time(DateTime::from(now))
+            .start_time(start)
+            .end_time(now)
             .scan_by(ScanBy::TimestampDescending)
             .send()
             .await;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::clock::{self, Clock};
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{
     on_existing, Claim, ContentLimit, Cursor, Existing, Failure, IdempotencyKey, JobId, KeyRecord,
     Message, MessageContent, Outgoing, Page, PageLimit, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
@@ -107,7 +107,7 @@ pub struct InMemoryKeys {
 
 impl Default for InMemoryKeys {
     fn default() -> Self {
-        Self::on_clock(clock::system())
+        Self::on_clock(Arc::new(SystemClock))
     }
 }
 
