@@ -10,7 +10,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use serde::Serialize;
 
 use crate::domain::{
-    Claim, Failure, IdempotencyKey, JobId, Message, Outgoing, Page, PageLimit, StoredAnswer,
+    Claim, Failure, IdempotencyKey, JobId, Message, Outgoing, Page, PageLimit, ReservedIds,
+    StoredAnswer,
 };
 
 /// Somewhere to put accepted messages until a worker stores them.
@@ -81,7 +82,7 @@ pub trait IdempotencyKeys: Send + Sync + std::fmt::Debug {
         &self,
         key: &IdempotencyKey,
         fingerprint: &str,
-        reserved: &str,
+        reserved: &ReservedIds,
     ) -> anyhow::Result<Claim>;
 
     /// Records the request's answer, given again to every repeat until the key expires.
@@ -232,7 +233,7 @@ impl<T: IdempotencyKeys + ?Sized> IdempotencyKeys for Arc<T> {
         &self,
         key: &IdempotencyKey,
         fingerprint: &str,
-        reserved: &str,
+        reserved: &ReservedIds,
     ) -> anyhow::Result<Claim> {
         (**self).claim(key, fingerprint, reserved).await
     }

@@ -9,7 +9,8 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::SqliteDb;
 use pipeline::domain::{
-    on_existing, Claim, Existing, IdempotencyKey, KeyRecord, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
+    on_existing, Claim, Existing, IdempotencyKey, KeyRecord, ReservedIds, StoredAnswer, KEY_LEASE,
+    KEY_LIFETIME,
 };
 use pipeline::ports::IdempotencyKeys;
 
@@ -34,12 +35,12 @@ impl IdempotencyKeys for SqliteKeys {
         &self,
         key: &IdempotencyKey,
         fingerprint: &str,
-        reserved: &str,
+        reserved: &ReservedIds,
     ) -> anyhow::Result<Claim> {
         let (key, fingerprint, reserved) = (
             key.record().to_owned(),
             fingerprint.to_owned(),
-            reserved.to_owned(),
+            reserved.encode(),
         );
         let clock = self.db.clock.clone();
         self.db
@@ -76,7 +77,7 @@ impl IdempotencyKeys for SqliteKeys {
                     Some((found_fingerprint, found_reserved, answer, locked_until_ms)) => {
                         let record = KeyRecord {
                             fingerprint: found_fingerprint,
-                            reserved: found_reserved,
+                            reserved: ReservedIds::decode(&found_reserved)?,
                             answer: answer.map(|a| serde_json::from_str(&a)).transpose()?,
                             locked_until_ms: locked_until_ms.max(0) as u64,
                         };

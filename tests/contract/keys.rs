@@ -11,7 +11,9 @@ use message_pipeline::sqlite::SqliteKeys;
 use pipeline::adapters::aws::DynamoDbKeys;
 use pipeline::adapters::memory::InMemoryKeys;
 use pipeline::clock::ManualClock;
-use pipeline::domain::{Claim, IdempotencyKey, StoredAnswer, KEY_LEASE, KEY_LIFETIME};
+use pipeline::domain::{
+    Claim, IdempotencyKey, JobId, ReservedIds, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
+};
 use pipeline::ports::IdempotencyKeys;
 
 use super::{for_each_backend, remove_db, temp_db_with_clock};
@@ -98,6 +100,11 @@ fn key(name: &str) -> IdempotencyKey {
     IdempotencyKey::parse(&format!("{name}-{}", uuid::Uuid::new_v4()), "client").unwrap()
 }
 
+/// `n` fresh job ids, as a request with `n` valid items reserves them.
+fn ids(n: usize) -> ReservedIds {
+    ReservedIds((0..n).map(|_| Some(JobId::new())).collect())
+}
+
 fn answer(body: &str) -> StoredAnswer {
     StoredAnswer {
         status: 202,
@@ -109,14 +116,20 @@ async fn a_new_key_is_started_then_replayed_once_answered(backend: &KeysBackend)
     let key = key("replay");
     let keys = backend.keys();
 
-    assert_eq!(keys.claim(&key, "f", "[1]").await.unwrap(), Claim::Started);
+    assert_eq!(
+        keys.claim(&key, "f", &ids(1)).await.unwrap(),
+        Claim::Started
+    );
     keys.answer(&key, &answer("first")).await.unwrap();
 
     assert_eq!(
-        keys.claim(&key, "f", "[2]").await.unwrap(),
+        keys.claim(&key, "f", &ids(1)).await.unwrap(),
         Claim::Replay(answer("first"))
     );
-    assert_eq!(keys.claim(&key, "g", "[2]").await.unwrap(), Claim::Mismatch);
+    assert_eq!(
+        keys.claim(&key, "g", &ids(1)).await.unwrap(),
+        Claim::Mismatch
+    );
 }
 
 async fn of_concurrent_claims_exactly_one_starts(backend: &KeysBackend) {
@@ -125,7 +138,7 @@ async fn of_concurrent_claims_exactly_one_starts(backend: &KeysBackend) {
 
     let claims = join_all((0..16).map(|i| {
         let key = key.clone();
-        async move { keys.claim(&key, "f", &format!("[{i}]")).await.unwrap() }
+        async move { keys.claim(&key, "f", &ids(i % 3)).await.unwrap() }
     }))
     .await;
 
@@ -137,41 +150,40 @@ async fn of_concurrent_claims_exactly_one_starts(backend: &KeysBackend) {
 async fn a_lapsed_lease_is_taken_over_once_with_the_ids_reserved_first(backend: &KeysBackend) {
     let key = key("lapsed");
     let keys = backend.keys();
-    keys.claim(&key, "f", r#"["first"]"#).await.unwrap();
-    assert_eq!(keys.claim(&key, "f", "x").await.unwrap(), Claim::InProgress);
+    let first = ids(2);
+    keys.claim(&key, "f", &first).await.unwrap();
+    assert_eq!(
+        keys.claim(&key, "f", &ids(2)).await.unwrap(),
+        Claim::InProgress
+    );
 
     backend.pass(&key, KEY_LEASE + Duration::from_secs(1)).await;
-    let takeovers = join_all((0..4).map(|_| keys.claim(&key, "f", r#"["later"]"#))).await;
+    let takeovers = join_all((0..4).map(|_| async { keys.claim(&key, "f", &ids(2)).await })).await;
 
     let taken: Vec<&Claim> = takeovers
         .iter()
         .map(|c| c.as_ref().unwrap())
         .filter(|c| matches!(c, Claim::TakenOver { .. }))
         .collect();
-    assert_eq!(
-        taken,
-        [&Claim::TakenOver {
-            reserved: r#"["first"]"#.into()
-        }]
-    );
+    assert_eq!(taken, [&Claim::TakenOver { reserved: first }]);
 }
 
 async fn a_released_key_starts_afresh_and_an_answered_one_is_not_released(backend: &KeysBackend) {
     let keys = backend.keys();
     let released = key("released");
-    keys.claim(&released, "f", "[]").await.unwrap();
+    keys.claim(&released, "f", &ids(0)).await.unwrap();
     keys.release(&released).await.unwrap();
     assert_eq!(
-        keys.claim(&released, "g", "[]").await.unwrap(),
+        keys.claim(&released, "g", &ids(0)).await.unwrap(),
         Claim::Started
     );
 
     let answered = key("answered");
-    keys.claim(&answered, "f", "[]").await.unwrap();
+    keys.claim(&answered, "f", &ids(0)).await.unwrap();
     keys.answer(&answered, &answer("kept")).await.unwrap();
     keys.release(&answered).await.unwrap();
     assert_eq!(
-        keys.claim(&answered, "f", "[]").await.unwrap(),
+        keys.claim(&answered, "f", &ids(0)).await.unwrap(),
         Claim::Replay(answer("kept"))
     );
 }
@@ -179,15 +191,15 @@ async fn a_released_key_starts_afresh_and_an_answered_one_is_not_released(backen
 async fn a_key_is_forgotten_after_its_lifetime(backend: &KeysBackend) {
     let key = key("expired");
     let keys = backend.keys();
-    keys.claim(&key, "f", "[]").await.unwrap();
+    keys.claim(&key, "f", &ids(0)).await.unwrap();
     keys.answer(&key, &answer("old")).await.unwrap();
 
     backend
         .pass(&key, KEY_LIFETIME - Duration::from_secs(60))
         .await;
-    let within = keys.claim(&key, "g", "[]").await.unwrap();
+    let within = keys.claim(&key, "g", &ids(0)).await.unwrap();
     backend.pass(&key, Duration::from_secs(120)).await;
-    let after = keys.claim(&key, "g", "[]").await.unwrap();
+    let after = keys.claim(&key, "g", &ids(0)).await.unwrap();
 
     assert_eq!(within, Claim::Mismatch);
     assert_eq!(after, Claim::Started);

@@ -14,7 +14,9 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
 use super::{ApiError, Caller, Writer};
-use crate::domain::{fingerprint, Claim, IdempotencyKey, JobId, Outgoing, StoredAnswer};
+use crate::domain::{
+    fingerprint, Claim, IdempotencyKey, JobId, Outgoing, ReservedIds, StoredAnswer,
+};
 
 /// The request header (the draft's name).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -65,7 +67,7 @@ pub(super) async fn send_items(
             Claim::Started => {}
             Claim::TakenOver { reserved } => {
                 tracing::warn!("idempotency key taken over from a request that did not finish; sending its job ids again");
-                reuse(&mut items, &reserved);
+                reuse(&mut items, reserved);
             }
             Claim::Replay(stored) => return Ok(replay(stored)),
             Claim::InProgress => return Err(ApiError::KeyInProgress),
@@ -155,20 +157,21 @@ fn canonical(items: &[Result<Outgoing, String>]) -> String {
     Value::Array(values).to_string()
 }
 
-/// The job ids the items reserved, by position (`null` for an invalid item).
-fn reserved(items: &[Result<Outgoing, String>]) -> String {
-    let ids: Vec<Option<String>> = items
-        .iter()
-        .map(|i| i.as_ref().ok().map(|o| o.message.id.to_string()))
-        .collect();
-    serde_json::to_string(&ids).unwrap_or_default()
+/// The job ids the items reserved, by position (none for an invalid item).
+fn reserved(items: &[Result<Outgoing, String>]) -> ReservedIds {
+    ReservedIds(
+        items
+            .iter()
+            .map(|i| i.as_ref().ok().map(|o| o.message.id))
+            .collect(),
+    )
 }
 
-/// Gives the items the job ids an earlier request reserved (same fingerprint, same items).
-fn reuse(items: &mut [Result<Outgoing, String>], reserved: &str) {
-    let ids: Vec<Option<String>> = serde_json::from_str(reserved).unwrap_or_default();
-    for (item, id) in items.iter_mut().zip(ids) {
-        if let (Ok(outgoing), Some(Ok(id))) = (item, id.map(|id| id.parse::<JobId>())) {
+/// Gives the items the job ids an earlier request reserved (same fingerprint, so the same
+/// items, valid and invalid at the same positions).
+fn reuse(items: &mut [Result<Outgoing, String>], reserved: ReservedIds) {
+    for (item, id) in items.iter_mut().zip(reserved.0) {
+        if let (Ok(outgoing), Some(id)) = (item, id) {
             outgoing.message.id = id;
         }
     }
@@ -297,7 +300,9 @@ mod tests {
         let key = IdempotencyKey::parse("k", "app").unwrap();
         let first = post("/messages", HELLO);
         let print = fingerprint("/messages", &canonical(&[Ok(outgoing_of(&first))]));
-        keys.claim(&key, &print, "[null]").await.unwrap();
+        keys.claim(&key, &print, &ReservedIds(vec![None]))
+            .await
+            .unwrap();
 
         let response = call(keyed("/messages", HELLO, "k", "app"), &queue, &keys).await;
 

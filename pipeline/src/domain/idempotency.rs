@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::JobId;
+
 /// How long a key is remembered after its request: the draft asks for a published expiry;
 /// 24 hours covers a client's retries across a day's outage.
 pub const KEY_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -90,12 +92,44 @@ pub struct StoredAnswer {
     pub body: String,
 }
 
+/// The job ids a keyed request reserved before it sent anything, by the position of its
+/// items (none for an invalid item): a request that takes over the key of one that died
+/// sends the same jobs again, so that what the first one sent is stored once.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReservedIds(pub Vec<Option<JobId>>);
+
+/// A record's reserved ids that are not a JSON array of job ids and nulls.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the idempotency record's reserved job ids are unreadable: {0}")]
+pub struct ReservedIdsError(String);
+
+impl ReservedIds {
+    /// As the stores keep it: a JSON array of job ids and nulls.
+    pub fn encode(&self) -> String {
+        let ids: Vec<Option<String>> = self
+            .0
+            .iter()
+            .map(|id| id.map(|id| id.to_string()))
+            .collect();
+        serde_json::to_string(&ids).unwrap_or_default()
+    }
+
+    pub fn decode(text: &str) -> Result<Self, ReservedIdsError> {
+        let ids: Vec<Option<String>> =
+            serde_json::from_str(text).map_err(|e| ReservedIdsError(e.to_string()))?;
+        ids.into_iter()
+            .map(|id| id.map(|id| id.parse::<JobId>()).transpose())
+            .collect::<Result<_, _>>()
+            .map(Self)
+            .map_err(|_| ReservedIdsError(format!("not a job id in {text}")))
+    }
+}
+
 /// A key's record as the store holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
     pub fingerprint: String,
-    /// The job ids reserved for the request, as the request encoded them.
-    pub reserved: String,
+    pub reserved: ReservedIds,
     pub answer: Option<StoredAnswer>,
     pub locked_until_ms: u64,
 }
@@ -106,7 +140,7 @@ pub enum Claim {
     /// The key is new (or expired): go on with the ids just reserved.
     Started,
     /// A dead request's key, taken over: go on with the ids it reserved.
-    TakenOver { reserved: String },
+    TakenOver { reserved: ReservedIds },
     /// Answered before: give that answer.
     Replay(StoredAnswer),
     /// Another request with this key is being served now.
@@ -171,7 +205,7 @@ mod tests {
     fn record(answer: Option<StoredAnswer>, locked_until_ms: u64) -> KeyRecord {
         KeyRecord {
             fingerprint: "f".into(),
-            reserved: "[]".into(),
+            reserved: ReservedIds::default(),
             answer,
             locked_until_ms,
         }
@@ -190,5 +224,14 @@ mod tests {
         assert_eq!(on_existing(&running, "f", 99), Existing::InProgress);
         assert_eq!(on_existing(&running, "f", 100), Existing::Abandoned);
         assert_eq!(on_existing(&running, "g", 100), Existing::Mismatch);
+    }
+
+    #[test]
+    fn reserved_ids_survive_the_store_and_an_unreadable_record_is_an_error() {
+        let ids = ReservedIds(vec![Some(JobId::new()), None, Some(JobId::new())]);
+
+        assert_eq!(ReservedIds::decode(&ids.encode()), Ok(ids));
+        assert!(ReservedIds::decode("[\"not a job id\"]").is_err());
+        assert!(ReservedIds::decode("{}").is_err());
     }
 }

@@ -18,8 +18,8 @@ pub use delivery::{Delay, DelayError, GroupError, GroupId, MAX_GROUP_CHARS};
 pub use envelope::{EnvelopeError, QueuedMessage};
 pub use failure::{rfc3339_millis, truncate_chars, Failure, ERROR_CHARS, PREVIEW_CHARS};
 pub use idempotency::{
-    fingerprint, on_existing, Claim, Existing, IdempotencyKey, KeyError, KeyRecord, StoredAnswer,
-    KEY_LEASE, KEY_LIFETIME,
+    fingerprint, on_existing, Claim, Existing, IdempotencyKey, KeyError, KeyRecord, ReservedIds,
+    ReservedIdsError, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
 };
 pub use job_id::JobId;
 pub use page::{Page, PageLimit, PageLimitError};

@@ -26,7 +26,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    on_existing, Claim, Existing, IdempotencyKey, KeyRecord, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
+    on_existing, Claim, Existing, IdempotencyKey, KeyRecord, ReservedIds, StoredAnswer, KEY_LEASE,
+    KEY_LIFETIME,
 };
 use crate::ports::IdempotencyKeys;
 
@@ -73,7 +74,7 @@ impl DynamoDbKeys {
         &self,
         key: &IdempotencyKey,
         fingerprint: &str,
-        reserved: &str,
+        reserved: &ReservedIds,
         now: u64,
     ) -> anyhow::Result<bool> {
         let item = HashMap::from([
@@ -82,10 +83,7 @@ impl DynamoDbKeys {
                 "fingerprint".to_owned(),
                 AttributeValue::S(fingerprint.to_owned()),
             ),
-            (
-                "reserved".to_owned(),
-                AttributeValue::S(reserved.to_owned()),
-            ),
+            ("reserved".to_owned(), AttributeValue::S(reserved.encode())),
             (
                 "locked_until".to_owned(),
                 number(now + KEY_LEASE.as_millis() as u64),
@@ -173,7 +171,7 @@ fn record_of(item: &HashMap<String, AttributeValue>) -> anyhow::Result<KeyRecord
     };
     Ok(KeyRecord {
         fingerprint: text("fingerprint")?,
-        reserved: text("reserved")?,
+        reserved: ReservedIds::decode(&text("reserved")?)?,
         answer,
         locked_until_ms,
     })
@@ -185,7 +183,7 @@ impl IdempotencyKeys for DynamoDbKeys {
         &self,
         key: &IdempotencyKey,
         fingerprint: &str,
-        reserved: &str,
+        reserved: &ReservedIds,
     ) -> anyhow::Result<Claim> {
         for _ in 0..CLAIM_TRIES {
             let now = self.clock.now_ms_u64();

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
     on_existing, Claim, ContentLimit, Cursor, Existing, Failure, IdempotencyKey, JobId, KeyRecord,
-    Message, MessageContent, Outgoing, Page, PageLimit, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
+    Message, MessageContent, Outgoing, Page, PageLimit, ReservedIds, StoredAnswer, KEY_LEASE,
+    KEY_LIFETIME,
 };
 use crate::ports::{
     Count, DeadLetterPage, FailureLog, IdempotencyKeys, MessageQueue, MessageStore, OneDeadLetter,
@@ -147,7 +148,7 @@ impl IdempotencyKeys for InMemoryKeys {
         &self,
         key: &IdempotencyKey,
         fingerprint: &str,
-        reserved: &str,
+        reserved: &ReservedIds,
     ) -> anyhow::Result<Claim> {
         let mut records = self.records.lock().unwrap();
         let now = self.clock.now_ms_u64();
@@ -159,7 +160,7 @@ impl IdempotencyKeys for InMemoryKeys {
                 (
                     KeyRecord {
                         fingerprint: fingerprint.to_owned(),
-                        reserved: reserved.to_owned(),
+                        reserved: reserved.clone(),
                         answer: None,
                         locked_until_ms: lease,
                     },
