@@ -1,5 +1,5 @@
 //! The HTTP front of the local runner: hyper on a TCP listener, each request turned into the
-//! `lambda_http` request the functions get from API Gateway and handed to [`api::handle`].
+//! `lambda_http` request the functions get from API Gateway and handed to [`Api::handle`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -20,7 +20,8 @@ pub mod gateway;
 
 use crate::runner::AppState;
 use gateway::check_loopback_names;
-use pipeline::api::{self, ApiError, Reader, Writer};
+use pipeline::api::{Api, ApiError, Reader, Writer};
+use pipeline::clock::SystemClock;
 
 /// How long shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,7 +90,10 @@ async fn respond(
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     // The largest body any route takes; each route checks its own limit.
-    let limit = state.limits.max_body_bytes.max(api::MAX_BATCH_BODY_BYTES);
+    let limit = state
+        .limits
+        .max_body_bytes
+        .max(pipeline::api::MAX_BATCH_BODY_BYTES);
     let Some(bytes) = read_body(body, limit).await else {
         return into_hyper(ApiError::PayloadTooLarge { limit }.into_response());
     };
@@ -112,26 +116,23 @@ async fn respond(
     if let Some(response) = admin::respond(&request, state).await {
         return into_hyper(response);
     }
-    let writer = Writer {
-        queue: &*state.queue,
-        keys: &*state.keys,
-        limits: &state.limits,
-        clock: &pipeline::clock::SystemClock,
-    };
-    let response = api::handle(
-        request,
-        Some(writer),
-        Some(Reader {
+    let api = Api {
+        writer: Writer {
+            queue: &*state.queue,
+            keys: &*state.keys,
+            limits: &state.limits,
+            clock: &SystemClock,
+        },
+        reader: Reader {
             store: &*state.store,
             cursors: &state.cursors,
             failures: &*state.failures,
             retention: state.retention,
-            clock: &pipeline::clock::SystemClock,
-        }),
-        Some(&*state.operations),
-    )
-    .await;
-    into_hyper(response)
+            clock: &SystemClock,
+        },
+        operations: &*state.operations,
+    };
+    into_hyper(api.handle(request).await)
 }
 
 /// How much of an oversized body is read (and dropped) so that a client that writes its

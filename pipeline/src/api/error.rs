@@ -6,7 +6,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
-use super::{json_response, Route};
+use super::response::json_response;
+use super::Route;
 use crate::domain::{ContentError, CursorError, PageLimitError};
 
 /// Every way a request can fail, each mapped to one status in [`ApiError::into_response`].

@@ -1,6 +1,13 @@
-//! The HTTP API, the same wherever it runs: the Lambda functions behind API Gateway call
-//! [`enqueue_function`] and [`read_function`], the local runner calls [`handle`]; all share
-//! the router and the error mapping, so every path and method gets the same answer anywhere.
+//! The HTTP API on `lambda_http` types, the same wherever it runs: each Lambda function behind
+//! API Gateway calls its own entry point with the ports it holds ([`enqueue_function`],
+//! [`read_function`], [`operate_function`]); the local runner holds every port and calls
+//! [`Api::handle`]. All share the route table ([`route`]), the authorization and the error
+//! mapping, so every path and method gets the same answer anywhere.
+//!
+//! One file per concern: `route` (the table), `auth` (scopes), `error` (one enum, one
+//! mapping to a response), `response` (JSON answers and the OpenAPI document), and one per
+//! route group: `enqueue` and `batch` (with `idempotent`, the keyed send), `read`, `operate`,
+//! `dashboard`.
 
 mod auth;
 mod batch;
@@ -10,8 +17,9 @@ mod error;
 mod idempotent;
 mod operate;
 #[cfg(test)]
-mod properties;
+mod property_tests;
 mod read;
+mod response;
 mod route;
 
 #[cfg(test)]
@@ -23,12 +31,10 @@ pub use error::ApiError;
 pub use idempotent::IDEMPOTENCY_KEY;
 pub use operate::{PURGE_CONFIRMATION, REQUEUE_ALL_BUDGET};
 pub use read::{get_message, list_messages};
+pub use response::{json_response, OPENAPI};
 pub use route::{route, Access, Route, RouteSpec, CATCH_ALL_ACCESS, ROUTES};
 
-use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
-use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
 
 use std::time::Duration;
 
@@ -38,7 +44,7 @@ use crate::ports::{FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Oper
 
 /// The enqueue Lambda: POST /messages, POST /messages/batch and POST /add_message.
 pub async fn enqueue_function(request: Request, writer: Writer<'_>) -> Response<Body> {
-    let response = handle(request, Some(writer), None, None).await;
+    let response = dispatch(request, Some(writer), None, None).await;
     crate::metrics::enqueue_outcome(
         crate::metrics::Document::for_this_function(writer.clock),
         enqueue_outcome(&response),
@@ -64,12 +70,32 @@ fn enqueue_outcome(response: &Response<Body>) -> crate::metrics::EnqueueOutcome 
 /// The list Lambda: GET /messages, GET /messages/{id} and GET /jobs/{id}, and the catch-all
 /// route that answers 404 and 405 for everything else.
 pub async fn read_function(request: Request, reader: Reader<'_>) -> Response<Body> {
-    handle(request, None, Some(reader), None).await
+    dispatch(request, None, Some(reader), None).await
 }
 
 /// The operate Lambda: GET /stats, the dead-letter routes and the dashboard's files.
 pub async fn operate_function(request: Request, operations: &dyn Operations) -> Response<Body> {
-    handle(request, None, None, Some(operations)).await
+    dispatch(request, None, None, Some(operations)).await
+}
+
+/// The whole API at once, as the local runner serves it: every route has its port.
+#[derive(Debug, Clone, Copy)]
+pub struct Api<'a> {
+    pub writer: Writer<'a>,
+    pub reader: Reader<'a>,
+    pub operations: &'a dyn Operations,
+}
+
+impl Api<'_> {
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        dispatch(
+            request,
+            Some(self.writer),
+            Some(self.reader),
+            Some(self.operations),
+        )
+        .await
+    }
 }
 
 /// What the enqueue routes need: the queue, the idempotency keys and the body limits.
@@ -95,10 +121,11 @@ pub struct Reader<'a> {
 }
 
 /// Routes a request to the handler that serves it, once the caller is authorized for the
-/// route ([`authorize`]: before any queue or store call). A function is given only the port
-/// it needs; a route whose port is missing reached the wrong function (a deployment mistake).
-/// The local runner gives both and so serves the whole API.
-pub async fn handle(
+/// route ([`authorize`]: before any queue or store call). Private: the entry points above
+/// give it exactly the ports of their function (or, [`Api`], all of them), so the only way a
+/// route finds its port missing is API Gateway sending it to another function than the
+/// template says (`NotServedHere`, a 500: tests/template.rs checks the template's routes).
+async fn dispatch(
     request: Request,
     writer: Option<Writer<'_>>,
     reader: Option<Reader<'_>>,
@@ -125,34 +152,11 @@ pub async fn handle(
             operate::delete_dead_letter(&id, ops).await
         }
         (Ok(Route::Dashboard(file)), _, _, _) => dashboard::file(&file),
-        (Ok(Route::OpenApi), _, _, _) => Ok(openapi()),
+        (Ok(Route::OpenApi), _, _, _) => Ok(response::openapi()),
         (Ok(other), _, _, _) => Err(ApiError::NotServedHere(other)),
         (Err(e), _, _, _) => Err(e),
     };
     outcome.unwrap_or_else(|e| e.into_response())
-}
-
-/// The API's OpenAPI 3 document (`openapi.json` at the repository root), served at
-/// `GET /openapi.json` by every function and the local runner.
-pub const OPENAPI: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json"));
-
-fn openapi() -> Response<Body> {
-    let mut response = Response::new(Body::Text(OPENAPI.to_owned()));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
-    // Our response types are plain structs of strings and numbers: serialising cannot fail.
-    let text = serde_json::to_string(body).unwrap_or_default();
-    let mut response = Response::new(Body::Text(text));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 #[cfg(test)]
@@ -162,6 +166,8 @@ mod tests {
     use crate::testing::{
         body_json, post, test_writer, InMemoryFailureLog, InMemoryQueue, InMemoryStore,
     };
+    use lambda_http::http::header::HeaderValue;
+    use lambda_http::http::StatusCode;
 
     fn get(path: &str) -> Request {
         let mut request = Request::default();
@@ -201,17 +207,17 @@ mod tests {
             .headers_mut()
             .insert("idempotency-key", HeaderValue::from_static("m-1"));
 
-        let single = handle(
+        let single = dispatch(
             write("/messages", r#"{"content": "x"}"#),
             Some(writer),
             None,
             None,
         )
         .await;
-        let partly = handle(write("/messages/batch", batch), Some(writer), None, None).await;
-        let invalid = handle(write("/messages", "{}"), Some(writer), None, None).await;
-        handle(keyed.clone(), Some(writer), None, None).await;
-        let replayed = handle(keyed, Some(writer), None, None).await;
+        let partly = dispatch(write("/messages/batch", batch), Some(writer), None, None).await;
+        let invalid = dispatch(write("/messages", "{}"), Some(writer), None, None).await;
+        dispatch(keyed.clone(), Some(writer), None, None).await;
+        let replayed = dispatch(keyed, Some(writer), None, None).await;
 
         assert_eq!(enqueue_outcome(&single), EnqueueOutcome::Accepted(1));
         assert_eq!(enqueue_outcome(&partly), EnqueueOutcome::Accepted(2));

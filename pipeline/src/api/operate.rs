@@ -9,7 +9,8 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use super::read::MessageView;
-use super::{json_response, ApiError, Reader};
+use super::response::json_response;
+use super::{ApiError, Reader};
 use crate::domain::{rfc3339_millis, Failure, JobId};
 use crate::ports::{OneDeadLetter, Operations};
 

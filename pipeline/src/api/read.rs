@@ -7,7 +7,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
-use super::{json_response, ApiError, Reader};
+use super::response::json_response;
+use super::{ApiError, Reader};
 use crate::domain::{Cursor, JobId, Message, Page, PageLimit};
 use crate::ports::MessageStore;
 

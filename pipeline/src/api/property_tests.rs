@@ -14,7 +14,7 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::{handle, route, with_scopes, Access, EnqueueLimits, Reader, Scope, CATCH_ALL_ACCESS};
+use super::{route, with_scopes, Access, Api, EnqueueLimits, Reader, Scope, CATCH_ALL_ACCESS};
 use crate::domain::{ContentLimit, Cursor, CursorKey, JobId, MessageContent};
 use crate::testing::{
     stored_messages, EmptyOperations, InMemoryFailureLog, InMemoryQueue, InMemoryStore,
@@ -38,12 +38,12 @@ fn call(request: Request, queue: &InMemoryQueue) -> Response<Body> {
         retention: Duration::from_secs(3600),
         clock: &crate::clock::SystemClock,
     };
-    RUNTIME.block_on(handle(
-        request,
-        Some(crate::testing::test_writer(queue)),
-        Some(reader),
-        Some(&*OPERATIONS),
-    ))
+    let api = Api {
+        writer: crate::testing::test_writer(queue),
+        reader,
+        operations: &*OPERATIONS,
+    };
+    RUNTIME.block_on(api.handle(request))
 }
 
 /// A JSON answer; a 4xx one carries an `error` sentence.
