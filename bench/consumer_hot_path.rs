@@ -15,7 +15,7 @@ use std::hint::black_box;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pipeline::adapters::aws::item_of;
+use pipeline::adapters::aws::for_benchmarks::message_item;
 use pipeline::domain::{
     ContentLimit, JobId, Message, MessageContent, Page, PageLimit, QueuedMessage,
 };
@@ -34,7 +34,7 @@ struct RequestBuilder;
 impl MessageStore for RequestBuilder {
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
         for message in messages {
-            black_box(item_of(message));
+            black_box(message_item(message));
         }
         Ok(())
     }

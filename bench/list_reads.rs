@@ -13,7 +13,9 @@
 // A benchmark fixture fails loudly, like a test.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use pipeline::adapters::aws::{merge_newest_first, shard_of, shard_query_limit, ShardPage, SHARDS};
+use pipeline::adapters::aws::for_benchmarks::{
+    merge_newest_first, shard_of, shard_query_limit, ShardPage, SHARDS,
+};
 use pipeline::domain::{ContentLimit, JobId, Message, MessageContent, PageLimit};
 
 const ITEM_BYTES: usize = 250;

@@ -8,7 +8,9 @@ use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use message_pipeline::provision::{self, QueueSettings, Queues};
-use pipeline::adapters::aws::{record_of, sdk_config, DynamoDbKeys, DynamoDbStore, SqsQueue};
+use pipeline::adapters::aws::{
+    lambda_record_of, sdk_config, DynamoDbKeys, DynamoDbStore, SqsQueue,
+};
 use pipeline::api::{read_function, Caller, EnqueueLimits, Reader, Scope, Writer};
 use pipeline::domain::CursorKey;
 use pipeline::ports::MessageStore;
@@ -28,7 +30,7 @@ pub fn writer<'a>(queue: &'a SqsQueue, keys: &'a DynamoDbKeys) -> Writer<'a> {
 /// Keys on a table that is never created: for requests without an `Idempotency-Key`, which
 /// never touch it.
 pub async fn unused_keys() -> DynamoDbKeys {
-    DynamoDbKeys::with_config(&sdk_config().await, "mp-test-no-keys-table")
+    DynamoDbKeys::from_config(&sdk_config().await, "mp-test-no-keys-table")
 }
 
 /// A test stack's names, for a runner on the AWS backend (cloneable, unlike the stack).
@@ -281,7 +283,7 @@ pub async fn receive_event(
                 .messages
                 .unwrap_or_default()
                 .into_iter()
-                .map(record_of),
+                .map(lambda_record_of),
         );
     }
     event

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use pipeline::adapters::aws::DynamoDbStore;
+use pipeline::adapters::aws::{sdk_config, DynamoDbStore};
 use pipeline::config::ConsumerConfig;
 use pipeline::worker::{Consumer, LastFailureNotes};
 
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
     let config = ConsumerConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
-    let store = DynamoDbStore::connect(config.table_name).await;
+    let store = DynamoDbStore::from_config(&sdk_config().await, config.table_name);
     let notes = LastFailureNotes {
         log: Arc::new(store.clone()),
         max_receive_count: config.max_receive_count,

@@ -15,8 +15,8 @@ async fn main() -> Result<(), Error> {
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
     let config = EnqueueConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
     let sdk = pipeline::adapters::aws::sdk_config().await;
-    let queue = SqsQueue::with_config(&sdk, config.queue_url);
-    let keys = DynamoDbKeys::with_config(&sdk, config.idempotency_table);
+    let queue = SqsQueue::from_config(&sdk, config.queue_url);
+    let keys = DynamoDbKeys::from_config(&sdk, config.idempotency_table);
     let writer = Writer {
         queue: &queue,
         keys: &keys,

@@ -6,7 +6,7 @@
 //! `QUEUE_RETENTION_SECONDS`.
 
 use lambda_http::{run, service_fn, Error, Request};
-use pipeline::adapters::aws::DynamoDbStore;
+use pipeline::adapters::aws::{sdk_config, DynamoDbStore};
 use pipeline::api::{read_function, Reader};
 use pipeline::config::ListConfig;
 
@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
     let config = ListConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
-    let store = DynamoDbStore::connect(config.table_name).await;
+    let store = DynamoDbStore::from_config(&sdk_config().await, config.table_name);
     let reader = Reader {
         store: &store,
         cursors: &config.cursor_key,

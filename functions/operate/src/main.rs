@@ -5,7 +5,7 @@
 //! Environment: `QUEUE_URL`, `DEAD_LETTER_QUEUE_URL` and `TABLE_NAME`, all required.
 
 use lambda_http::{run, service_fn, Error, Request};
-use pipeline::adapters::aws::AwsOperations;
+use pipeline::adapters::aws::{sdk_config, AwsOperations};
 use pipeline::api::operate_function;
 use pipeline::config::OperateConfig;
 
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
     let config = OperateConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
-    let operations = AwsOperations::connect(&config).await;
+    let operations = AwsOperations::from_config(&sdk_config().await, &config);
     let operations = &operations;
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(operate_function(request, operations).await)

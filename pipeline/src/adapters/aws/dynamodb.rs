@@ -60,12 +60,9 @@ impl DynamoDbStore {
         }
     }
 
-    /// A client configured from the environment (see [`super::sdk_config`]).
-    pub async fn connect(table: impl Into<String>) -> Self {
-        Self::new(
-            aws_sdk_dynamodb::Client::new(&super::sdk_config().await),
-            table,
-        )
+    /// With a client of the shared configuration (see [`super::sdk_config`]).
+    pub fn from_config(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
     }
 
     /// The table's item count as DynamoDB last computed it (about every six hours).
@@ -113,7 +110,7 @@ impl DynamoDbStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item_of(message)))
+            .set_item(Some(message_item(message)))
             .condition_expression(FIRST_WRITE_WINS)
             .expression_attribute_values(
                 ":content",
@@ -291,7 +288,7 @@ fn shard_key(shard: u8) -> String {
 
 /// The item that stores `message` (public for the hot-path benchmark,
 /// `bench/consumer_hot_path.rs`: it is the consumer's CPU work per message besides decoding).
-pub fn item_of(message: &Message) -> Item {
+pub fn message_item(message: &Message) -> Item {
     let mut item = HashMap::from([
         (
             "pk".to_owned(),
@@ -372,7 +369,7 @@ mod tests {
     #[test]
     fn an_item_maps_back_to_the_message_it_was_made_from() {
         let message = stored_messages(1).remove(0);
-        let item = item_of(&message);
+        let item = message_item(&message);
         assert_eq!(message_from_item(&item).unwrap(), message);
         assert_eq!(
             item["pk"],
@@ -382,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_malformed_item_is_an_error_not_a_panic() {
-        let mut item = item_of(&stored_messages(1)[0]);
+        let mut item = message_item(&stored_messages(1)[0]);
         item.insert("sk".into(), AttributeValue::N("1".into()));
         assert!(message_from_item(&item).is_err());
         item.remove("sk");

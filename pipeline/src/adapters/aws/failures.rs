@@ -125,7 +125,7 @@ impl FailureLog for DynamoDbStore {
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(item_of(failure)))
+                .set_item(Some(failure_item(failure)))
                 .send()
         });
         try_join_all(puts)
@@ -148,7 +148,7 @@ impl FailureLog for DynamoDbStore {
     }
 }
 
-fn item_of(failure: &Failure) -> Item {
+fn failure_item(failure: &Failure) -> Item {
     let number = |n: u64| AttributeValue::N(n.to_string());
     Item::from([
         ("pk".to_owned(), AttributeValue::S(PARTITION.into())),
@@ -224,7 +224,7 @@ mod tests {
             last_error: "throttled".into(),
             preview: "hello".into(),
         };
-        let item = item_of(&failure);
+        let item = failure_item(&failure);
         assert_eq!(failure_from_item(&item).unwrap(), failure);
         assert_eq!(
             item["expires_at"],

@@ -65,7 +65,8 @@ impl DynamoDbKeys {
         Self { clock, ..self }
     }
 
-    pub fn with_config(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+    /// With a client of the shared configuration (see [`super::sdk_config`]).
+    pub fn from_config(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self::new(aws_sdk_dynamodb::Client::new(sdk), table)
     }
 
@@ -115,7 +116,7 @@ impl DynamoDbKeys {
             .send()
             .await
             .context("DynamoDB GetItem (idempotency key) failed")?;
-        output.item.as_ref().map(record_of).transpose()
+        output.item.as_ref().map(key_record_of).transpose()
     }
 
     /// Takes over an abandoned record; `false` when another request took it first.
@@ -156,7 +157,7 @@ where
     }
 }
 
-fn record_of(item: &HashMap<String, AttributeValue>) -> anyhow::Result<KeyRecord> {
+fn key_record_of(item: &HashMap<String, AttributeValue>) -> anyhow::Result<KeyRecord> {
     let text = |name: &str| match item.get(name) {
         Some(AttributeValue::S(s)) => Ok(s.clone()),
         _ => Err(anyhow!("idempotency record has no string `{name}`")),

@@ -13,13 +13,18 @@ mod idempotency;
 mod operations;
 mod sqs;
 
-pub use dynamodb::{
-    item_of, merge_newest_first, shard_of, shard_query_limit, DynamoDbStore, ShardPage, SHARDS,
-};
-pub use failures::DEAD_LETTER_RETENTION_SECS;
+pub use dynamodb::DynamoDbStore;
 pub use idempotency::DynamoDbKeys;
-pub use operations::{AwsOperations, MOVE_TASK_RATE};
-pub use sqs::{record_of, SqsQueue};
+pub use operations::AwsOperations;
+pub use sqs::{lambda_record_of, SqsQueue};
+
+/// The store's list merge and item mapping, open for the benchmarks that time them
+/// (bench/list_reads.rs, bench/consumer_hot_path.rs); the adapter is their only other caller.
+pub mod for_benchmarks {
+    pub use super::dynamodb::{
+        merge_newest_first, message_item, shard_of, shard_query_limit, ShardPage, SHARDS,
+    };
+}
 
 /// The shared SDK configuration: region, credentials and endpoints from the environment, and
 /// the time budget of every call ([`call_budget`]).

@@ -128,16 +128,16 @@ impl AwsOperations {
         }
     }
 
-    /// Clients configured from the environment (see [`super::sdk_config`]).
-    pub async fn connect(config: &crate::config::OperateConfig) -> Self {
-        let sdk = super::sdk_config().await;
+    /// With clients of the shared configuration (see [`super::sdk_config`]), CloudWatch's
+    /// included.
+    pub fn from_config(sdk: &aws_config::SdkConfig, config: &crate::config::OperateConfig) -> Self {
         Self::new(
-            aws_sdk_sqs::Client::new(&sdk),
+            aws_sdk_sqs::Client::new(sdk),
             &config.queue_url,
             &config.dead_letter_queue_url,
-            DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
+            DynamoDbStore::from_config(sdk, &config.table_name),
         )
-        .with_cloudwatch(aws_sdk_cloudwatch::Client::new(&sdk))
+        .with_cloudwatch(aws_sdk_cloudwatch::Client::new(sdk))
     }
 
     async fn attributes(

@@ -103,16 +103,9 @@ impl SqsQueue {
             .context("SQS SendMessageBatch failed")
     }
 
-    pub fn with_config(sdk: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
+    /// With a client of the shared configuration (see [`super::sdk_config`]).
+    pub fn from_config(sdk: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
         Self::new(aws_sdk_sqs::Client::new(sdk), queue_url)
-    }
-
-    /// A client configured from the environment (see [`super::sdk_config`]).
-    pub async fn connect(queue_url: impl Into<String>) -> Self {
-        Self::new(
-            aws_sdk_sqs::Client::new(&super::sdk_config().await),
-            queue_url,
-        )
     }
 }
 
@@ -280,7 +273,7 @@ impl QueueSource for SqsQueue {
             .messages
             .unwrap_or_default()
             .into_iter()
-            .map(record_of)
+            .map(lambda_record_of)
             .collect())
     }
 
@@ -340,7 +333,7 @@ fn message_attributes(
 }
 
 /// A received SQS message as the record of a Lambda SQS event.
-pub fn record_of(message: aws_sdk_sqs::types::Message) -> SqsMessage {
+pub fn lambda_record_of(message: aws_sdk_sqs::types::Message) -> SqsMessage {
     let mut record = SqsMessage::default();
     record.message_id = message.message_id;
     record.receipt_handle = message.receipt_handle;
