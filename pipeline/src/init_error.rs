@@ -6,128 +6,118 @@
 //! environment. `cargo lambda watch` (1.9) ignores that call and would hold the invocation
 //! until the caller gives up; its Runtime API is served under a path (`/.rt/<function>`),
 //! which AWS's never is. There, and only there, the init error also answers the next
-//! invocation, as an invocation error. Plain HTTP/1.1 over loopback: the functions carry no
-//! HTTP client of their own, and this runs once, on the way out.
+//! invocation, as an invocation error. The calls go through the Lambda runtime's own
+//! Runtime API client (`lambda_runtime_api_client`), which the functions link anyway.
 
-use std::io::{Read as _, Write as _};
-
-use std::net::TcpStream;
 use std::time::Duration;
+
+use lambda_http::http::HeaderMap;
+use lambda_runtime_api_client::body::Body;
+use lambda_runtime_api_client::{build_request, PooledClient};
 
 /// The error type Lambda shows for it.
 const ERROR_TYPE: &str = "Runtime.ConfigError";
+/// How long the report may hold up the exit: the next invocation may take a while to
+/// arrive under `cargo lambda watch`, and an init error is not worth more.
+const REPORT_BUDGET: Duration = Duration::from_secs(60);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Reports `error` as the init error, and under `cargo lambda watch` as the answer to the
 /// invocation waiting for this cold start. Failures to report are printed, never fatal: the
 /// function exits with the error either way.
-pub fn report(error: &dyn std::fmt::Display) {
+pub async fn report(error: &dyn std::fmt::Display) {
     if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") {
-        report_to(&api, error);
+        report_to(&api, &error.to_string()).await;
     }
 }
 
-/// [`report`] to the Runtime API at `api` (`AWS_LAMBDA_RUNTIME_API`).
-fn report_to(api: &str, error: &dyn std::fmt::Display) {
-    let Some(api) = RuntimeApi::parse(api) else {
-        eprintln!("AWS_LAMBDA_RUNTIME_API is not host:port[/path]: {api}");
-        return;
+/// [`report`] to the Runtime API at `api` (`AWS_LAMBDA_RUNTIME_API`: `host:port`, or
+/// `http://host:port/path` under `cargo lambda watch`).
+async fn report_to(api: &str, message: &str) {
+    let endpoint = if api.contains("://") {
+        api.to_owned()
+    } else {
+        format!("http://{api}")
     };
-    let body = serde_json::json!({ "errorMessage": error.to_string(), "errorType": ERROR_TYPE })
-        .to_string();
-    if let Err(e) = api.call("POST", "/2018-06-01/runtime/init/error", &body) {
-        eprintln!("reporting the init error failed: {e}");
-    }
-    if api.prefix.is_empty() {
-        return;
-    }
-    let answered = api
-        .call("GET", "/2018-06-01/runtime/invocation/next", "")
-        .and_then(|response| {
-            let id = request_id(&response).ok_or("the next invocation has no request id")?;
-            api.call(
-                "POST",
-                &format!("/2018-06-01/runtime/invocation/{id}/error"),
-                &body,
-            )
-        });
-    if let Err(e) = answered {
-        eprintln!("answering the waiting invocation with the init error failed: {e}");
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct RuntimeApi {
-    host: String,
-    prefix: String,
-}
-
-impl RuntimeApi {
-    fn parse(raw: &str) -> Option<Self> {
-        let rest = raw.strip_prefix("http://").unwrap_or(raw);
-        let (host, prefix) = match rest.split_once('/') {
-            Some((host, path)) => (host, format!("/{}", path.trim_end_matches('/'))),
-            None => (rest, String::new()),
-        };
-        (!host.is_empty()).then(|| Self {
-            host: host.to_owned(),
-            prefix,
-        })
-    }
-
-    /// One request, `Connection: close`; the whole response as text.
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: &str,
-    ) -> Result<String, Box<dyn std::error::Error>> {
-        let mut stream = TcpStream::connect(&self.host)?;
-        // The next invocation may take a while to arrive; an init error is not worth more.
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let request = format!(
-            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Lambda-Runtime-Function-Error-Type: {ERROR_TYPE}\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n{body}",
-            self.prefix,
-            self.host,
-            body.len()
-        );
-        stream.write_all(request.as_bytes())?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        Ok(response)
-    }
-}
-
-fn request_id(response: &str) -> Option<&str> {
-    response.split("\r\n\r\n").next()?.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("lambda-runtime-aws-request-id")
-            .then(|| value.trim())
+    let client = match endpoint
+        .parse()
+        .map_err(BoxError::from)
+        .map(|uri| PooledClient::builder().with_endpoint(uri).build())
+    {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("AWS_LAMBDA_RUNTIME_API is not host:port[/path] ({api}): {e}");
+            return;
+        }
+    };
+    let body = serde_json::json!({ "errorMessage": message, "errorType": ERROR_TYPE }).to_string();
+    let reported = tokio::time::timeout(REPORT_BUDGET, async {
+        if let Err(e) = call(&client, "POST", "/2018-06-01/runtime/init/error", &body).await {
+            eprintln!("reporting the init error failed: {e}");
+        }
+        if served_under_a_path(&endpoint) {
+            if let Err(e) = answer_the_waiting_invocation(&client, &body).await {
+                eprintln!("answering the waiting invocation with the init error failed: {e}");
+            }
+        }
     })
+    .await;
+    if reported.is_err() {
+        eprintln!("reporting the init error took over {REPORT_BUDGET:?}; exiting without it");
+    }
+}
+
+/// `cargo lambda watch` serves its Runtime API under a path; AWS's never is.
+fn served_under_a_path(endpoint: &str) -> bool {
+    let after_scheme = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest);
+    after_scheme
+        .split_once('/')
+        .is_some_and(|(_, path)| !path.trim_matches('/').is_empty())
+}
+
+async fn answer_the_waiting_invocation(client: &PooledClient, body: &str) -> Result<(), BoxError> {
+    let next = call(client, "GET", "/2018-06-01/runtime/invocation/next", "").await?;
+    let id = next
+        .get("lambda-runtime-aws-request-id")
+        .and_then(|id| id.to_str().ok())
+        .ok_or("the next invocation has no request id")?
+        .to_owned();
+    let path = format!("/2018-06-01/runtime/invocation/{id}/error");
+    call(client, "POST", &path, body).await?;
+    Ok(())
+}
+
+/// One request to the Runtime API (the client adds its base, path included); the answer's
+/// headers.
+async fn call(
+    client: &PooledClient,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<HeaderMap, BoxError> {
+    let request = build_request()
+        .method(method)
+        .uri(path)
+        .header("Content-Type", "application/json")
+        .header("Lambda-Runtime-Function-Error-Type", ERROR_TYPE)
+        .body(Body::from(body.to_owned()))?;
+    Ok(client.call(request).await?.headers().clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read as _, Write as _};
     use std::net::TcpListener;
 
     #[test]
     fn the_runtime_api_address_is_aws_s_host_port_or_cargo_lambda_s_with_a_path() {
-        assert_eq!(
-            RuntimeApi::parse("127.0.0.1:9001"),
-            Some(RuntimeApi {
-                host: "127.0.0.1:9001".into(),
-                prefix: String::new()
-            })
-        );
-        assert_eq!(
-            RuntimeApi::parse("http://127.0.0.1:9000/.rt/list"),
-            Some(RuntimeApi {
-                host: "127.0.0.1:9000".into(),
-                prefix: "/.rt/list".into()
-            })
-        );
+        assert!(!served_under_a_path("http://127.0.0.1:9001"));
+        assert!(!served_under_a_path("http://127.0.0.1:9001/"));
+        assert!(served_under_a_path("http://127.0.0.1:9000/.rt/list"));
     }
 
     /// A Runtime API served under a path, as cargo lambda watch serves it: it records every
@@ -140,10 +130,11 @@ mod tests {
             for stream in listener.incoming().take(requests) {
                 let mut stream = stream.unwrap();
                 let request = read_request(&mut stream);
+                // One request a connection, as the old reporter sent them.
                 let reply = if request.starts_with("GET") {
-                    "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: req-7\r\nContent-Length: 2\r\n\r\n{}"
+                    "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: req-7\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
                 } else {
-                    "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+                    "HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
                 };
                 stream.write_all(reply.as_bytes()).unwrap();
                 seen.push(request);
@@ -164,7 +155,10 @@ mod tests {
             if let Some((head, body)) = text.split_once("\r\n\r\n") {
                 let length: usize = head
                     .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length").then_some(value)
+                    })
                     .map_or(0, |n| n.trim().parse().unwrap());
                 if body.len() >= length || n == 0 {
                     return text;
@@ -176,29 +170,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn under_cargo_lambda_watch_the_init_error_also_answers_the_waiting_invocation() {
+    #[tokio::test]
+    async fn under_cargo_lambda_watch_the_init_error_also_answers_the_waiting_invocation() {
         let (address, server) = fake_runtime_api(3);
-        let api = RuntimeApi::parse(&address).unwrap();
+        let prefix = "/.rt/list";
 
         report_to(
             &address,
-            &"environment variable TABLE_NAME is required but not set",
-        );
+            "environment variable TABLE_NAME is required but not set",
+        )
+        .await;
 
         let seen = server.join().unwrap();
         let lines: Vec<&str> = seen.iter().map(|r| r.lines().next().unwrap()).collect();
         assert_eq!(
             lines,
             [
-                format!("POST {}/2018-06-01/runtime/init/error HTTP/1.1", api.prefix),
-                format!(
-                    "GET {}/2018-06-01/runtime/invocation/next HTTP/1.1",
-                    api.prefix
-                ),
+                format!("POST {}/2018-06-01/runtime/init/error HTTP/1.1", prefix),
+                format!("GET {}/2018-06-01/runtime/invocation/next HTTP/1.1", prefix),
                 format!(
                     "POST {}/2018-06-01/runtime/invocation/req-7/error HTTP/1.1",
-                    api.prefix
+                    prefix
                 ),
             ]
         );

@@ -19,7 +19,13 @@ use pipeline::worker::{Consumer, LastFailureNotes};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
-    let config = ConsumerConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
+    let config = match ConsumerConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            pipeline::init_error::report(&e).await;
+            return Err(e.into());
+        }
+    };
     let store = DynamoDbStore::from_config(&sdk_config().await, config.table_name);
     let notes = LastFailureNotes {
         log: Arc::new(store.clone()),

@@ -13,7 +13,13 @@ use pipeline::config::EnqueueConfig;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
-    let config = EnqueueConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
+    let config = match EnqueueConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            pipeline::init_error::report(&e).await;
+            return Err(e.into());
+        }
+    };
     let sdk = pipeline::adapters::aws::sdk_config().await;
     let queue = SqsQueue::from_config(&sdk, config.queue_url);
     let keys = DynamoDbKeys::from_config(&sdk, config.idempotency_table);

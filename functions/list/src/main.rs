@@ -14,7 +14,13 @@ use pipeline::config::ListConfig;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
-    let config = ListConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
+    let config = match ListConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            pipeline::init_error::report(&e).await;
+            return Err(e.into());
+        }
+    };
     let store = DynamoDbStore::from_config(&sdk_config().await, config.table_name);
     let reader = Reader {
         store: &store,

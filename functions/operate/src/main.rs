@@ -13,7 +13,13 @@ use pipeline::config::OperateConfig;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
-    let config = OperateConfig::from_env().inspect_err(|e| pipeline::init_error::report(e))?;
+    let config = match OperateConfig::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            pipeline::init_error::report(&e).await;
+            return Err(e.into());
+        }
+    };
     let operations = AwsOperations::from_config(&sdk_config().await, &config);
     let operations = &operations;
     run(service_fn(move |request: Request| async move {
