@@ -1,6 +1,6 @@
 //! Creates the queue, its dead-letter queue and the table with the settings `template.yaml`
-//! gives them, for the integration tests (one uniquely named set per test) and for the local
-//! scripts. Keep the two in step: `tests/template.rs` checks the template side.
+//! gives them, for the integration tests (one uniquely named set per test) and the benchmarks
+//! (`cargo run --example provision`). Keep the two in step: `tests/template.rs` checks the template side.
 
 use std::time::Duration;
 

@@ -1,10 +1,10 @@
-//! The local runner (`cargo run`): the whole pipeline in one process, serving the same HTTP
-//! API as the deployed stack, with a queue, a worker and a store behind it.
+//! The runner's command line and wiring: which backend, which faults, the HTTP server and
+//! the worker, started together and stopped together on SIGINT or SIGTERM.
 //!
-//! The worker is the Lambda consumer's own code driven by [`crate::event_source`], the
-//! event source mapping emulated. Two backends:
+//! The worker is the Lambda consumer's own code ([`pipeline::worker::Consumer`]) driven by
+//! [`crate::event_source`], the event source mapping emulated. Two backends:
 //! - `embedded` (default): queue, dead-letter queue and store in one SQLite file
-//!   ([`sqlite`]), durable across kills;
+//!   ([`crate::sqlite`]), durable across kills;
 //! - `aws`: the real adapters, polling SQS and writing DynamoDB (or the emulator, with
 //!   `AWS_ENDPOINT_URL`), chosen when `QUEUE_URL` is set or with `--backend aws`.
 

@@ -1,5 +1,6 @@
 //! The narrow capabilities the handlers need, one trait each, implemented by the adapters in
-//! [`crate::adapters::aws`] and by in-memory fakes in tests.
+//! [`crate::adapters`] (AWS, and the in-memory fakes) and by the local runner's SQLite
+//! backend; `tests/contract` holds them to one contract.
 
 use std::sync::Arc;
 use std::time::Duration;
