@@ -4,8 +4,8 @@
 //!
 //! Why not a crate: `metrics_cloudwatch_embedded` fits well, but it brings the `metrics`
 //! facade and a collector that flushes at the end of each invocation through a layer around
-//! the handler; our two functions emit two documents at known points, so a 100-line writer
-//! whose exact output the tests pin is less to build and to trust on two cores.
+//! the handler; our two functions emit two documents at known points, so a small serde
+//! writer whose exact output the tests pin is less to build and to trust on two cores.
 //!
 //! Names (namespace [`NAMESPACE`], dimension `FunctionName`): enqueue emits `MessagesEnqueued`
 //! (messages, a batch's accepted ones), `RequestsReplayed` (idempotency keys) and
@@ -14,7 +14,8 @@
 //! CloudWatch dashboard reads them.
 
 use lambda_http::http::StatusCode;
-use serde_json::Value;
+use serde::ser::SerializeMap as _;
+use serde::{Serialize, Serializer};
 
 use crate::clock::Clock;
 
@@ -33,6 +34,67 @@ impl Unit {
             Self::Milliseconds => "Milliseconds",
         }
     }
+}
+
+// The document is a map written entry by entry (not a `serde_json::Map`, whose order depends
+// on a feature flag that another crate in the build may turn on): `_aws`, then the
+// dimensions' values, then the metrics' values, in the order they were added.
+impl Serialize for Document {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let metadata = Metadata {
+            timestamp: self.timestamp_ms,
+            cloud_watch_metrics: [Directive {
+                namespace: NAMESPACE,
+                dimensions: [self.dimensions.iter().map(|(name, _)| *name).collect()],
+                metrics: self
+                    .metrics
+                    .iter()
+                    .map(|(name, unit, _)| Definition {
+                        name,
+                        unit: unit.name(),
+                    })
+                    .collect(),
+            }],
+        };
+        let mut map =
+            serializer.serialize_map(Some(1 + self.dimensions.len() + self.metrics.len()))?;
+        map.serialize_entry("_aws", &metadata)?;
+        for (name, value) in &self.dimensions {
+            map.serialize_entry(name, value)?;
+        }
+        for (name, _, value) in &self.metrics {
+            // Whole numbers as integers (`8`, not `8.0`), as CloudWatch's examples write them.
+            if value.fract() == 0.0 && value.abs() < 1e15 {
+                map.serialize_entry(name, &(*value as i64))?;
+            } else {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// EMF's `_aws` member.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Metadata<'a> {
+    timestamp: u64,
+    cloud_watch_metrics: [Directive<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive<'a> {
+    namespace: &'static str,
+    dimensions: [Vec<&'static str>; 1],
+    metrics: Vec<Definition<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Definition<'a> {
+    name: &'a str,
+    unit: &'static str,
 }
 
 /// One EMF document: the metrics of one event, under one set of dimensions.
@@ -63,40 +125,10 @@ impl Document {
     }
 
     /// The document as one line of JSON, `_aws` first and then the values in the order they
-    /// were added (written by hand: a `serde_json::Map`'s order depends on a feature flag
-    /// that another crate in the build may turn on).
+    /// were added.
     pub fn to_line(&self) -> String {
-        let text = |s: &str| Value::String(s.to_owned()).to_string();
-        let number = |value: f64| {
-            if value.fract() == 0.0 && value.abs() < 1e15 {
-                (value as i64).to_string()
-            } else {
-                value.to_string()
-            }
-        };
-        let dimension_names: Vec<String> = self.dimensions.iter().map(|(n, _)| text(n)).collect();
-        let definitions: Vec<String> = self
-            .metrics
-            .iter()
-            .map(|(name, unit, _)| {
-                format!(r#"{{"Name":{},"Unit":{}}}"#, text(name), text(unit.name()))
-            })
-            .collect();
-        let mut line = format!(
-            r#"{{"_aws":{{"Timestamp":{},"CloudWatchMetrics":[{{"Namespace":{},"Dimensions":[[{}]],"Metrics":[{}]}}]}}"#,
-            self.timestamp_ms,
-            text(NAMESPACE),
-            dimension_names.join(","),
-            definitions.join(",")
-        );
-        for (name, value) in &self.dimensions {
-            line.push_str(&format!(",{}:{}", text(name), text(value)));
-        }
-        for (name, _, value) in &self.metrics {
-            line.push_str(&format!(",{}:{}", text(name), number(*value)));
-        }
-        line.push('}');
-        line
+        // Plain strings and numbers: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     /// A document for the function this process runs as in Lambda (or `cargo lambda watch`),
@@ -242,7 +274,7 @@ mod escaping {
         let line = Document::at(1, "fn \"quoted\"\n")
             .metric("StoreLatency", Unit::Milliseconds, 1.5)
             .to_line();
-        let parsed: Value = serde_json::from_str(&line).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["FunctionName"], "fn \"quoted\"\n");
         assert_eq!(parsed["StoreLatency"], 1.5);
     }
