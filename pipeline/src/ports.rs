@@ -8,8 +8,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 
-use serde::Serialize;
-
 use crate::domain::{
     Claim, Failure, IdempotencyKey, JobId, Message, Outgoing, Page, PageLimit, ReservedIds,
     StoredAnswer,
@@ -130,14 +128,14 @@ pub trait Operations: Send + Sync + std::fmt::Debug {
 }
 
 /// Counts of a running pipeline. A count the backend only estimates says so.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineStats {
     pub queue: QueueCounts,
     pub dead_letter_queue: Count,
     pub stored: Count,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueCounts {
     /// Waiting to be received.
     pub visible: u64,
@@ -152,7 +150,7 @@ pub struct QueueCounts {
     pub approximate: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Count {
     pub count: u64,
     pub approximate: bool,
@@ -178,14 +176,13 @@ pub enum OneDeadLetter {
 }
 
 /// What a call of [`Operations::requeue_all`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequeueAll {
     /// Messages moved by this call (0 when a move task does the work).
     pub moved: u64,
     /// Nothing is left to move by this call's method.
     pub done: bool,
     /// The queue service's own move task, when it runs one (SQS `StartMessageMoveTask`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub move_task: Option<String>,
 }
 

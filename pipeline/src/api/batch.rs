@@ -8,9 +8,9 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
 use serde_json::Value;
 
+use super::answers::{BatchItem, BatchView};
 use super::enqueue::{parse_item, read_object, visible_at};
 use super::idempotent::{send_items, Answer, Outcome};
 use super::{ApiError, Writer};
@@ -21,29 +21,6 @@ pub const MAX_BATCH: usize = 100;
 /// body in it as a JSON string, where escaping can double it (every `"` and `\` becomes two
 /// bytes). 2 MiB, doubled, leaves room for the event's headers and context.
 pub const MAX_BATCH_BODY_BYTES: usize = 2 * 1024 * 1024;
-
-#[derive(Serialize)]
-struct BatchView {
-    /// Set when no message was accepted, so that every error answer has `error`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'static str>,
-    accepted: usize,
-    rejected: usize,
-    results: Vec<ItemView>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ItemView {
-    Queued {
-        job_id: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        visible_at: Option<String>,
-    },
-    Refused {
-        error: String,
-    },
-}
 
 /// Validates each message, sends the valid ones together and answers per item.
 #[tracing::instrument(skip_all, fields(items))]
@@ -99,16 +76,16 @@ fn batch_answer(outcomes: Vec<Outcome>) -> Result<Answer, ApiError> {
         results.push(match outcome {
             Outcome::Queued(id) => {
                 accepted += 1;
-                ItemView::Queued {
+                BatchItem::Queued {
                     job_id: id.to_string(),
                     visible_at: visible_at(id),
                 }
             }
-            Outcome::Invalid(error) => ItemView::Refused { error },
+            Outcome::Invalid(error) => BatchItem::Refused { error },
             Outcome::Unsent(cause) => {
                 unsent += 1;
                 tracing::error!(error = ?cause, "the queue did not confirm a message of a batch");
-                ItemView::Refused {
+                BatchItem::Refused {
                     error: "the queue did not confirm this message, so it was not queued; send it again".into(),
                 }
             }
@@ -124,7 +101,7 @@ fn batch_answer(outcomes: Vec<Outcome>) -> Result<Answer, ApiError> {
     tracing::info!(accepted, rejected, "batch enqueued");
     let view = BatchView {
         error: (accepted == 0)
-            .then_some("no message of the batch was accepted; each result says why"),
+            .then(|| "no message of the batch was accepted; each result says why".to_owned()),
         accepted,
         rejected,
         results,

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::answers::Accepted;
 use super::idempotent::{send_items, Answer, Outcome};
 use super::{ApiError, Writer};
 use crate::domain::{
@@ -64,7 +64,7 @@ fn single_answer(mut outcomes: Vec<Outcome>) -> Result<Answer, ApiError> {
         Some(Outcome::Queued(id)) => Ok(Answer {
             status: StatusCode::ACCEPTED,
             body: serde_json::to_string(&Accepted {
-                message: "Message enqueued",
+                message: "Message enqueued".into(),
                 job_id: id.to_string(),
                 visible_at: visible_at(id),
             })
@@ -75,15 +75,6 @@ fn single_answer(mut outcomes: Vec<Outcome>) -> Result<Answer, ApiError> {
         Some(Outcome::Invalid(error)) => Err(ApiError::BadRequest(error)),
         None => Err(ApiError::QueueUnconfirmed(anyhow::anyhow!("no outcome"))),
     }
-}
-
-#[derive(Serialize)]
-struct Accepted {
-    message: &'static str,
-    job_id: String,
-    /// When a delayed job becomes visible to the consumer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    visible_at: Option<String>,
 }
 
 /// When a job with a delay becomes visible; none without a delay.

@@ -9,6 +9,7 @@
 //! route group: `enqueue` and `batch` (with `idempotent`, the keyed send), `read`, `operate`,
 //! `dashboard`.
 
+mod answers;
 mod auth;
 mod batch;
 mod dashboard;
@@ -22,6 +23,10 @@ mod read;
 mod response;
 mod route;
 
+pub use answers::{
+    Accepted, BatchItem, BatchView, CountView, DeadLetterPageView, FailureView, JobView,
+    MessageView, OneDeadLetterView, PageView, QueueCountsView, RequeueAllView, StatsView,
+};
 #[cfg(test)]
 pub(crate) use auth::tests::with_scopes;
 pub use auth::{authorize, Caller, Scope};

@@ -6,12 +6,13 @@ use std::time::Duration;
 use lambda_http::http::header::{HeaderValue, RETRY_AFTER};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use serde::Serialize;
 
-use super::read::MessageView;
+use super::answers::{
+    DeadLetterPageView, FailureView, JobView, OneDeadLetterView, RequeueAllView, StatsView,
+};
 use super::response::json_response;
 use super::{ApiError, Reader};
-use crate::domain::{rfc3339_millis, Failure, JobId};
+use crate::domain::JobId;
 use crate::ports::{OneDeadLetter, Operations};
 
 /// Seconds a client waits before asking about a queued job again: the pipeline stores a
@@ -28,43 +29,6 @@ const DEAD_LETTER_PAGE_MAX: usize = 100;
 const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// The word `DELETE /dead-letters` needs in its `confirm` parameter.
 pub const PURGE_CONFIRMATION: &str = "purge";
-
-#[derive(Serialize)]
-struct JobView {
-    job_id: String,
-    status: &'static str,
-    accepted_at: String,
-    /// When a delayed job becomes (or became) visible to the consumer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    visible_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<MessageView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dead_letter: Option<FailureView>,
-}
-
-#[derive(Serialize)]
-pub struct FailureView {
-    job_id: String,
-    receive_count: u32,
-    first_failure_at: String,
-    last_failure_at: String,
-    last_error: String,
-    preview: String,
-}
-
-impl From<Failure> for FailureView {
-    fn from(f: Failure) -> Self {
-        Self {
-            job_id: f.job_id.to_string(),
-            receive_count: f.receive_count,
-            first_failure_at: rfc3339_millis(f.first_failure_ms),
-            last_failure_at: rfc3339_millis(f.last_failure_ms),
-            last_error: f.last_error,
-            preview: f.preview,
-        }
-    }
-}
 
 fn job_id(raw: &str) -> Result<JobId, ApiError> {
     raw.parse()
@@ -88,17 +52,17 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
         .map_err(ApiError::Unavailable)?;
     let mut view = JobView {
         job_id: id.to_string(),
-        status: "queued",
+        status: "queued".into(),
         accepted_at: id.timestamp(),
         visible_at: super::enqueue::visible_at(id),
         message: None,
         dead_letter: None,
     };
     if let Some(message) = stored {
-        view.status = "stored";
+        view.status = "stored".into();
         view.message = Some(message.into());
     } else if let Some(failure) = failure {
-        view.status = "dead_lettered";
+        view.status = "dead_lettered".into();
         view.dead_letter = Some(failure.into());
     } else {
         let accepted = id.unix_millis();
@@ -109,7 +73,7 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
         }
         // A scheduled job is worth asking about again once it is visible.
         let retry_after = if id.visible_at_millis() > now {
-            view.status = "scheduled";
+            view.status = "scheduled".into();
             HeaderValue::from((id.visible_at_millis() - now).div_ceil(1000))
         } else {
             HeaderValue::from_static(RETRY_AFTER_SECS)
@@ -124,13 +88,7 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
 /// GET /stats.
 pub async fn stats(operations: &dyn Operations) -> Result<Response<Body>, ApiError> {
     let stats = operations.stats().await.map_err(ApiError::Unavailable)?;
-    Ok(json_response(StatusCode::OK, &stats))
-}
-
-#[derive(Serialize)]
-struct DeadLetterPageView {
-    dead_letters: Vec<FailureView>,
-    next: Option<String>,
+    Ok(json_response(StatusCode::OK, &StatsView::from(stats)))
 }
 
 /// GET /dead-letters?limit=&before=: newest job first.
@@ -184,7 +142,7 @@ pub async fn requeue(
 ) -> Result<Response<Body>, ApiError> {
     let id = job_id(raw_id)?;
     let outcome = operations.requeue(id).await;
-    answer_for_one(id, outcome, "requeued", ("status", "queued".into()))
+    answer_for_one(id, outcome, "requeued")
 }
 
 /// DELETE /dead-letters/{id}: one job gone for good (the dashboard asks first).
@@ -195,22 +153,25 @@ pub async fn delete_dead_letter(
 ) -> Result<Response<Body>, ApiError> {
     let id = job_id(raw_id)?;
     let outcome = operations.delete_dead_letter(id).await;
-    answer_for_one(id, outcome, "deleted", ("deleted", true.into()))
+    answer_for_one(id, outcome, "deleted")
 }
 
 /// The answer to an action on one dead letter: 200 with the job id and `field`, or why not.
 fn answer_for_one(
     id: JobId,
     outcome: anyhow::Result<OneDeadLetter>,
-    done: &str,
-    field: (&str, serde_json::Value),
+    done: &'static str,
 ) -> Result<Response<Body>, ApiError> {
     match outcome.map_err(ApiError::Unavailable)? {
         OneDeadLetter::Done => {
             tracing::warn!(action = done, "dead letter {done}");
-            let mut body = serde_json::json!({ "job_id": id.to_string() });
-            body[field.0] = field.1;
-            Ok(json_response(StatusCode::OK, &body))
+            let requeued = done == "requeued";
+            let view = OneDeadLetterView {
+                job_id: id.to_string(),
+                status: requeued.then(|| "queued".to_owned()),
+                deleted: (!requeued).then_some(true),
+            };
+            Ok(json_response(StatusCode::OK, &view))
         }
         OneDeadLetter::NotYetDeadLettered => Err(ApiError::NotYetDeadLettered(id.to_string())),
         OneDeadLetter::NotFound => Err(ApiError::NotDeadLettered(id.to_string())),
@@ -229,7 +190,10 @@ pub async fn requeue_all(operations: &dyn Operations) -> Result<Response<Body>, 
         move_task = outcome.move_task.is_some(),
         "dead letters requeued"
     );
-    Ok(json_response(StatusCode::OK, &outcome))
+    Ok(json_response(
+        StatusCode::OK,
+        &RequeueAllView::from(outcome),
+    ))
 }
 
 /// DELETE /dead-letters?confirm=purge: gone for good, so it must be asked for by name.
@@ -259,7 +223,7 @@ pub async fn purge(
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::domain::{CursorKey, Delay};
+    use crate::domain::{rfc3339_millis, CursorKey, Delay};
     use crate::testing::{body_json, InMemoryFailureLog, InMemoryStore};
 
     #[tokio::test]

@@ -1,42 +1,14 @@
 //! `GET /messages` (a page, newest first, with a signed cursor; capped under Lambda's response
 //! limit) and `GET /messages/{id}`.
 
-use std::collections::BTreeMap;
-
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use serde::Serialize;
 
+use super::answers::{MessageView, PageView};
 use super::response::json_response;
 use super::{ApiError, Reader};
-use crate::domain::{Cursor, JobId, Message, Page, PageLimit};
+use crate::domain::{Cursor, JobId, Page, PageLimit};
 use crate::ports::MessageStore;
-
-#[derive(Serialize)]
-pub(super) struct MessageView {
-    id: String,
-    content: String,
-    timestamp: String,
-    /// Always present (`{}` when the message has none), so clients need no special case.
-    attributes: BTreeMap<String, String>,
-}
-
-impl From<Message> for MessageView {
-    fn from(message: Message) -> Self {
-        Self {
-            id: message.id.to_string(),
-            timestamp: message.id.timestamp(),
-            content: message.content.into_string(),
-            attributes: message.attributes.into(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct PageView {
-    messages: Vec<MessageView>,
-    next: Option<String>,
-}
 
 /// GET /messages?limit=&next=: newest first.
 #[tracing::instrument(skip_all)]
@@ -120,7 +92,7 @@ pub async fn get_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ContentLimit, CursorKey, MessageContent};
+    use crate::domain::{ContentLimit, CursorKey, Message, MessageContent};
     use crate::testing::{body_json, stored_messages, InMemoryFailureLog, InMemoryStore};
 
     static KEY: std::sync::LazyLock<CursorKey> = std::sync::LazyLock::new(CursorKey::random);

@@ -1,0 +1,200 @@
+//! The API's answers, one type each: the handlers write them, `pipeline-ctl` reads them, and
+//! `openapi.json` describes them (schemathesis checks that the runner answers as described).
+//! What the ports return is the backends' business; these are the wire's.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{rfc3339_millis, Failure, Message};
+use crate::ports::{Count, PipelineStats, QueueCounts, RequeueAll};
+
+/// `202` to `POST /messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub message: String,
+    pub job_id: String,
+    /// When a delayed job becomes visible to the consumer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_at: Option<String>,
+}
+
+/// `POST /messages/batch`: one result per message, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchView {
+    /// Set when no message was accepted, so that every error answer has `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub accepted: usize,
+    pub rejected: usize,
+    pub results: Vec<BatchItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchItem {
+    Queued {
+        job_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visible_at: Option<String>,
+    },
+    Refused {
+        error: String,
+    },
+}
+
+/// A stored message, as `GET /messages/{id}` and the pages of `GET /messages` give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: String,
+    pub content: String,
+    pub timestamp: String,
+    /// Always present (`{}` when the message has none), so clients need no special case.
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl From<Message> for MessageView {
+    fn from(message: Message) -> Self {
+        Self {
+            id: message.id.to_string(),
+            timestamp: message.id.timestamp(),
+            content: message.content.into_string(),
+            attributes: message.attributes.into(),
+        }
+    }
+}
+
+/// `GET /messages`: newest first; `next` is the cursor of the following page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageView {
+    pub messages: Vec<MessageView>,
+    pub next: Option<String>,
+}
+
+/// `GET /jobs/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub job_id: String,
+    /// `queued`, `scheduled`, `stored` or `dead_lettered`.
+    pub status: String,
+    pub accepted_at: String,
+    /// When a delayed job becomes (or became) visible to the consumer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<FailureView>,
+}
+
+/// A dead-lettered job's last failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureView {
+    pub job_id: String,
+    pub receive_count: u32,
+    pub first_failure_at: String,
+    pub last_failure_at: String,
+    pub last_error: String,
+    pub preview: String,
+}
+
+impl From<Failure> for FailureView {
+    fn from(f: Failure) -> Self {
+        Self {
+            job_id: f.job_id.to_string(),
+            receive_count: f.receive_count,
+            first_failure_at: rfc3339_millis(f.first_failure_ms),
+            last_failure_at: rfc3339_millis(f.last_failure_ms),
+            last_error: f.last_error,
+            preview: f.preview,
+        }
+    }
+}
+
+/// `GET /dead-letters`: newest job first; `next` is the `before` of the following page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterPageView {
+    pub dead_letters: Vec<FailureView>,
+    pub next: Option<String>,
+}
+
+/// `POST /dead-letters/{id}/requeue` (`status: queued`) and `DELETE /dead-letters/{id}`
+/// (`deleted: true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneDeadLetterView {
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+}
+
+/// `GET /stats`. A count the backend only estimates says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsView {
+    pub queue: QueueCountsView,
+    pub dead_letter_queue: CountView,
+    pub stored: CountView,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueCountsView {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+    pub oldest_age_seconds: Option<u64>,
+    pub approximate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountView {
+    pub count: u64,
+    pub approximate: bool,
+}
+
+impl From<PipelineStats> for StatsView {
+    fn from(stats: PipelineStats) -> Self {
+        let QueueCounts {
+            visible,
+            in_flight,
+            delayed,
+            oldest_age_seconds,
+            approximate,
+        } = stats.queue;
+        let count = |c: Count| CountView {
+            count: c.count,
+            approximate: c.approximate,
+        };
+        Self {
+            queue: QueueCountsView {
+                visible,
+                in_flight,
+                delayed,
+                oldest_age_seconds,
+                approximate,
+            },
+            dead_letter_queue: count(stats.dead_letter_queue),
+            stored: count(stats.stored),
+        }
+    }
+}
+
+/// `POST /dead-letters/requeue-all`: call again until `done`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequeueAllView {
+    pub moved: u64,
+    pub done: bool,
+    /// The queue service's own move task, when it runs one (SQS `StartMessageMoveTask`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_task: Option<String>,
+}
+
+impl From<RequeueAll> for RequeueAllView {
+    fn from(outcome: RequeueAll) -> Self {
+        Self {
+            moved: outcome.moved,
+            done: outcome.done,
+            move_task: outcome.move_task,
+        }
+    }
+}
