@@ -11,6 +11,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use pipeline::api::{
+    Accepted, BatchItem, BatchView, DeadLetterPageView, JobView, OneDeadLetterView, PageView,
+    RequeueAllView, StatsView,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 
 #[derive(Debug, Parser)]
@@ -178,25 +184,40 @@ struct Api {
     token: Option<String>,
 }
 
+/// An answer of the API: its typed body, the JSON it came as (what `--json` prints), and its
+/// `Retry-After`.
+struct Answer<T> {
+    body: T,
+    json: String,
+    retry_after: Option<u64>,
+}
+
+/// What a 4xx or 5xx says: `error` (ours), or `message` (API Gateway's own).
+#[derive(Deserialize)]
+struct Refusal {
+    error: Option<String>,
+    message: Option<String>,
+}
+
 impl Api {
     /// Calls the API; a non-2xx answer is an error carrying the API's own sentence.
-    fn call(
+    fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
         body: Option<&Value>,
-    ) -> anyhow::Result<(Value, Option<u64>)> {
+    ) -> anyhow::Result<Answer<T>> {
         self.call_keyed(method, path, body, None)
     }
 
     /// [`Api::call`] with an `Idempotency-Key`.
-    fn call_keyed(
+    fn call_keyed<T: DeserializeOwned>(
         &self,
         method: &str,
         path: &str,
         body: Option<&Value>,
         key: Option<&str>,
-    ) -> anyhow::Result<(Value, Option<u64>)> {
+    ) -> anyhow::Result<Answer<T>> {
         let url = format!("{}{path}", self.url.trim_end_matches('/'));
         let mut request = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(key) = key {
@@ -223,16 +244,22 @@ impl Api {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let text = response.body_mut().read_to_string()?;
-        let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let json = response.body_mut().read_to_string()?;
         if !(200..300).contains(&status) {
-            let reason = json["error"]
-                .as_str()
-                .or(json["message"].as_str())
-                .unwrap_or("");
+            let reason = serde_json::from_str::<Refusal>(&json)
+                .ok()
+                .and_then(|r| r.error.or(r.message))
+                .unwrap_or_default();
             anyhow::bail!("{method} {path}: {status} {reason}");
         }
-        Ok((json, retry_after))
+        let body = serde_json::from_str(&json).map_err(|e| {
+            anyhow::anyhow!("{method} {path}: an answer this version cannot read ({e}): {json}")
+        })?;
+        Ok(Answer {
+            body,
+            json,
+            retry_after,
+        })
     }
 }
 
@@ -303,11 +330,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             key,
         } => {
             let message = options.message(content);
-            let (answer, _) =
+            let answer: Answer<Accepted> =
                 api.call_keyed("POST", "/messages", Some(&message), key.as_deref())?;
-            print(cli, &answer, |a| {
-                a["job_id"].as_str().unwrap_or_default().to_owned()
-            });
+            print(cli, &answer, |a| a.job_id.clone());
         }
         Command::SendBatch { file, options, key } => send_batch(cli, &api, file, options, key)?,
         Command::Status {
@@ -317,8 +342,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         } => {
             let deadline = Instant::now() + Duration::from_secs(*timeout_secs);
             loop {
-                let (answer, retry_after) = api.call("GET", &format!("/jobs/{job_id}"), None)?;
-                let settled = !matches!(answer["status"].as_str(), Some("queued" | "scheduled"));
+                let answer: Answer<JobView> = api.call("GET", &format!("/jobs/{job_id}"), None)?;
+                let settled = !matches!(answer.body.status.as_str(), "queued" | "scheduled");
                 if settled || !wait || Instant::now() >= deadline {
                     print(cli, &answer, describe_job);
                     if *wait && !settled {
@@ -326,64 +351,57 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     }
                     break;
                 }
-                std::thread::sleep(Duration::from_secs(retry_after.unwrap_or(1)));
+                std::thread::sleep(Duration::from_secs(answer.retry_after.unwrap_or(1)));
             }
         }
         Command::List { limit } => {
-            let (answer, _) = api.call("GET", &format!("/messages?limit={limit}"), None)?;
-            print(cli, &answer, |a| {
-                rows(&a["messages"], |m| {
-                    format!(
-                        "{}  {}  {}",
-                        m["id"].as_str().unwrap_or_default(),
-                        m["timestamp"].as_str().unwrap_or_default(),
-                        one_line(&m["content"])
-                    )
+            let answer: Answer<PageView> =
+                api.call("GET", &format!("/messages?limit={limit}"), None)?;
+            print(cli, &answer, |page| {
+                rows(&page.messages, |m| {
+                    format!("{}  {}  {}", m.id, m.timestamp, one_line(&m.content))
                 })
             });
         }
         Command::Stats => {
-            let (answer, _) = api.call("GET", "/stats", None)?;
+            let answer: Answer<StatsView> = api.call("GET", "/stats", None)?;
             print(cli, &answer, describe_stats);
         }
         Command::Dlq(Dlq::List { limit }) => {
-            let (answer, _) = api.call("GET", &format!("/dead-letters?limit={limit}"), None)?;
-            print(cli, &answer, |a| {
-                rows(&a["dead_letters"], |l| {
+            let answer: Answer<DeadLetterPageView> =
+                api.call("GET", &format!("/dead-letters?limit={limit}"), None)?;
+            print(cli, &answer, |page| {
+                rows(&page.dead_letters, |l| {
                     format!(
                         "{}  {} receives  last {}  {}  | {}",
-                        l["job_id"].as_str().unwrap_or_default(),
-                        l["receive_count"],
-                        l["last_failure_at"].as_str().unwrap_or_default(),
-                        one_line(&l["last_error"]),
-                        one_line(&l["preview"]),
+                        l.job_id,
+                        l.receive_count,
+                        l.last_failure_at,
+                        one_line(&l.last_error),
+                        one_line(&l.preview),
                     )
                 })
             });
         }
         Command::Dlq(Dlq::Requeue { job_id }) => {
-            let (answer, _) = api.call("POST", &format!("/dead-letters/{job_id}/requeue"), None)?;
-            print(cli, &answer, |a| {
-                format!("requeued {}", a["job_id"].as_str().unwrap_or_default())
-            });
+            let answer: Answer<OneDeadLetterView> =
+                api.call("POST", &format!("/dead-letters/{job_id}/requeue"), None)?;
+            print(cli, &answer, |a| format!("requeued {}", a.job_id));
         }
         Command::Dlq(Dlq::RequeueAll) => requeue_all(cli, &api)?,
         Command::Dlq(Dlq::Delete { job_id, .. }) => {
-            let (answer, _) = api.call("DELETE", &format!("/dead-letters/{job_id}"), None)?;
-            print(cli, &answer, |a| {
-                format!("deleted {}", a["job_id"].as_str().unwrap_or_default())
-            });
+            let answer: Answer<OneDeadLetterView> =
+                api.call("DELETE", &format!("/dead-letters/{job_id}"), None)?;
+            print(cli, &answer, |a| format!("deleted {}", a.job_id));
         }
         Command::Dlq(Dlq::Purge { .. }) => {
-            let (answer, _) = api.call("DELETE", "/dead-letters?confirm=purge", None)?;
+            let answer: Answer<Value> = api.call("DELETE", "/dead-letters?confirm=purge", None)?;
             print(cli, &answer, |_| "purged the dead-letter queue".to_owned());
         }
     }
     Ok(())
 }
 
-/// Calls requeue-all until it is done, with a progress bar on a terminal: the API moves
-/// what fits in one call when SQS has no move task for it.
 /// `send-batch`: the file's lines as messages, [`BATCH`] a request.
 fn send_batch(
     cli: &Cli,
@@ -405,12 +423,13 @@ fn send_batch(
         let messages: Vec<Value> = chunk.iter().map(|line| options.message(line)).collect();
         let body = serde_json::json!({ "messages": messages });
         let key = key.as_ref().map(|k| format!("{k}-{n}"));
-        let (answer, _) = api.call_keyed("POST", "/messages/batch", Some(&body), key.as_deref())?;
-        refused += answer["rejected"].as_u64().unwrap_or(0);
-        print(cli, &answer, |a| {
-            rows(&a["results"], |r| match r["job_id"].as_str() {
-                Some(id) => id.to_owned(),
-                None => format!("error: {}", one_line(&r["error"])),
+        let answer: Answer<BatchView> =
+            api.call_keyed("POST", "/messages/batch", Some(&body), key.as_deref())?;
+        refused += answer.body.rejected;
+        print(cli, &answer, |batch| {
+            rows(&batch.results, |r| match r {
+                BatchItem::Queued { job_id, .. } => job_id.clone(),
+                BatchItem::Refused { error } => format!("error: {}", one_line(error)),
             })
         });
     }
@@ -420,16 +439,18 @@ fn send_batch(
     Ok(())
 }
 
+/// Calls requeue-all until it is done, with a progress bar on a terminal: the API moves
+/// what fits in one call when SQS has no move task for it.
 fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
-    let (stats, _) = api.call("GET", "/stats", None)?;
-    let total = stats["dead_letter_queue"]["count"].as_u64().unwrap_or(0);
+    let stats: Answer<StatsView> = api.call("GET", "/stats", None)?;
+    let total = stats.body.dead_letter_queue.count;
     let bar = std::io::stderr().is_terminal() && !cli.json;
     let mut moved = 0;
     loop {
-        let (answer, _) = api.call("POST", "/dead-letters/requeue-all", None)?;
-        moved += answer["moved"].as_u64().unwrap_or(0);
+        let answer: Answer<RequeueAllView> = api.call("POST", "/dead-letters/requeue-all", None)?;
+        moved += answer.body.moved;
         if cli.json {
-            println!("{answer}");
+            println!("{}", answer.json);
         }
         if bar {
             const WIDTH: u64 = 30;
@@ -443,7 +464,7 @@ fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
             );
             let _ = std::io::stderr().flush();
         }
-        if let Some(task) = answer["move_task"].as_str() {
+        if let Some(task) = &answer.body.move_task {
             if bar {
                 eprintln!();
             }
@@ -452,7 +473,7 @@ fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        if answer["done"] == true {
+        if answer.body.done {
             break;
         }
     }
@@ -465,16 +486,15 @@ fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print(cli: &Cli, answer: &Value, human: impl Fn(&Value) -> String) {
+fn print<T>(cli: &Cli, answer: &Answer<T>, human: impl Fn(&T) -> String) {
     if cli.json {
-        println!("{answer}");
+        println!("{}", answer.json);
     } else {
-        println!("{}", human(answer));
+        println!("{}", human(&answer.body));
     }
 }
 
-fn rows(items: &Value, row: impl Fn(&Value) -> String) -> String {
-    let items = items.as_array().map(Vec::as_slice).unwrap_or_default();
+fn rows<T>(items: &[T], row: impl Fn(&T) -> String) -> String {
     if items.is_empty() {
         return "(none)".to_owned();
     }
@@ -483,11 +503,8 @@ fn rows(items: &Value, row: impl Fn(&Value) -> String) -> String {
 
 /// A text on one line, control characters shown escaped: a message cannot rewrite the
 /// terminal it is shown on.
-fn one_line(value: &Value) -> String {
-    value
-        .as_str()
-        .unwrap_or_default()
-        .chars()
+fn one_line(text: &str) -> String {
+    text.chars()
         .flat_map(|c| {
             if c.is_control() {
                 c.escape_default().collect::<Vec<_>>()
@@ -498,48 +515,45 @@ fn one_line(value: &Value) -> String {
         .collect()
 }
 
-fn describe_job(job: &Value) -> String {
-    let id = job["job_id"].as_str().unwrap_or_default();
-    match job["status"].as_str().unwrap_or_default() {
-        "stored" => format!("{id}: stored\n  {}", one_line(&job["message"]["content"])),
-        "dead_lettered" => format!(
-            "{id}: dead-lettered after {} receives\n  last error: {}",
-            job["dead_letter"]["receive_count"],
-            one_line(&job["dead_letter"]["last_error"])
+fn describe_job(job: &JobView) -> String {
+    let id = &job.job_id;
+    match job.status.as_str() {
+        "stored" => format!(
+            "{id}: stored\n  {}",
+            one_line(job.message.as_ref().map_or("", |m| m.content.as_str()))
         ),
+        "dead_lettered" => match &job.dead_letter {
+            Some(letter) => format!(
+                "{id}: dead-lettered after {} receives\n  last error: {}",
+                letter.receive_count,
+                one_line(&letter.last_error)
+            ),
+            None => format!("{id}: dead-lettered"),
+        },
         "scheduled" => format!(
             "{id}: scheduled, visible at {}",
-            job["visible_at"].as_str().unwrap_or_default()
+            job.visible_at.as_deref().unwrap_or_default()
         ),
-        other => format!(
-            "{id}: {other} (accepted {})",
-            job["accepted_at"].as_str().unwrap_or_default()
-        ),
+        other => format!("{id}: {other} (accepted {})", job.accepted_at),
     }
 }
 
-fn describe_stats(stats: &Value) -> String {
-    let approx = |v: &Value| {
-        if v["approximate"] == true {
-            " (approximate)"
-        } else {
-            ""
-        }
-    };
-    let queue = &stats["queue"];
-    let oldest = match queue["oldest_age_seconds"].as_u64() {
+fn describe_stats(stats: &StatsView) -> String {
+    let approx = |approximate: bool| if approximate { " (approximate)" } else { "" };
+    let queue = &stats.queue;
+    let oldest = match queue.oldest_age_seconds {
         Some(age) => format!("{age} s"),
         None => "n/a".to_owned(),
     };
     format!(
         "queued       {}{}\nin flight    {}\ndelayed      {}\noldest       {oldest}\ndead letters {}{}\nstored       {}{}",
-        queue["visible"],
-        approx(queue),
-        queue["in_flight"],
-        queue["delayed"],
-        stats["dead_letter_queue"]["count"],
-        approx(&stats["dead_letter_queue"]),
-        stats["stored"]["count"],
-        approx(&stats["stored"]),
+        queue.visible,
+        approx(queue.approximate),
+        queue.in_flight,
+        queue.delayed,
+        stats.dead_letter_queue.count,
+        approx(stats.dead_letter_queue.approximate),
+        stats.stored.count,
+        approx(stats.stored.approximate),
     )
 }
