@@ -12,7 +12,7 @@ use super::answers::{
 };
 use super::response::json_response;
 use super::{ApiError, Reader};
-use crate::domain::JobId;
+use crate::domain::{JobId, JobStatus};
 use crate::ports::{OneDeadLetter, Operations};
 
 /// Seconds a client waits before asking about a queued job again: the pipeline stores a
@@ -24,9 +24,6 @@ pub const REQUEUE_ALL_BUDGET: Duration = Duration::from_secs(20);
 /// Dead letters a page holds by default and at most.
 const DEAD_LETTER_PAGE_DEFAULT: usize = 20;
 const DEAD_LETTER_PAGE_MAX: usize = 100;
-/// How far in the future a job id's time may be (clocks of the functions differ a little)
-/// before it is taken for one this API never issued.
-const CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 /// The word `DELETE /dead-letters` needs in its `confirm` parameter.
 pub const PURGE_CONFIRMATION: &str = "purge";
 
@@ -37,52 +34,54 @@ fn job_id(raw: &str) -> Result<JobId, ApiError> {
 
 /// GET /jobs/{id}: `stored` (with the message), `dead_lettered` (with its last failure),
 /// `scheduled` (accepted with a delay that has not passed: `visible_at` says until when; the
-/// delay is in the job id), `queued` (accepted within the queue's retention and none of
-/// those), or 404.
-///
-/// Nothing is written per message to answer this: a stored message is its own status, a
-/// failure is noted only when a job fails its last delivery. So `queued` is inferred: an id
-/// whose time is within the queue's retention that is neither stored nor noted. That also
-/// covers the states that cannot be told apart without a write per message: in flight, being
-/// retried, or dead-lettered after a consumer crash that wrote no note.
+/// delay is in the job id), `queued`, or 404: [`JobStatus`] decides.
 #[tracing::instrument(skip_all, fields(job_id = %raw_id))]
 pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Body>, ApiError> {
     let id = job_id(raw_id)?;
     let (stored, failure) = tokio::try_join!(reader.store.get(id), reader.failures.failure(id))
         .map_err(ApiError::Unavailable)?;
+    let status = JobStatus::of(
+        id,
+        stored,
+        failure,
+        reader.retention,
+        reader.clock.now_ms_u64(),
+    );
     let mut view = JobView {
         job_id: id.to_string(),
-        status: "queued".into(),
+        status: String::new(),
         accepted_at: id.timestamp(),
         visible_at: super::enqueue::visible_at(id),
         message: None,
         dead_letter: None,
     };
-    if let Some(message) = stored {
-        view.status = "stored".into();
-        view.message = Some(message.into());
-    } else if let Some(failure) = failure {
-        view.status = "dead_lettered".into();
-        view.dead_letter = Some(failure.into());
-    } else {
-        let accepted = id.unix_millis();
-        let now = reader.clock.now_ms_u64();
-        let retention_ms = reader.retention.as_millis() as u64;
-        if accepted > now + CLOCK_SKEW_MS || accepted + retention_ms < now {
-            return Err(ApiError::JobNotFound(id.to_string()));
+    // A job on its way is worth asking about again: a scheduled one once it is visible.
+    let retry_after = match status {
+        JobStatus::Stored(message) => {
+            view.status = "stored".into();
+            view.message = Some(message.into());
+            None
         }
-        // A scheduled job is worth asking about again once it is visible.
-        let retry_after = if id.visible_at_millis() > now {
+        JobStatus::DeadLettered(failure) => {
+            view.status = "dead_lettered".into();
+            view.dead_letter = Some(failure.into());
+            None
+        }
+        JobStatus::Scheduled { wait } => {
             view.status = "scheduled".into();
-            HeaderValue::from((id.visible_at_millis() - now).div_ceil(1000))
-        } else {
-            HeaderValue::from_static(RETRY_AFTER_SECS)
-        };
-        let mut response = json_response(StatusCode::OK, &view);
+            Some(HeaderValue::from(wait.as_millis().div_ceil(1000) as u64))
+        }
+        JobStatus::Queued => {
+            view.status = "queued".into();
+            Some(HeaderValue::from_static(RETRY_AFTER_SECS))
+        }
+        JobStatus::Unknown => return Err(ApiError::JobNotFound(id.to_string())),
+    };
+    let mut response = json_response(StatusCode::OK, &view);
+    if let Some(retry_after) = retry_after {
         response.headers_mut().insert(RETRY_AFTER, retry_after);
-        return Ok(response);
     }
-    Ok(json_response(StatusCode::OK, &view))
+    Ok(response)
 }
 
 /// GET /stats.

@@ -9,6 +9,7 @@ mod envelope;
 mod failure;
 mod idempotency;
 mod job_id;
+mod job_status;
 mod page;
 
 pub use attributes::{AttributeError, Attributes, MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
@@ -22,6 +23,7 @@ pub use idempotency::{
     ReservedIdsError, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
 };
 pub use job_id::JobId;
+pub use job_status::{JobStatus, CLOCK_SKEW};
 pub use page::{Page, PageLimit, PageLimitError};
 
 /// A message accepted by the API: its job id, content and attributes. The job id also carries
