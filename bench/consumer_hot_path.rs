@@ -19,7 +19,7 @@ use pipeline::adapters::aws::for_benchmarks::message_item;
 use pipeline::domain::{
     ContentLimit, JobId, Message, MessageContent, Page, PageLimit, QueuedMessage,
 };
-use pipeline::ports::{MessageStore, PutBatchError};
+use pipeline::ports::{MessageStore, PortResult, PutBatchError};
 use pipeline::worker::store_batch;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -39,11 +39,11 @@ impl MessageStore for RequestBuilder {
         Ok(())
     }
 
-    async fn get(&self, _: JobId) -> anyhow::Result<Option<Message>> {
+    async fn get(&self, _: JobId) -> PortResult<Option<Message>> {
         Ok(None)
     }
 
-    async fn list(&self, _: PageLimit, _: Option<JobId>) -> anyhow::Result<Page> {
+    async fn list(&self, _: PageLimit, _: Option<JobId>) -> PortResult<Page> {
         Ok(Page::default())
     }
 }

@@ -266,6 +266,7 @@ mod tests {
     use super::*;
     use pipeline::adapters::memory::InMemoryStore;
     use pipeline::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
+    use pipeline::ports::PortResult;
 
     /// A source whose batches are handed in by the test; it records what was deleted.
     #[derive(Debug, Default)]
@@ -275,11 +276,11 @@ mod tests {
 
     #[async_trait]
     impl QueueSource for RecordingSource {
-        async fn receive(&self, _max: usize, _wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+        async fn receive(&self, _max: usize, _wait: Duration) -> PortResult<Vec<SqsMessage>> {
             Ok(Vec::new())
         }
 
-        async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+        async fn delete(&self, receipt_handles: &[String]) -> PortResult<()> {
             self.deleted
                 .lock()
                 .unwrap()
@@ -307,15 +308,15 @@ mod tests {
 
     #[async_trait]
     impl QueueSource for FailsAfterFirstReceive {
-        async fn receive(&self, _max: usize, _wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+        async fn receive(&self, _max: usize, _wait: Duration) -> PortResult<Vec<SqsMessage>> {
             self.0
                 .lock()
                 .unwrap()
                 .take()
-                .ok_or_else(|| anyhow::anyhow!("injected: the queue stopped answering"))
+                .ok_or_else(|| anyhow::anyhow!("injected: the queue stopped answering").into())
         }
 
-        async fn delete(&self, _receipt_handles: &[String]) -> anyhow::Result<()> {
+        async fn delete(&self, _receipt_handles: &[String]) -> PortResult<()> {
             Ok(())
         }
     }
@@ -355,7 +356,7 @@ mod tests {
 
     #[async_trait]
     impl QueueSource for PanicsOnce {
-        async fn receive(&self, _max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+        async fn receive(&self, _max: usize, wait: Duration) -> PortResult<Vec<SqsMessage>> {
             let call = {
                 let mut calls = self.calls.lock().unwrap();
                 *calls += 1;
@@ -372,7 +373,7 @@ mod tests {
             }
         }
 
-        async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+        async fn delete(&self, receipt_handles: &[String]) -> PortResult<()> {
             self.recorded.delete(receipt_handles).await
         }
     }
@@ -420,7 +421,7 @@ mod tests {
             std::future::pending().await
         }
 
-        async fn get(&self, _id: pipeline::domain::JobId) -> anyhow::Result<Option<Message>> {
+        async fn get(&self, _id: pipeline::domain::JobId) -> PortResult<Option<Message>> {
             std::future::pending().await
         }
 
@@ -428,7 +429,7 @@ mod tests {
             &self,
             _limit: pipeline::domain::PageLimit,
             _before: Option<pipeline::domain::JobId>,
-        ) -> anyhow::Result<pipeline::domain::Page> {
+        ) -> PortResult<pipeline::domain::Page> {
             std::future::pending().await
         }
     }
@@ -534,7 +535,7 @@ mod tests {
 
     #[async_trait]
     impl QueueSource for Arrivals {
-        async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+        async fn receive(&self, max: usize, wait: Duration) -> PortResult<Vec<SqsMessage>> {
             *self.receives.lock().unwrap() += 1;
             let deadline = Instant::now() + wait;
             loop {
@@ -546,7 +547,7 @@ mod tests {
             }
         }
 
-        async fn delete(&self, _: &[String]) -> anyhow::Result<()> {
+        async fn delete(&self, _: &[String]) -> PortResult<()> {
             Ok(())
         }
     }

@@ -19,7 +19,9 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use serde::Serialize;
 
 use pipeline::domain::{JobId, Message, Outgoing, Page, PageLimit};
-use pipeline::ports::{MessageQueue, MessageStore, PutBatchError, QueueSource};
+use pipeline::ports::{
+    MessageQueue, MessageStore, PortError, PortResult, PutBatchError, QueueSource,
+};
 
 /// How often each fault strikes: probabilities per call, from 0 to 1.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -204,13 +206,16 @@ impl<T> Faulty<T> {
         }
     }
 
-    async fn gate(&self, operation: &str) -> anyhow::Result<()> {
+    /// Lets the call through, or fails it as a backend does on a bad day: transiently.
+    async fn gate(&self, operation: &str) -> PortResult<()> {
         match self.enter().await {
             None => Ok(()),
-            Some(Refusal::Error) => Err(anyhow::anyhow!("injected fault: {operation} failed")),
-            Some(Refusal::Throttle) => Err(anyhow::anyhow!(
+            Some(Refusal::Error) => Err(PortError::transient(anyhow::anyhow!(
+                "injected fault: {operation} failed"
+            ))),
+            Some(Refusal::Throttle) => Err(PortError::transient(anyhow::anyhow!(
                 "injected fault: {operation} throttled (rate exceeded)"
-            )),
+            ))),
         }
     }
 
@@ -235,8 +240,8 @@ impl<T> Faulty<T> {
 #[async_trait]
 impl<T: MessageQueue> MessageQueue for Faulty<T> {
     /// Faults strike each message on its own, as the entries of an SQS batch fail alone.
-    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
-        let mut results: Vec<anyhow::Result<()>> = Vec::with_capacity(messages.len());
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<PortResult<()>> {
+        let mut results: Vec<PortResult<()>> = Vec::with_capacity(messages.len());
         let mut passed = Vec::new();
         for (i, message) in messages.iter().enumerate() {
             let gate = self.gate("SendMessage").await;
@@ -251,7 +256,10 @@ impl<T: MessageQueue> MessageQueue for Faulty<T> {
             results[i] = result.and_then(|()| {
                 if self.chance(self.plan.lost_reply) {
                     self.counts.lost_replies.fetch_add(1, Ordering::Relaxed);
-                    anyhow::bail!("injected fault: SendMessage succeeded but its answer was lost");
+                    return Err(anyhow::anyhow!(
+                        "injected fault: SendMessage succeeded but its answer was lost"
+                    )
+                    .into());
                 }
                 Ok(())
             });
@@ -266,12 +274,12 @@ impl<T: MessageQueue> MessageQueue for Faulty<T> {
 
 #[async_trait]
 impl<T: QueueSource> QueueSource for Faulty<T> {
-    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+    async fn receive(&self, max: usize, wait: Duration) -> PortResult<Vec<SqsMessage>> {
         self.gate("ReceiveMessage").await?;
         self.inner.receive(max, wait).await
     }
 
-    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+    async fn delete(&self, receipt_handles: &[String]) -> PortResult<()> {
         self.gate("DeleteMessageBatch").await?;
         self.inner.delete(receipt_handles).await
     }
@@ -280,7 +288,7 @@ impl<T: QueueSource> QueueSource for Faulty<T> {
 #[async_trait]
 impl<T: MessageStore> MessageStore for Faulty<T> {
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
-        let all_unwritten = |cause| PutBatchError {
+        let all_unwritten = |cause: PortError| PutBatchError {
             unwritten: messages.iter().map(|m| m.id).collect(),
             cause,
         };
@@ -310,7 +318,8 @@ impl<T: MessageStore> MessageStore for Faulty<T> {
                 }
                 return Err(PutBatchError {
                     unwritten,
-                    cause: anyhow::anyhow!("injected fault: the content is poison to this store"),
+                    cause: anyhow::anyhow!("injected fault: the content is poison to this store")
+                        .into(),
                 });
             }
         }
@@ -330,18 +339,19 @@ impl<T: MessageStore> MessageStore for Faulty<T> {
             self.counts.partial_writes.fetch_add(1, Ordering::Relaxed);
             return Err(PutBatchError {
                 unwritten,
-                cause: anyhow::anyhow!("injected fault: UnprocessedItems for part of the batch"),
+                cause: anyhow::anyhow!("injected fault: UnprocessedItems for part of the batch")
+                    .into(),
             });
         }
         self.inner.put_batch(messages).await
     }
 
-    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
+    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
         self.gate("GetItem").await?;
         self.inner.get(id).await
     }
 
-    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page> {
         self.gate("Query").await?;
         self.inner.list(limit, before).await
     }

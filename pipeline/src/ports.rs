@@ -13,13 +13,78 @@ use crate::domain::{
     StoredAnswer,
 };
 
+/// Why a call to a backend failed, as far as its caller can act on it: a transient failure
+/// (throttling, a timeout, a connection error, a 5xx, anything unknown) may pass if the call
+/// is made again later; a permanent one (the backend refused the request itself: a missing
+/// table or queue, access denied, a validation error) will not. The HTTP API answers the
+/// first with a 503 and `Retry-After`, the second with a 500.
+#[derive(Debug)]
+pub struct PortError {
+    pub class: FailureClass,
+    cause: anyhow::Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    Transient,
+    Permanent,
+}
+
+impl PortError {
+    pub fn transient(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            class: FailureClass::Transient,
+            cause: cause.into(),
+        }
+    }
+
+    pub fn permanent(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            class: FailureClass::Permanent,
+            cause: cause.into(),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.class == FailureClass::Transient
+    }
+
+    /// The cause, with its chain.
+    pub fn cause(&self) -> &anyhow::Error {
+        &self.cause
+    }
+}
+
+/// What an adapter did not classify is transient: retrying costs little, giving up on
+/// something that would have passed loses a message's chance.
+impl From<anyhow::Error> for PortError {
+    fn from(cause: anyhow::Error) -> Self {
+        Self::transient(cause)
+    }
+}
+
+impl std::fmt::Display for PortError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `{:#}` shows the cause's chain, as anyhow does.
+        std::fmt::Display::fmt(&self.cause, f)
+    }
+}
+
+impl std::error::Error for PortError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.source()
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
 /// Somewhere to put accepted messages until a worker stores them.
 #[async_trait]
 pub trait MessageQueue: Send + Sync + std::fmt::Debug {
     /// Sends every message, each after the delay its job id carries (or in its group on a
     /// FIFO queue). One result per message, in order: `Ok` only once the queue has durably
     /// accepted that message. Some may be accepted and others not.
-    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>>;
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<PortResult<()>>;
 
     /// Whether the queue is FIFO: messages have groups and no delays of their own.
     fn is_fifo(&self) -> bool {
@@ -27,12 +92,11 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug {
     }
 
     /// Sends one message (no group: on a FIFO queue, a group of its own).
-    async fn send(&self, message: &Message) -> anyhow::Result<()> {
+    async fn send(&self, message: &Message) -> PortResult<()> {
         let outgoing = [Outgoing::from(message.clone())];
-        self.send_batch(&outgoing)
-            .await
-            .pop()
-            .unwrap_or_else(|| Err(anyhow::anyhow!("the queue gave no answer for the message")))
+        self.send_batch(&outgoing).await.pop().unwrap_or_else(|| {
+            Err(anyhow::anyhow!("the queue gave no answer for the message").into())
+        })
     }
 }
 
@@ -43,11 +107,11 @@ pub trait MessageQueue: Send + Sync + std::fmt::Debug {
 pub trait QueueSource: Send + Sync + std::fmt::Debug {
     /// Up to `max` messages as the SQS records a Lambda event carries (message id, receipt
     /// handle, body, `ApproximateReceiveCount`), waiting up to `wait` for the first one.
-    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>>;
+    async fn receive(&self, max: usize, wait: Duration) -> PortResult<Vec<SqsMessage>>;
 
     /// Removes received messages for good. A stale receipt handle (the message was received
     /// again since) removes nothing.
-    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()>;
+    async fn delete(&self, receipt_handles: &[String]) -> PortResult<()>;
 }
 
 /// Where messages are kept and read back.
@@ -57,10 +121,10 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
     /// On failure, names the jobs that were not written (the others were).
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError>;
 
-    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>>;
+    async fn get(&self, id: JobId) -> PortResult<Option<Message>>;
 
     /// Messages newest first, strictly older than `before` when given.
-    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page>;
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +132,7 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
 pub struct PutBatchError {
     pub unwritten: Vec<JobId>,
     #[source]
-    pub cause: anyhow::Error,
+    pub cause: PortError,
 }
 
 /// Where idempotency keys are kept (see [`crate::domain::IdempotencyKey`]): each operation is
@@ -82,49 +146,46 @@ pub trait IdempotencyKeys: Send + Sync + std::fmt::Debug {
         key: &IdempotencyKey,
         fingerprint: &str,
         reserved: &ReservedIds,
-    ) -> anyhow::Result<Claim>;
+    ) -> PortResult<Claim>;
 
     /// Records the request's answer, given again to every repeat until the key expires.
-    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> anyhow::Result<()>;
+    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> PortResult<()>;
 
     /// Frees the key of a request that queued nothing, so that a retry starts afresh.
-    async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()>;
+    async fn release(&self, key: &IdempotencyKey) -> PortResult<()>;
 }
 
 /// Where the consumer notes a job's last failure (only then: see [`Failure`]) and the
 /// job-status route looks it up.
 #[async_trait]
 pub trait FailureLog: Send + Sync + std::fmt::Debug {
-    async fn note(&self, failures: &[Failure]) -> anyhow::Result<()>;
+    async fn note(&self, failures: &[Failure]) -> PortResult<()>;
 
-    async fn failure(&self, id: JobId) -> anyhow::Result<Option<Failure>>;
+    async fn failure(&self, id: JobId) -> PortResult<Option<Failure>>;
 }
 
 /// What an operator does with a running pipeline: count what is where, and look into, requeue
 /// and empty the dead-letter queue. The same contract on SQS + DynamoDB and on SQLite.
 #[async_trait]
 pub trait Operations: Send + Sync + std::fmt::Debug {
-    async fn stats(&self) -> anyhow::Result<PipelineStats>;
+    async fn stats(&self) -> PortResult<PipelineStats>;
 
     /// Dead-lettered jobs, newest job first, strictly older than `before` when given.
-    async fn dead_letters(
-        &self,
-        limit: usize,
-        before: Option<JobId>,
-    ) -> anyhow::Result<DeadLetterPage>;
+    async fn dead_letters(&self, limit: usize, before: Option<JobId>)
+        -> PortResult<DeadLetterPage>;
 
     /// Moves one job from the dead-letter queue back to the queue, under the same job id.
-    async fn requeue(&self, id: JobId) -> anyhow::Result<OneDeadLetter>;
+    async fn requeue(&self, id: JobId) -> PortResult<OneDeadLetter>;
 
     /// Deletes one job from the dead-letter queue for good, and its failure note.
-    async fn delete_dead_letter(&self, id: JobId) -> anyhow::Result<OneDeadLetter>;
+    async fn delete_dead_letter(&self, id: JobId) -> PortResult<OneDeadLetter>;
 
     /// Moves the dead-letter queue's messages back, within about `budget` of time: either a
     /// move task the queue service runs itself, or as many as fit (call again until `done`).
-    async fn requeue_all(&self, budget: Duration) -> anyhow::Result<RequeueAll>;
+    async fn requeue_all(&self, budget: Duration) -> PortResult<RequeueAll>;
 
     /// Deletes every message in the dead-letter queue, and the notes of their failures.
-    async fn purge_dead_letters(&self) -> anyhow::Result<()>;
+    async fn purge_dead_letters(&self) -> PortResult<()>;
 }
 
 /// Counts of a running pipeline. A count the backend only estimates says so.
@@ -190,7 +251,7 @@ pub struct RequeueAll {
 // and a wrapper such as `faults::Faulty` can wrap it.
 #[async_trait]
 impl<T: MessageQueue + ?Sized> MessageQueue for Arc<T> {
-    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<PortResult<()>> {
         (**self).send_batch(messages).await
     }
 
@@ -201,11 +262,11 @@ impl<T: MessageQueue + ?Sized> MessageQueue for Arc<T> {
 
 #[async_trait]
 impl<T: QueueSource + ?Sized> QueueSource for Arc<T> {
-    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+    async fn receive(&self, max: usize, wait: Duration) -> PortResult<Vec<SqsMessage>> {
         (**self).receive(max, wait).await
     }
 
-    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+    async fn delete(&self, receipt_handles: &[String]) -> PortResult<()> {
         (**self).delete(receipt_handles).await
     }
 }
@@ -216,11 +277,11 @@ impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
         (**self).put_batch(messages).await
     }
 
-    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
+    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
         (**self).get(id).await
     }
 
-    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page> {
         (**self).list(limit, before).await
     }
 }
@@ -232,15 +293,15 @@ impl<T: IdempotencyKeys + ?Sized> IdempotencyKeys for Arc<T> {
         key: &IdempotencyKey,
         fingerprint: &str,
         reserved: &ReservedIds,
-    ) -> anyhow::Result<Claim> {
+    ) -> PortResult<Claim> {
         (**self).claim(key, fingerprint, reserved).await
     }
 
-    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> anyhow::Result<()> {
+    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> PortResult<()> {
         (**self).answer(key, answer).await
     }
 
-    async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()> {
+    async fn release(&self, key: &IdempotencyKey) -> PortResult<()> {
         (**self).release(key).await
     }
 }

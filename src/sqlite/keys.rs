@@ -12,7 +12,7 @@ use pipeline::domain::{
     on_existing, Claim, Existing, IdempotencyKey, KeyRecord, ReservedIds, StoredAnswer, KEY_LEASE,
     KEY_LIFETIME,
 };
-use pipeline::ports::IdempotencyKeys;
+use pipeline::ports::{IdempotencyKeys, PortError, PortResult};
 
 /// The idempotency keys in the runner's database.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ impl IdempotencyKeys for SqliteKeys {
         key: &IdempotencyKey,
         fingerprint: &str,
         reserved: &ReservedIds,
-    ) -> anyhow::Result<Claim> {
+    ) -> PortResult<Claim> {
         let (key, fingerprint, reserved) = (
             key.record().to_owned(),
             fingerprint.to_owned(),
@@ -100,11 +100,14 @@ impl IdempotencyKeys for SqliteKeys {
                 tx.commit()?;
                 Ok(claim)
             })
-            .await
+            .await.map_err(PortError::from)
     }
 
-    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> anyhow::Result<()> {
-        let (key, answer) = (key.record().to_owned(), serde_json::to_string(answer)?);
+    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> PortResult<()> {
+        let (key, answer) = (
+            key.record().to_owned(),
+            serde_json::to_string(answer).map_err(anyhow::Error::from)?,
+        );
         let clock = self.db.clock.clone();
         self.db
             .write(move |conn| {
@@ -114,10 +117,10 @@ impl IdempotencyKeys for SqliteKeys {
                 )?;
                 Ok(())
             })
-            .await
+            .await.map_err(PortError::from)
     }
 
-    async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()> {
+    async fn release(&self, key: &IdempotencyKey) -> PortResult<()> {
         let key = key.record().to_owned();
         self.db
             .write(move |conn| {
@@ -128,5 +131,6 @@ impl IdempotencyKeys for SqliteKeys {
                 Ok(())
             })
             .await
+            .map_err(PortError::from)
     }
 }

@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{SqliteQueue, SqliteStore};
 use pipeline::domain::{Failure, JobId};
 use pipeline::ports::{
-    Count, DeadLetterPage, FailureLog, OneDeadLetter, Operations, PipelineStats, QueueCounts,
-    RequeueAll,
+    Count, DeadLetterPage, FailureLog, OneDeadLetter, Operations, PipelineStats, PortError,
+    PortResult, QueueCounts, RequeueAll,
 };
 
 /// The job a dead letter's body names, in SQL: `NULL` for a body that is not JSON.
@@ -19,7 +19,7 @@ const JOB_OF_BODY: &str = "CASE WHEN json_valid(body) THEN json_extract(body, '$
 
 #[async_trait]
 impl FailureLog for SqliteStore {
-    async fn note(&self, failures: &[Failure]) -> anyhow::Result<()> {
+    async fn note(&self, failures: &[Failure]) -> PortResult<()> {
         let failures = failures.to_vec();
         self.db
             .write(move |conn| {
@@ -41,9 +41,10 @@ impl FailureLog for SqliteStore {
                 Ok(())
             })
             .await
+            .map_err(PortError::from)
     }
 
-    async fn failure(&self, id: JobId) -> anyhow::Result<Option<Failure>> {
+    async fn failure(&self, id: JobId) -> PortResult<Option<Failure>> {
         self.db
             .read(move |conn| {
                 conn.prepare_cached("SELECT * FROM failures WHERE job_id = ?1")?
@@ -52,6 +53,7 @@ impl FailureLog for SqliteStore {
                     .transpose()
             })
             .await
+            .map_err(PortError::from)
     }
 }
 
@@ -116,7 +118,7 @@ fn finish_one(
 impl Operations for SqliteQueue {
     /// The runner's own counts ([`super::SqliteDb::stats`]), exact, as the API gives
     /// them.
-    async fn stats(&self) -> anyhow::Result<PipelineStats> {
+    async fn stats(&self) -> PortResult<PipelineStats> {
         let stats = self.db.stats().await?;
         let whole = |n: i64| n.max(0) as u64;
         let exact = |n: i64| Count {
@@ -140,7 +142,7 @@ impl Operations for SqliteQueue {
         &self,
         limit: usize,
         before: Option<JobId>,
-    ) -> anyhow::Result<DeadLetterPage> {
+    ) -> PortResult<DeadLetterPage> {
         let before = before.map(|id| id.to_string());
         self.db
             .read(move |conn| {
@@ -163,9 +165,10 @@ impl Operations for SqliteQueue {
                 Ok(DeadLetterPage { letters, next })
             })
             .await
+            .map_err(PortError::from)
     }
 
-    async fn requeue(&self, id: JobId) -> anyhow::Result<OneDeadLetter> {
+    async fn requeue(&self, id: JobId) -> PortResult<OneDeadLetter> {
         let now = self.db.clock.now_ms();
         let outcome = self
             .db
@@ -183,7 +186,7 @@ impl Operations for SqliteQueue {
         Ok(outcome)
     }
 
-    async fn delete_dead_letter(&self, id: JobId) -> anyhow::Result<OneDeadLetter> {
+    async fn delete_dead_letter(&self, id: JobId) -> PortResult<OneDeadLetter> {
         self.db
             .write(move |conn| {
                 let tx = conn.transaction()?;
@@ -196,9 +199,10 @@ impl Operations for SqliteQueue {
                 finish_one(tx, deleted as u64, noted)
             })
             .await
+            .map_err(PortError::from)
     }
 
-    async fn requeue_all(&self, _budget: Duration) -> anyhow::Result<RequeueAll> {
+    async fn requeue_all(&self, _budget: Duration) -> PortResult<RequeueAll> {
         let now = self.db.clock.now_ms();
         let moved = self
             .db
@@ -218,7 +222,7 @@ impl Operations for SqliteQueue {
         })
     }
 
-    async fn purge_dead_letters(&self) -> anyhow::Result<()> {
+    async fn purge_dead_letters(&self) -> PortResult<()> {
         self.db
             .write(|conn| {
                 let tx = conn.transaction()?;
@@ -228,5 +232,6 @@ impl Operations for SqliteQueue {
                 Ok(())
             })
             .await
+            .map_err(PortError::from)
     }
 }

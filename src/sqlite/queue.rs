@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::db::{lock, SqliteDb, Stats};
 use pipeline::domain::{Outgoing, QueuedMessage};
 use pipeline::ports::QueueSettings;
-use pipeline::ports::{MessageQueue, QueueSource};
+use pipeline::ports::{MessageQueue, PortError, PortResult, QueueSource};
 
 /// A message in the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,13 +122,13 @@ impl SqliteQueue {
         self.db.stats().await.map(|s| s.dead_lettered)
     }
 
-    pub async fn stats(&self) -> anyhow::Result<Stats> {
-        self.db.stats().await
+    pub async fn stats(&self) -> PortResult<Stats> {
+        self.db.stats().await.map_err(PortError::from)
     }
 
     /// The dead-letter queue's messages, oldest first, as an operator would inspect them
     /// before redriving or discarding them.
-    pub async fn dead_letters(&self) -> anyhow::Result<Vec<DeadLetter>> {
+    pub async fn dead_letters(&self) -> PortResult<Vec<DeadLetter>> {
         self.db
             .read(|conn| {
                 let letters = conn
@@ -145,7 +145,7 @@ impl SqliteQueue {
                     .collect::<Result<_, _>>()?;
                 Ok(letters)
             })
-            .await
+            .await.map_err(PortError::from)
     }
 
     async fn receive_now(&self, max: usize) -> anyhow::Result<Vec<SqsMessage>> {
@@ -316,7 +316,7 @@ fn record(
 #[async_trait]
 impl MessageQueue for SqliteQueue {
     /// All of the batch goes to the writer at once, so it usually shares one commit.
-    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<PortResult<()>> {
         let mut waiting = Vec::with_capacity(messages.len());
         for outgoing in messages {
             let message = &outgoing.message;
@@ -332,8 +332,8 @@ impl MessageQueue for SqliteQueue {
         let mut results = Vec::with_capacity(waiting.len());
         for committed in waiting {
             results.push(match committed {
-                Ok(committed) => committed.await,
-                Err(e) => Err(e),
+                Ok(committed) => committed.await.map_err(PortError::from),
+                Err(e) => Err(e.into()),
             });
         }
         results
@@ -346,7 +346,7 @@ impl MessageQueue for SqliteQueue {
 
 #[async_trait]
 impl QueueSource for SqliteQueue {
-    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+    async fn receive(&self, max: usize, wait: Duration) -> PortResult<Vec<SqsMessage>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Registered before looking, so a send that lands in between still wakes us.
@@ -365,7 +365,7 @@ impl QueueSource for SqliteQueue {
         }
     }
 
-    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+    async fn delete(&self, receipt_handles: &[String]) -> PortResult<()> {
         let handles = receipt_handles.to_vec();
         self.db
             .write(move |conn| {
@@ -377,5 +377,6 @@ impl QueueSource for SqliteQueue {
                 Ok(())
             })
             .await
+            .map_err(PortError::from)
     }
 }

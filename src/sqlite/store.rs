@@ -10,7 +10,7 @@ use super::db::SqliteDb;
 use pipeline::domain::{
     Attributes, ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit,
 };
-use pipeline::ports::{MessageStore, PutBatchError};
+use pipeline::ports::{MessageStore, PortError, PortResult, PutBatchError};
 
 /// The store.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ impl MessageStore for SqliteStore {
             .await
             .map_err(|cause| PutBatchError {
                 unwritten: messages.iter().map(|m| m.id).collect(),
-                cause,
+                cause: cause.into(),
             })?;
         if refused.is_empty() {
             return Ok(());
@@ -100,12 +100,13 @@ impl MessageStore for SqliteStore {
             cause: anyhow!(
                 "{} jobs are stored with other content; a stored message is never rewritten",
                 refused.len()
-            ),
+            )
+            .into(),
             unwritten: refused,
         })
     }
 
-    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
+    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
         self.db
             .read(move |conn| {
                 conn.query_row(
@@ -118,9 +119,10 @@ impl MessageStore for SqliteStore {
                 .transpose()
             })
             .await
+            .map_err(PortError::from)
     }
 
-    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page> {
         self.db
             .read(move |conn| {
                 // Two statements, not `?1 IS NULL OR id < ?1`: with the OR, SQLite cannot use
@@ -149,6 +151,6 @@ impl MessageStore for SqliteStore {
                 let next = if more { messages.last().map(Cursor::after) } else { None };
                 Ok(Page { messages, next })
             })
-            .await
+            .await.map_err(PortError::from)
     }
 }

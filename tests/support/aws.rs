@@ -382,14 +382,14 @@ struct NoNotes;
 
 #[async_trait::async_trait]
 impl pipeline::ports::FailureLog for NoNotes {
-    async fn note(&self, _: &[pipeline::domain::Failure]) -> anyhow::Result<()> {
-        anyhow::bail!("the read routes' tests note nothing")
+    async fn note(&self, _: &[pipeline::domain::Failure]) -> pipeline::ports::PortResult<()> {
+        Err(anyhow::anyhow!("the read routes' tests note nothing").into())
     }
 
     async fn failure(
         &self,
         _: pipeline::domain::JobId,
-    ) -> anyhow::Result<Option<pipeline::domain::Failure>> {
+    ) -> pipeline::ports::PortResult<Option<pipeline::domain::Failure>> {
         Ok(None)
     }
 }

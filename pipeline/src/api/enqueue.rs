@@ -73,7 +73,9 @@ fn single_answer(mut outcomes: Vec<Outcome>) -> Result<Answer, ApiError> {
         }),
         Some(Outcome::Unsent(error)) => Err(ApiError::QueueUnconfirmed(error)),
         Some(Outcome::Invalid(error)) => Err(ApiError::BadRequest(error)),
-        None => Err(ApiError::QueueUnconfirmed(anyhow::anyhow!("no outcome"))),
+        None => Err(ApiError::QueueUnconfirmed(
+            anyhow::anyhow!("no outcome").into(),
+        )),
     }
 }
 

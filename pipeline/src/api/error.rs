@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::response::json_response;
 use super::Route;
 use crate::domain::{ContentError, CursorError, PageLimitError};
+use crate::ports::PortError;
 
 /// Every way a request can fail, each mapped to one status in [`ApiError::into_response`].
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +47,11 @@ pub enum ApiError {
     /// A route that reached a function which does not serve it: a deployment mistake.
     #[error("route {0:?} is not served by this function")]
     NotServedHere(Route),
-    /// A backend (SQS, DynamoDB) failed. The client sees a generic body; the cause goes to the log.
-    #[error("a backend is unavailable")]
-    Unavailable(#[source] anyhow::Error),
+    /// A backend (SQS, DynamoDB, SQLite) failed: a transient failure is a 503 with
+    /// `Retry-After`, a permanent one a 500. The client sees a generic body; the cause goes to
+    /// the log.
+    #[error("a backend failed")]
+    Backend(#[source] PortError),
     /// A request with this idempotency key is being served now.
     #[error(
         "a request with this Idempotency-Key is still being processed; retry after it is answered"
@@ -59,7 +62,7 @@ pub enum ApiError {
     KeyReused,
     /// SQS did not confirm a message: no 202, but after a timeout SQS may hold it anyway.
     #[error("the queue did not confirm the message")]
-    QueueUnconfirmed(#[source] anyhow::Error),
+    QueueUnconfirmed(#[source] PortError),
 }
 
 impl PartialEq for ApiError {
@@ -95,14 +98,21 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotServedHere(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) | Self::QueueUnconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Backend(cause) | Self::QueueUnconfirmed(cause) if !cause.is_transient() => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::Backend(_) | Self::QueueUnconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         let message = match &self {
-            Self::Unavailable(cause) => {
+            Self::Backend(cause) | Self::QueueUnconfirmed(cause) if !cause.is_transient() => {
+                tracing::error!(error = ?cause, "a backend refused the call");
+                "internal error".to_owned()
+            }
+            Self::Backend(cause) => {
                 tracing::error!(error = ?cause, "backend unavailable");
                 "the service is temporarily unavailable; retry shortly".to_owned()
             }
@@ -140,7 +150,8 @@ impl ApiError {
             Self::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Unavailable(_) | Self::QueueUnconfirmed(_) | Self::KeyInProgress => {
+            Self::Backend(cause) | Self::QueueUnconfirmed(cause) if !cause.is_transient() => {}
+            Self::Backend(_) | Self::QueueUnconfirmed(_) | Self::KeyInProgress => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::NotYetDeadLettered(_) => {
@@ -149,5 +160,42 @@ impl ApiError {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(response: &Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(response.body().as_ref()).unwrap()
+    }
+
+    #[test]
+    fn a_transient_backend_failure_is_a_503_to_retry_and_a_permanent_one_a_500() {
+        let transient =
+            ApiError::Backend(PortError::transient(anyhow::anyhow!("throttled"))).into_response();
+        let permanent = ApiError::Backend(PortError::permanent(anyhow::anyhow!(
+            "ResourceNotFoundException: no such table"
+        )))
+        .into_response();
+
+        assert_eq!(transient.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(transient.headers()[RETRY_AFTER], "1");
+        assert_eq!(permanent.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!permanent.headers().contains_key(RETRY_AFTER));
+        // The cause goes to the log, never to the client.
+        assert_eq!(body(&permanent)["error"], "internal error");
+        assert!(!body(&transient).to_string().contains("throttled"));
+    }
+
+    #[test]
+    fn a_send_that_failed_for_good_is_no_unconfirmed_send_to_retry() {
+        let refused =
+            ApiError::QueueUnconfirmed(PortError::permanent(anyhow::anyhow!("AccessDenied")))
+                .into_response();
+
+        assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!refused.headers().contains_key(RETRY_AFTER));
     }
 }

@@ -17,6 +17,7 @@ use super::{ApiError, Caller, Writer};
 use crate::domain::{
     fingerprint, Claim, IdempotencyKey, JobId, Outgoing, ReservedIds, StoredAnswer,
 };
+use crate::ports::PortError;
 
 /// The request header (the draft's name).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -30,7 +31,7 @@ pub(super) enum Outcome {
     /// Not valid: what to fix.
     Invalid(String),
     /// Valid, but the queue did not take it.
-    Unsent(anyhow::Error),
+    Unsent(PortError),
 }
 
 /// How many messages an answer queued, carried on the response (an extension) for the
@@ -62,7 +63,7 @@ pub(super) async fn send_items(
             .keys
             .claim(key, &print, &reserved(&items))
             .await
-            .map_err(ApiError::Unavailable)?
+            .map_err(ApiError::Backend)?
         {
             Claim::Started => {}
             Claim::TakenOver { reserved } => {
@@ -118,7 +119,7 @@ async fn send(writer: Writer<'_>, items: Vec<Result<Outgoing, String>>) -> Vec<O
             Ok(outgoing) => match sent.next() {
                 Some(Ok(())) => Outcome::Queued(outgoing.message.id),
                 Some(Err(error)) => Outcome::Unsent(error),
-                None => Outcome::Unsent(anyhow::anyhow!("the queue gave no answer")),
+                None => Outcome::Unsent(anyhow::anyhow!("the queue gave no answer").into()),
             },
         })
         .collect()

@@ -33,7 +33,7 @@ use futures::future::join_all;
 use crate::domain::{
     Attributes, ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit,
 };
-use crate::ports::{MessageStore, PutBatchError};
+use crate::ports::{MessageStore, PortError, PortResult, PutBatchError};
 
 /// Write shards. Changing it orphans stored items from listing: it is part of the schema.
 pub const SHARDS: u8 = 16;
@@ -195,11 +195,14 @@ impl MessageStore for DynamoDbStore {
         }
         match causes.into_iter().next() {
             None => Ok(()),
-            Some(cause) => Err(PutBatchError { unwritten, cause }),
+            Some(cause) => Err(PutBatchError {
+                unwritten,
+                cause: cause.into(),
+            }),
         }
     }
 
-    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
+    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
         let output = self
             .client
             .get_item()
@@ -209,16 +212,21 @@ impl MessageStore for DynamoDbStore {
             .send()
             .await
             .context("DynamoDB GetItem failed")?;
-        output.item.as_ref().map(message_from_item).transpose()
+        output
+            .item
+            .as_ref()
+            .map(message_from_item)
+            .transpose()
+            .map_err(PortError::from)
     }
 
-    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page> {
         let queries = (0..SHARDS).map(|shard| self.query_shard(shard, limit.get(), before));
         let pages = join_all(queries)
             .await
             .into_iter()
             .collect::<anyhow::Result<Vec<_>>>()?;
-        merge_newest_first(pages, limit)
+        merge_newest_first(pages, limit).map_err(PortError::from)
     }
 }
 

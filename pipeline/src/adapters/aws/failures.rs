@@ -19,7 +19,7 @@ use futures::future::try_join_all;
 
 use super::dynamodb::{DynamoDbStore, Item};
 use crate::domain::{Failure, JobId};
-use crate::ports::{DeadLetterPage, FailureLog};
+use crate::ports::{DeadLetterPage, FailureLog, PortError, PortResult};
 
 const PARTITION: &str = "dead";
 /// The dead-letter queue's retention in template.yaml (14 days).
@@ -120,7 +120,7 @@ impl DynamoDbStore {
 
 #[async_trait]
 impl FailureLog for DynamoDbStore {
-    async fn note(&self, failures: &[Failure]) -> anyhow::Result<()> {
+    async fn note(&self, failures: &[Failure]) -> PortResult<()> {
         let puts = failures.iter().map(|failure| {
             self.client
                 .put_item()
@@ -134,7 +134,7 @@ impl FailureLog for DynamoDbStore {
         Ok(())
     }
 
-    async fn failure(&self, id: JobId) -> anyhow::Result<Option<Failure>> {
+    async fn failure(&self, id: JobId) -> PortResult<Option<Failure>> {
         let output = self
             .client
             .get_item()
@@ -144,7 +144,12 @@ impl FailureLog for DynamoDbStore {
             .send()
             .await
             .context("DynamoDB GetItem failed")?;
-        output.item.as_ref().map(failure_from_item).transpose()
+        output
+            .item
+            .as_ref()
+            .map(failure_from_item)
+            .transpose()
+            .map_err(PortError::from)
     }
 }
 

@@ -29,7 +29,7 @@ use crate::domain::{
     on_existing, Claim, Existing, IdempotencyKey, KeyRecord, ReservedIds, StoredAnswer, KEY_LEASE,
     KEY_LIFETIME,
 };
-use crate::ports::IdempotencyKeys;
+use crate::ports::{IdempotencyKeys, PortError, PortResult};
 
 /// The idempotency table.
 #[derive(Debug, Clone)]
@@ -185,7 +185,7 @@ impl IdempotencyKeys for DynamoDbKeys {
         key: &IdempotencyKey,
         fingerprint: &str,
         reserved: &ReservedIds,
-    ) -> anyhow::Result<Claim> {
+    ) -> PortResult<Claim> {
         for _ in 0..CLAIM_TRIES {
             let now = self.clock.now_ms_u64();
             if self.put_new(key, fingerprint, reserved, now).await? {
@@ -206,12 +206,10 @@ impl IdempotencyKeys for DynamoDbKeys {
                 Existing::Abandoned => Claim::InProgress,
             });
         }
-        Err(anyhow!(
-            "the idempotency key kept changing while it was claimed"
-        ))
+        Err(anyhow!("the idempotency key kept changing while it was claimed").into())
     }
 
-    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> anyhow::Result<()> {
+    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> PortResult<()> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -219,7 +217,7 @@ impl IdempotencyKeys for DynamoDbKeys {
             .update_expression("SET answer = :answer, expires_at = :expires")
             .expression_attribute_values(
                 ":answer",
-                AttributeValue::S(serde_json::to_string(answer)?),
+                AttributeValue::S(serde_json::to_string(answer).map_err(anyhow::Error::from)?),
             )
             .expression_attribute_values(
                 ":expires",
@@ -231,7 +229,7 @@ impl IdempotencyKeys for DynamoDbKeys {
         Ok(())
     }
 
-    async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()> {
+    async fn release(&self, key: &IdempotencyKey) -> PortResult<()> {
         let outcome = self
             .client
             .delete_item()
@@ -241,6 +239,8 @@ impl IdempotencyKeys for DynamoDbKeys {
             .send()
             .await;
         // Refused: answered meanwhile (a takeover finished), and the answer stays.
-        conditional(outcome, "DynamoDB DeleteItem (idempotency key) failed").map(|_| ())
+        conditional(outcome, "DynamoDB DeleteItem (idempotency key) failed")
+            .map(|_| ())
+            .map_err(PortError::from)
     }
 }

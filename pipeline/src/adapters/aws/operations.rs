@@ -26,7 +26,8 @@ use super::DynamoDbStore;
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{JobId, QueuedMessage};
 use crate::ports::{
-    Count, DeadLetterPage, OneDeadLetter, Operations, PipelineStats, QueueCounts, RequeueAll,
+    Count, DeadLetterPage, OneDeadLetter, Operations, PipelineStats, PortError, PortResult,
+    QueueCounts, RequeueAll,
 };
 
 /// SQS's limit on messages per receive.
@@ -358,7 +359,7 @@ fn count(
 
 #[async_trait]
 impl Operations for AwsOperations {
-    async fn stats(&self) -> anyhow::Result<PipelineStats> {
+    async fn stats(&self) -> PortResult<PipelineStats> {
         use QueueAttributeName as A;
         let queue_names = [
             A::ApproximateNumberOfMessages,
@@ -404,19 +405,26 @@ impl Operations for AwsOperations {
         &self,
         limit: usize,
         before: Option<JobId>,
-    ) -> anyhow::Result<DeadLetterPage> {
-        self.store.dead_letter_notes(limit, before).await
+    ) -> PortResult<DeadLetterPage> {
+        self.store
+            .dead_letter_notes(limit, before)
+            .await
+            .map_err(PortError::from)
     }
 
-    async fn requeue(&self, id: JobId) -> anyhow::Result<OneDeadLetter> {
-        self.act_on_one(id, Act::Requeue).await
+    async fn requeue(&self, id: JobId) -> PortResult<OneDeadLetter> {
+        self.act_on_one(id, Act::Requeue)
+            .await
+            .map_err(PortError::from)
     }
 
-    async fn delete_dead_letter(&self, id: JobId) -> anyhow::Result<OneDeadLetter> {
-        self.act_on_one(id, Act::Delete).await
+    async fn delete_dead_letter(&self, id: JobId) -> PortResult<OneDeadLetter> {
+        self.act_on_one(id, Act::Delete)
+            .await
+            .map_err(PortError::from)
     }
 
-    async fn requeue_all(&self, budget: Duration) -> anyhow::Result<RequeueAll> {
+    async fn requeue_all(&self, budget: Duration) -> PortResult<RequeueAll> {
         if let Some(task) = self.start_move_task().await? {
             let noted = self.store.all_failure_ids().await?;
             self.store.forget_failures(&noted).await?;
@@ -452,7 +460,7 @@ impl Operations for AwsOperations {
         })
     }
 
-    async fn purge_dead_letters(&self) -> anyhow::Result<()> {
+    async fn purge_dead_letters(&self) -> PortResult<()> {
         self.sqs
             .purge_queue()
             .queue_url(&self.dead_letter_queue_url)
@@ -460,7 +468,10 @@ impl Operations for AwsOperations {
             .await
             .context("SQS PurgeQueue failed")?;
         let noted = self.store.all_failure_ids().await?;
-        self.store.forget_failures(&noted).await
+        self.store
+            .forget_failures(&noted)
+            .await
+            .map_err(PortError::from)
     }
 }
 

@@ -14,7 +14,7 @@ use aws_sdk_sqs::types::{
 use futures::future::join_all;
 
 use crate::domain::{Attributes, Outgoing, QueuedMessage};
-use crate::ports::{MessageQueue, QueueSource};
+use crate::ports::{MessageQueue, PortError, PortResult, QueueSource};
 
 /// SQS's limit on messages per ReceiveMessage and per DeleteMessageBatch.
 const SQS_BATCH_MAX: usize = 10;
@@ -123,9 +123,9 @@ impl MessageQueue for SqsQueue {
     /// The SDK retries throttling and transient errors of a call itself; a retry that
     /// duplicates a message is harmless because both copies carry the same job id (and, on a
     /// FIFO queue, the same deduplication id).
-    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<PortResult<()>> {
         if let [one] = messages {
-            return vec![self.send_one(one).await];
+            return vec![self.send_one(one).await.map_err(PortError::from)];
         }
         let mut results: Vec<anyhow::Result<()>> = Vec::with_capacity(messages.len());
         let mut entries = Vec::with_capacity(messages.len());
@@ -191,6 +191,9 @@ impl MessageQueue for SqsQueue {
             }
         }
         results
+            .into_iter()
+            .map(|result| result.map_err(PortError::from))
+            .collect()
     }
 
     fn is_fifo(&self) -> bool {
@@ -250,7 +253,7 @@ fn payload_bytes(entry: &SendMessageBatchRequestEntry) -> usize {
 
 #[async_trait]
 impl QueueSource for SqsQueue {
-    async fn receive(&self, max: usize, wait: Duration) -> anyhow::Result<Vec<SqsMessage>> {
+    async fn receive(&self, max: usize, wait: Duration) -> PortResult<Vec<SqsMessage>> {
         // SQS waits whole seconds: a shorter wait that is not zero rounds up, never down to a
         // short poll (a poller asking for 0.5 s in a loop would poll without waiting).
         let wait_seconds = wait.min(LONG_POLL_MAX).as_secs_f64().ceil() as u64;
@@ -277,7 +280,7 @@ impl QueueSource for SqsQueue {
             .collect())
     }
 
-    async fn delete(&self, receipt_handles: &[String]) -> anyhow::Result<()> {
+    async fn delete(&self, receipt_handles: &[String]) -> PortResult<()> {
         for chunk in receipt_handles.chunks(SQS_BATCH_MAX) {
             let entries = chunk
                 .iter()
@@ -288,7 +291,8 @@ impl QueueSource for SqsQueue {
                         .receipt_handle(handle)
                         .build()
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::from)?;
             let output = self
                 .client
                 .delete_message_batch()

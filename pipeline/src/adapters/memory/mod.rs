@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::ports::{
     Count, DeadLetterPage, FailureLog, IdempotencyKeys, MessageQueue, MessageStore, OneDeadLetter,
-    Operations, PipelineStats, PutBatchError, QueueCounts, RequeueAll,
+    Operations, PipelineStats, PortError, PortResult, PutBatchError, QueueCounts, RequeueAll,
 };
 
 /// `n` messages "message 0" .. "message n-1", oldest first.
@@ -29,6 +29,11 @@ pub fn stored_messages(n: usize) -> Vec<Message> {
             )
         })
         .collect()
+}
+
+/// A failure a fake was told to have: transient, as the backends' outages are.
+fn injected(what: &'static str) -> PortError {
+    PortError::transient(anyhow::anyhow!(what))
 }
 
 /// A queue that keeps what it was sent; it can fail every send, or the sends of content
@@ -75,7 +80,7 @@ impl InMemoryQueue {
 
 #[async_trait]
 impl MessageQueue for InMemoryQueue {
-    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<anyhow::Result<()>> {
+    async fn send_batch(&self, messages: &[Outgoing]) -> Vec<PortResult<()>> {
         messages
             .iter()
             .map(|outgoing| {
@@ -84,7 +89,7 @@ impl MessageQueue for InMemoryQueue {
                     .as_ref()
                     .is_some_and(|m| outgoing.message.content.as_str().contains(m.as_str()));
                 if self.failing || refused {
-                    anyhow::bail!("injected queue failure");
+                    return Err(injected("injected queue failure"));
                 }
                 self.sent.lock().unwrap().push(outgoing.clone());
                 Ok(())
@@ -149,7 +154,7 @@ impl IdempotencyKeys for InMemoryKeys {
         key: &IdempotencyKey,
         fingerprint: &str,
         reserved: &ReservedIds,
-    ) -> anyhow::Result<Claim> {
+    ) -> PortResult<Claim> {
         let mut records = self.records.lock().unwrap();
         let now = self.clock.now_ms_u64();
         let lease = now + KEY_LEASE.as_millis() as u64;
@@ -182,7 +187,7 @@ impl IdempotencyKeys for InMemoryKeys {
         })
     }
 
-    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> anyhow::Result<()> {
+    async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> PortResult<()> {
         let expires_at = self.expires_at();
         if let Some(entry) = self.records.lock().unwrap().get_mut(key.record()) {
             *entry = (
@@ -196,7 +201,7 @@ impl IdempotencyKeys for InMemoryKeys {
         Ok(())
     }
 
-    async fn release(&self, key: &IdempotencyKey) -> anyhow::Result<()> {
+    async fn release(&self, key: &IdempotencyKey) -> PortResult<()> {
         let mut records = self.records.lock().unwrap();
         // As the adapters do: an answered key is kept, so that a repeat is replayed.
         if records
@@ -291,18 +296,22 @@ impl MessageStore for InMemoryStore {
         } else {
             Err(PutBatchError {
                 unwritten,
-                cause: anyhow::anyhow!(cause),
+                cause: injected(cause),
             })
         }
     }
 
-    async fn get(&self, id: JobId) -> anyhow::Result<Option<Message>> {
-        anyhow::ensure!(!self.failing, "injected store failure");
+    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
+        if self.failing {
+            return Err(injected("injected store failure"));
+        }
         Ok(self.items.lock().unwrap().get(&id).cloned())
     }
 
-    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> anyhow::Result<Page> {
-        anyhow::ensure!(!self.failing, "injected store failure");
+    async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page> {
+        if self.failing {
+            return Err(injected("injected store failure"));
+        }
         let items = self.items.lock().unwrap();
         let mut older = items
             .values()
@@ -343,14 +352,16 @@ impl InMemoryFailureLog {
 
 #[async_trait]
 impl FailureLog for InMemoryFailureLog {
-    async fn note(&self, failures: &[Failure]) -> anyhow::Result<()> {
-        anyhow::ensure!(!self.failing, "injected failure-log failure");
+    async fn note(&self, failures: &[Failure]) -> PortResult<()> {
+        if self.failing {
+            return Err(injected("injected failure-log failure"));
+        }
         let mut notes = self.notes.lock().unwrap();
         notes.extend(failures.iter().map(|f| (f.job_id, f.clone())));
         Ok(())
     }
 
-    async fn failure(&self, id: JobId) -> anyhow::Result<Option<Failure>> {
+    async fn failure(&self, id: JobId) -> PortResult<Option<Failure>> {
         Ok(self.failure_of(id))
     }
 }
@@ -361,7 +372,7 @@ pub struct EmptyOperations;
 
 #[async_trait]
 impl Operations for EmptyOperations {
-    async fn stats(&self) -> anyhow::Result<PipelineStats> {
+    async fn stats(&self) -> PortResult<PipelineStats> {
         let nothing = Count {
             count: 0,
             approximate: false,
@@ -379,22 +390,22 @@ impl Operations for EmptyOperations {
         })
     }
 
-    async fn dead_letters(&self, _: usize, _: Option<JobId>) -> anyhow::Result<DeadLetterPage> {
+    async fn dead_letters(&self, _: usize, _: Option<JobId>) -> PortResult<DeadLetterPage> {
         Ok(DeadLetterPage {
             letters: Vec::new(),
             next: None,
         })
     }
 
-    async fn requeue(&self, _: JobId) -> anyhow::Result<OneDeadLetter> {
+    async fn requeue(&self, _: JobId) -> PortResult<OneDeadLetter> {
         Ok(OneDeadLetter::NotFound)
     }
 
-    async fn delete_dead_letter(&self, _: JobId) -> anyhow::Result<OneDeadLetter> {
+    async fn delete_dead_letter(&self, _: JobId) -> PortResult<OneDeadLetter> {
         Ok(OneDeadLetter::NotFound)
     }
 
-    async fn requeue_all(&self, _: std::time::Duration) -> anyhow::Result<RequeueAll> {
+    async fn requeue_all(&self, _: std::time::Duration) -> PortResult<RequeueAll> {
         Ok(RequeueAll {
             moved: 0,
             done: true,
@@ -402,7 +413,7 @@ impl Operations for EmptyOperations {
         })
     }
 
-    async fn purge_dead_letters(&self) -> anyhow::Result<()> {
+    async fn purge_dead_letters(&self) -> PortResult<()> {
         Ok(())
     }
 }
