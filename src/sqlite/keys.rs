@@ -100,7 +100,8 @@ impl IdempotencyKeys for SqliteKeys {
                 tx.commit()?;
                 Ok(claim)
             })
-            .await.map_err(PortError::from)
+            .await
+            .map_err(PortError::from)
     }
 
     async fn answer(&self, key: &IdempotencyKey, answer: &StoredAnswer) -> PortResult<()> {
@@ -117,7 +118,8 @@ impl IdempotencyKeys for SqliteKeys {
                 )?;
                 Ok(())
             })
-            .await.map_err(PortError::from)
+            .await
+            .map_err(PortError::from)
     }
 
     async fn release(&self, key: &IdempotencyKey) -> PortResult<()> {

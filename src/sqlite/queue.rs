@@ -145,7 +145,8 @@ impl SqliteQueue {
                     .collect::<Result<_, _>>()?;
                 Ok(letters)
             })
-            .await.map_err(PortError::from)
+            .await
+            .map_err(PortError::from)
     }
 
     async fn receive_now(&self, max: usize) -> anyhow::Result<Vec<SqsMessage>> {

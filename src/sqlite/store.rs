@@ -151,6 +151,7 @@ impl MessageStore for SqliteStore {
                 let next = if more { messages.last().map(Cursor::after) } else { None };
                 Ok(Page { messages, next })
             })
-            .await.map_err(PortError::from)
+            .await
+            .map_err(PortError::from)
     }
 }
