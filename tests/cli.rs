@@ -150,7 +150,7 @@ fn pipeline_ctl_sends_follows_and_operates_the_local_runner() {
     // And purge with --yes empties it.
     assert!(ok(&runner, &["dlq", "purge", "--yes"]).contains("purged"));
     runner.terminate();
-    let _ = std::fs::remove_file(&data);
+    crate::support::remove_db(&data);
 }
 
 #[test]
@@ -216,5 +216,5 @@ fn pipeline_ctl_sends_batches_delays_attributes_and_keys() {
     assert!(String::from_utf8_lossy(&reused.stderr).contains("422"));
 
     runner.terminate();
-    let _ = std::fs::remove_file(&data);
+    crate::support::remove_db(&data);
 }

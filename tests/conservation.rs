@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use message_pipeline::provision::QueueSettings;
 
-use crate::contract::remove_db;
+use crate::support::remove_db;
 use crate::support::TestStack;
 use crate::support::{data_file, join_posts, post_until, Ledger, Posts, Runner};
 

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::contract::remove_db;
+use crate::support::remove_db;
 use crate::support::{
     agent, data_file, eventually, get_json, join_posts, post, post_until, Ledger, Posts, Runner,
 };

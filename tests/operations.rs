@@ -39,7 +39,7 @@ fn the_operations_routes_on_the_embedded_backend() {
         assert_eq!(response.status(), 202);
     });
     runner.terminate();
-    let _ = std::fs::remove_file(&data);
+    crate::support::remove_db(&data);
 }
 
 #[tokio::test]

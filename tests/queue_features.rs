@@ -215,7 +215,7 @@ fn queue_features_on_the_embedded_backend() {
     let runner = Runner::start_with(&data, &["--visibility-timeout-secs", "2"]);
     scenario(&runner, "embedded");
     runner.terminate();
-    let _ = std::fs::remove_file(&data);
+    crate::support::remove_db(&data);
 }
 
 #[tokio::test]
@@ -299,7 +299,7 @@ fn a_fifo_group_waits_behind_its_failing_message_on_the_embedded_backend() {
     let runner = Runner::start_with(&data, &args);
     fifo_scenario(&runner);
     runner.terminate();
-    let _ = std::fs::remove_file(&data);
+    crate::support::remove_db(&data);
 }
 
 #[tokio::test]

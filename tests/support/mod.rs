@@ -12,7 +12,7 @@ pub use aws::*;
 pub use ledger::*;
 pub use runner::*;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Polls `check` until it gives a value, for up to 60 s (redrive takes a few visibility
@@ -28,6 +28,41 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-pub fn data_file() -> PathBuf {
-    std::env::temp_dir().join(format!("mp-runner-{}.db", uuid::Uuid::new_v4().simple()))
+/// Removes a SQLite file and what WAL mode keeps beside it (`-wal`, `-shm`).
+pub fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.to_path_buf().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+/// A runner's database file in the temp directory, removed with its WAL files when the
+/// guard drops, also when the test fails. Declare it before the runner that uses it: locals
+/// drop in reverse order, so the runner is stopped before its files go.
+#[derive(Debug)]
+pub struct DataFile(PathBuf);
+
+impl std::ops::Deref for DataFile {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for DataFile {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for DataFile {
+    fn drop(&mut self) {
+        remove_db(&self.0);
+    }
+}
+
+pub fn data_file() -> DataFile {
+    DataFile(std::env::temp_dir().join(format!("mp-runner-{}.db", uuid::Uuid::new_v4().simple())))
 }
