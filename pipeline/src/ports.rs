@@ -48,11 +48,6 @@ impl PortError {
     pub fn is_transient(&self) -> bool {
         self.class == FailureClass::Transient
     }
-
-    /// The cause, with its chain.
-    pub fn cause(&self) -> &anyhow::Error {
-        &self.cause
-    }
 }
 
 /// What an adapter did not classify is transient: retrying costs little, giving up on

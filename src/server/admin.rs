@@ -42,7 +42,7 @@ async fn stats(state: &AppState) -> Result<Response<Body>, ApiError> {
         .map(|(port, counts)| ((*port).to_owned(), json!(counts.tally())))
         .collect();
     let mut body = match &state.embedded {
-        Some(queue) => json!(queue.stats().await.map_err(ApiError::Backend)?),
+        Some(queue) => json!(queue.stats().await.map_err(ApiError::from)?),
         None => json!({}),
     };
     body["faults"] = faults.into();
@@ -64,7 +64,7 @@ fn heal(state: &AppState) -> Result<Response<Body>, ApiError> {
 
 async fn dead_letters(state: &AppState) -> Result<Response<Body>, ApiError> {
     let queue = embedded_only(state, "/_local/dead-letters")?;
-    let letters = queue.dead_letters().await.map_err(ApiError::Backend)?;
+    let letters = queue.dead_letters().await.map_err(ApiError::from)?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "messages": letters }),
@@ -78,7 +78,7 @@ async fn send_raw(request: &Request, state: &AppState) -> Result<Response<Body>,
     queue
         .send_raw(body.to_owned())
         .await
-        .map_err(|e| ApiError::Backend(e.into()))?;
+        .map_err(|e| ApiError::from(pipeline::ports::PortError::from(e)))?;
     Ok(json_response(
         StatusCode::ACCEPTED,
         &json!({ "queued": true }),

@@ -71,11 +71,9 @@ fn single_answer(mut outcomes: Vec<Outcome>) -> Result<Answer, ApiError> {
             .unwrap_or_default(),
             location: Some(format!("/jobs/{id}")),
         }),
-        Some(Outcome::Unsent(error)) => Err(ApiError::QueueUnconfirmed(error)),
+        Some(Outcome::Unsent(error)) => Err(ApiError::unconfirmed(error)),
         Some(Outcome::Invalid(error)) => Err(ApiError::BadRequest(error)),
-        None => Err(ApiError::QueueUnconfirmed(
-            anyhow::anyhow!("no outcome").into(),
-        )),
+        None => Err(ApiError::unconfirmed(anyhow::anyhow!("no outcome").into())),
     }
 }
 

@@ -47,11 +47,13 @@ pub enum ApiError {
     /// A route that reached a function which does not serve it: a deployment mistake.
     #[error("route {0:?} is not served by this function")]
     NotServedHere(Route),
-    /// A backend (SQS, DynamoDB, SQLite) failed: a transient failure is a 503 with
-    /// `Retry-After`, a permanent one a 500. The client sees a generic body; the cause goes to
-    /// the log.
-    #[error("a backend failed")]
-    Backend(#[source] PortError),
+    /// A backend (SQS, DynamoDB, SQLite) failed transiently: a 503 with `Retry-After`. The
+    /// client sees a generic body; the cause goes to the log. Made by `From<PortError>`.
+    #[error("a backend is unavailable")]
+    Unavailable(#[source] PortError),
+    /// A backend refused the call itself, so that no retry can help: a 500 with a generic body.
+    #[error("a backend refused the call")]
+    BackendRefused(#[source] PortError),
     /// A request with this idempotency key is being served now.
     #[error(
         "a request with this Idempotency-Key is still being processed; retry after it is answered"
@@ -63,6 +65,28 @@ pub enum ApiError {
     /// SQS did not confirm a message: no 202, but after a timeout SQS may hold it anyway.
     #[error("the queue did not confirm the message")]
     QueueUnconfirmed(#[source] PortError),
+}
+
+impl From<PortError> for ApiError {
+    fn from(cause: PortError) -> Self {
+        if cause.is_transient() {
+            Self::Unavailable(cause)
+        } else {
+            Self::BackendRefused(cause)
+        }
+    }
+}
+
+impl ApiError {
+    /// A send the queue did not confirm: one that failed for good queued nothing, and is no
+    /// send to retry.
+    pub fn unconfirmed(cause: PortError) -> Self {
+        if cause.is_transient() {
+            Self::QueueUnconfirmed(cause)
+        } else {
+            Self::BackendRefused(cause)
+        }
+    }
 }
 
 impl PartialEq for ApiError {
@@ -97,22 +121,19 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotServedHere(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Backend(cause) | Self::QueueUnconfirmed(cause) if !cause.is_transient() => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-            Self::Backend(_) | Self::QueueUnconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotServedHere(_) | Self::BackendRefused(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) | Self::QueueUnconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         let message = match &self {
-            Self::Backend(cause) | Self::QueueUnconfirmed(cause) if !cause.is_transient() => {
+            Self::BackendRefused(cause) => {
                 tracing::error!(error = ?cause, "a backend refused the call");
                 "internal error".to_owned()
             }
-            Self::Backend(cause) => {
+            Self::Unavailable(cause) => {
                 tracing::error!(error = ?cause, "backend unavailable");
                 "the service is temporarily unavailable; retry shortly".to_owned()
             }
@@ -150,8 +171,7 @@ impl ApiError {
             Self::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Backend(cause) | Self::QueueUnconfirmed(cause) if !cause.is_transient() => {}
-            Self::Backend(_) | Self::QueueUnconfirmed(_) | Self::KeyInProgress => {
+            Self::Unavailable(_) | Self::QueueUnconfirmed(_) | Self::KeyInProgress => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::NotYetDeadLettered(_) => {
@@ -174,8 +194,8 @@ mod tests {
     #[test]
     fn a_transient_backend_failure_is_a_503_to_retry_and_a_permanent_one_a_500() {
         let transient =
-            ApiError::Backend(PortError::transient(anyhow::anyhow!("throttled"))).into_response();
-        let permanent = ApiError::Backend(PortError::permanent(anyhow::anyhow!(
+            ApiError::from(PortError::transient(anyhow::anyhow!("throttled"))).into_response();
+        let permanent = ApiError::from(PortError::permanent(anyhow::anyhow!(
             "ResourceNotFoundException: no such table"
         )))
         .into_response();
@@ -191,9 +211,8 @@ mod tests {
 
     #[test]
     fn a_send_that_failed_for_good_is_no_unconfirmed_send_to_retry() {
-        let refused =
-            ApiError::QueueUnconfirmed(PortError::permanent(anyhow::anyhow!("AccessDenied")))
-                .into_response();
+        let refused = ApiError::unconfirmed(PortError::permanent(anyhow::anyhow!("AccessDenied")))
+            .into_response();
 
         assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!refused.headers().contains_key(RETRY_AFTER));

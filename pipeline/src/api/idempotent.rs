@@ -63,7 +63,7 @@ pub(super) async fn send_items(
             .keys
             .claim(key, &print, &reserved(&items))
             .await
-            .map_err(ApiError::Backend)?
+            .map_err(ApiError::from)?
         {
             Claim::Started => {}
             Claim::TakenOver { reserved } => {

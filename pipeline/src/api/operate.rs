@@ -39,7 +39,7 @@ fn job_id(raw: &str) -> Result<JobId, ApiError> {
 pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Body>, ApiError> {
     let id = job_id(raw_id)?;
     let (stored, failure) = tokio::try_join!(reader.store.get(id), reader.failures.failure(id))
-        .map_err(ApiError::Backend)?;
+        .map_err(ApiError::from)?;
     let status = JobStatus::of(
         id,
         stored,
@@ -86,7 +86,7 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
 
 /// GET /stats.
 pub async fn stats(operations: &dyn Operations) -> Result<Response<Body>, ApiError> {
-    let stats = operations.stats().await.map_err(ApiError::Backend)?;
+    let stats = operations.stats().await.map_err(ApiError::from)?;
     Ok(json_response(StatusCode::OK, &StatsView::from(stats)))
 }
 
@@ -123,7 +123,7 @@ pub async fn dead_letters(
     let page = operations
         .dead_letters(limit, before)
         .await
-        .map_err(ApiError::Backend)?;
+        .map_err(ApiError::from)?;
     Ok(json_response(
         StatusCode::OK,
         &DeadLetterPageView {
@@ -161,7 +161,7 @@ fn answer_for_one(
     outcome: PortResult<OneDeadLetter>,
     done: &'static str,
 ) -> Result<Response<Body>, ApiError> {
-    match outcome.map_err(ApiError::Backend)? {
+    match outcome.map_err(ApiError::from)? {
         OneDeadLetter::Done => {
             tracing::warn!(action = done, "dead letter {done}");
             let requeued = done == "requeued";
@@ -182,7 +182,7 @@ pub async fn requeue_all(operations: &dyn Operations) -> Result<Response<Body>, 
     let outcome = operations
         .requeue_all(REQUEUE_ALL_BUDGET)
         .await
-        .map_err(ApiError::Backend)?;
+        .map_err(ApiError::from)?;
     tracing::info!(
         moved = outcome.moved,
         done = outcome.done,
@@ -210,7 +210,7 @@ pub async fn purge(
     operations
         .purge_dead_letters()
         .await
-        .map_err(ApiError::Backend)?;
+        .map_err(ApiError::from)?;
     tracing::warn!("dead-letter queue purged");
     Ok(json_response(
         StatusCode::OK,

@@ -30,7 +30,7 @@ pub async fn list_messages(
         .store
         .list(limit, cursor.map(|c| c.before))
         .await
-        .map_err(ApiError::Backend)?;
+        .map_err(ApiError::from)?;
     let (messages, next) = within_response_budget(page);
     let view = PageView {
         next: next.map(|c| c.encode(reader.cursors)),
@@ -84,7 +84,7 @@ pub async fn get_message(
     let message = store
         .get(id)
         .await
-        .map_err(ApiError::Backend)?
+        .map_err(ApiError::from)?
         .ok_or_else(not_found)?;
     Ok(json_response(StatusCode::OK, &MessageView::from(message)))
 }
