@@ -25,6 +25,7 @@ pub const NAMESPACE: &str = "MessagePipeline";
 pub enum Unit {
     Count,
     Milliseconds,
+    Seconds,
 }
 
 impl Unit {
@@ -32,6 +33,7 @@ impl Unit {
         match self {
             Self::Count => "Count",
             Self::Milliseconds => "Milliseconds",
+            Self::Seconds => "Seconds",
         }
     }
 }
@@ -198,9 +200,18 @@ pub enum EnqueueOutcome {
 pub struct BatchOutcome {
     pub records: usize,
     pub stored: usize,
+    /// Reported failed: retried.
     pub failed: usize,
+    /// Noted as dead-lettered: moved at once, or failed at their last receive.
     pub dead_lettered: usize,
     pub store_latency_ms: u64,
+    /// Backed off, by class.
+    pub retried_transient: usize,
+    pub retried_deployment: usize,
+    /// Permanent failures put in the dead-letter queue by this invocation.
+    pub dead_lettered_at_once: usize,
+    /// The longest backoff chosen (zero when none).
+    pub longest_backoff: std::time::Duration,
 }
 
 /// The consumer's metrics for one invocation.
@@ -219,6 +230,26 @@ pub fn batch_outcome(document: Document, outcome: BatchOutcome) -> Document {
             Unit::Milliseconds,
             outcome.store_latency_ms as f64,
         )
+        .metric(
+            "RecordsRetriedTransient",
+            Unit::Count,
+            outcome.retried_transient as f64,
+        )
+        .metric(
+            "RecordsRetriedDeployment",
+            Unit::Count,
+            outcome.retried_deployment as f64,
+        )
+        .metric(
+            "RecordsDeadLetteredAtOnce",
+            Unit::Count,
+            outcome.dead_lettered_at_once as f64,
+        )
+        .metric(
+            "RetryBackoff",
+            Unit::Seconds,
+            outcome.longest_backoff.as_secs() as f64,
+        )
 }
 
 #[cfg(test)]
@@ -235,11 +266,15 @@ mod tests {
                 failed: 2,
                 dead_lettered: 1,
                 store_latency_ms: 17,
+                retried_transient: 1,
+                retried_deployment: 0,
+                dead_lettered_at_once: 1,
+                longest_backoff: std::time::Duration::from_secs(60),
             },
         );
         assert_eq!(
             document.to_line(),
-            r#"{"_aws":{"Timestamp":1700000000123,"CloudWatchMetrics":[{"Namespace":"MessagePipeline","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"BatchSize","Unit":"Count"},{"Name":"MessagesStored","Unit":"Count"},{"Name":"RecordsFailed","Unit":"Count"},{"Name":"MessagesDeadLettered","Unit":"Count"},{"Name":"StoreLatency","Unit":"Milliseconds"}]}]},"FunctionName":"stack-ConsumerFunction-x","BatchSize":10,"MessagesStored":8,"RecordsFailed":2,"MessagesDeadLettered":1,"StoreLatency":17}"#
+            r#"{"_aws":{"Timestamp":1700000000123,"CloudWatchMetrics":[{"Namespace":"MessagePipeline","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"BatchSize","Unit":"Count"},{"Name":"MessagesStored","Unit":"Count"},{"Name":"RecordsFailed","Unit":"Count"},{"Name":"MessagesDeadLettered","Unit":"Count"},{"Name":"StoreLatency","Unit":"Milliseconds"},{"Name":"RecordsRetriedTransient","Unit":"Count"},{"Name":"RecordsRetriedDeployment","Unit":"Count"},{"Name":"RecordsDeadLetteredAtOnce","Unit":"Count"},{"Name":"RetryBackoff","Unit":"Seconds"}]}]},"FunctionName":"stack-ConsumerFunction-x","BatchSize":10,"MessagesStored":8,"RecordsFailed":2,"MessagesDeadLettered":1,"StoreLatency":17,"RecordsRetriedTransient":1,"RecordsRetriedDeployment":0,"RecordsDeadLetteredAtOnce":1,"RetryBackoff":60}"#
         );
     }
 

@@ -8,41 +8,36 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 
+pub use crate::domain::FailureClass;
 use crate::domain::{
-    Claim, Failure, IdempotencyKey, JobId, Message, Outgoing, Page, PageLimit, ReservedIds,
+    Claim, DeadLetterId, Failure, IdempotencyKey, JobId, Message, Outgoing, Page, PageLimit, ReservedIds,
     StoredAnswer,
 };
 
-/// Why a call to a backend failed, as far as its caller can act on it: a transient failure
-/// (throttling, a timeout, a connection error, a 5xx, anything unknown) may pass if the call
-/// is made again later; a permanent one (the backend refused the request itself: a missing
-/// table or queue, access denied, a validation error) will not. The HTTP API answers the
-/// first with a 503 and `Retry-After`, the second with a 500.
-#[derive(Debug)]
+/// Why a call to a backend failed, as far as its caller can act on it: its
+/// [`FailureClass`] (the adapter decides it from the backend's answer) and the cause. The
+/// HTTP API answers a transient failure with a 503 and `Retry-After`, any other with a 500;
+/// the consumer retries what is not permanent, with backoff, and dead-letters the rest at once.
+#[derive(Debug, Clone)]
 pub struct PortError {
     pub class: FailureClass,
-    cause: anyhow::Error,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureClass {
-    Transient,
-    Permanent,
+    cause: Arc<anyhow::Error>,
 }
 
 impl PortError {
-    pub fn transient(cause: impl Into<anyhow::Error>) -> Self {
+    pub fn new(class: FailureClass, cause: impl Into<anyhow::Error>) -> Self {
         Self {
-            class: FailureClass::Transient,
-            cause: cause.into(),
+            class,
+            cause: Arc::new(cause.into()),
         }
     }
 
+    pub fn transient(cause: impl Into<anyhow::Error>) -> Self {
+        Self::new(FailureClass::Transient, cause)
+    }
+
     pub fn permanent(cause: impl Into<anyhow::Error>) -> Self {
-        Self {
-            class: FailureClass::Permanent,
-            cause: cause.into(),
-        }
+        Self::new(FailureClass::Permanent, cause)
     }
 
     pub fn is_transient(&self) -> bool {
@@ -122,12 +117,42 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug {
     async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page>;
 }
 
+/// The jobs of a batch that were not stored, each with why: in one batch, one job may be
+/// refused for good (stored with other content) while another was throttled.
 #[derive(Debug, thiserror::Error)]
 #[error("{} of the batch's messages were not stored", unwritten.len())]
 pub struct PutBatchError {
-    pub unwritten: Vec<JobId>,
-    #[source]
+    pub unwritten: Vec<Unwritten>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Unwritten {
+    pub id: JobId,
     pub cause: PortError,
+}
+
+impl PutBatchError {
+    /// Every one of `messages` unwritten, for the same cause.
+    pub fn all(messages: &[Message], cause: PortError) -> Self {
+        Self::each(messages.iter().map(|m| m.id), cause)
+    }
+
+    /// Each of `ids` unwritten, for the same cause.
+    pub fn each(ids: impl IntoIterator<Item = JobId>, cause: PortError) -> Self {
+        Self {
+            unwritten: ids
+                .into_iter()
+                .map(|id| Unwritten {
+                    id,
+                    cause: cause.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn ids(&self) -> Vec<JobId> {
+        self.unwritten.iter().map(|u| u.id).collect()
+    }
 }
 
 /// Where idempotency keys are kept (see [`crate::domain::IdempotencyKey`]): each operation is
@@ -159,24 +184,47 @@ pub trait FailureLog: Send + Sync + std::fmt::Debug {
     async fn failure(&self, id: JobId) -> PortResult<Option<Failure>>;
 }
 
+/// What the consumer does with a record it did not store, beyond reporting it failed: hide it
+/// for a backoff, or move it to the dead-letter queue at once. On SQS the calls name the
+/// records by their receipt handles; on the embedded queue the same.
+#[async_trait]
+pub trait Redrive: Send + Sync + std::fmt::Debug {
+    /// Hides each received message for its wait (from now), all in one call where the queue
+    /// allows (SQS: `ChangeMessageVisibilityBatch`, ten a request). A receipt handle that is
+    /// stale changes nothing.
+    async fn back_off(&self, waits: &[(String, Duration)]) -> PortResult<()>;
+
+    /// Puts each record in the dead-letter queue (its body, attributes and FIFO group). The
+    /// consumer then reports it done, so that the event source deletes it from the queue:
+    /// send first, delete after, never the other order (a crash in between leaves a copy in
+    /// each, never none). One result per record, in order: the dead letter's message id.
+    async fn dead_letter(&self, records: &[SqsMessage]) -> Vec<PortResult<String>>;
+}
+
 /// What an operator does with a running pipeline: count what is where, and look into, requeue
 /// and empty the dead-letter queue. The same contract on SQS + DynamoDB and on SQLite.
 #[async_trait]
 pub trait Operations: Send + Sync + std::fmt::Debug {
     async fn stats(&self) -> PortResult<PipelineStats>;
 
-    /// Dead-lettered jobs, newest job first, strictly older than `before` when given.
-    async fn dead_letters(&self, limit: usize, before: Option<JobId>)
-        -> PortResult<DeadLetterPage>;
+    /// Dead letters by their notes: raw ones first, then jobs newest first; strictly after
+    /// `before` in that order when given.
+    async fn dead_letters(
+        &self,
+        limit: usize,
+        before: Option<DeadLetterId>,
+    ) -> PortResult<DeadLetterPage>;
 
     /// Moves one job from the dead-letter queue back to the queue, under the same job id.
     async fn requeue(&self, id: JobId) -> PortResult<OneDeadLetter>;
 
-    /// Deletes one job from the dead-letter queue for good, and its failure note.
-    async fn delete_dead_letter(&self, id: JobId) -> PortResult<OneDeadLetter>;
+    /// Deletes one dead letter for good, and its failure note.
+    async fn delete_dead_letter(&self, id: DeadLetterId) -> PortResult<OneDeadLetter>;
 
-    /// Moves the dead-letter queue's messages back, within about `budget` of time: either a
-    /// move task the queue service runs itself, or as many as fit (call again until `done`).
+    /// Moves the dead-letter queue's jobs back, within about `budget` of time: either a move
+    /// task the queue service runs itself, or as many as fit (call again until `done`).
+    /// Raw dead letters (bodies that are not envelopes of ours) stay: they would only fail
+    /// again.
     async fn requeue_all(&self, budget: Duration) -> PortResult<RequeueAll>;
 
     /// Deletes every message in the dead-letter queue, and the notes of their failures.
@@ -216,7 +264,7 @@ pub struct Count {
 pub struct DeadLetterPage {
     pub letters: Vec<Failure>,
     /// The `before` of the next page, when there may be one.
-    pub next: Option<JobId>,
+    pub next: Option<DeadLetterId>,
 }
 
 /// What came of requeueing or deleting one dead-lettered job.
@@ -240,6 +288,8 @@ pub struct RequeueAll {
     pub done: bool,
     /// The queue service's own move task, when it runs one (SQS `StartMessageMoveTask`).
     pub move_task: Option<String>,
+    /// Raw dead letters left where they are (known to this call: on SQS, those noted).
+    pub left: u64,
 }
 
 // A shared adapter is a port too: the runner hands one `Arc` to the HTTP side and the worker,

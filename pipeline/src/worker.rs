@@ -2,6 +2,11 @@
 //!
 //! Delivery is at least once; the effect is exactly once because a job always becomes the same
 //! item (same key, same content), so a redelivered record rewrites what is already there.
+//!
+//! A record that fails is handled by its class ([`RecordFailure::class`]): one that may pass
+//! later is hidden for an exponential backoff ([`RetryPolicy`]) and reported failed, so the
+//! queue retries it after the backoff, not after its visibility timeout; one that never can is
+//! put in the dead-letter queue at once and reported done.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
@@ -12,29 +17,42 @@ use futures::FutureExt as _;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    truncate_chars, ContentLimit, Failure, JobId, Message, QueuedMessage, PREVIEW_CHARS,
+    truncate_chars, ContentLimit, DeadLetterId, Failure, FailureClass, JobId, Message,
+    QueuedMessage, RecordFailure, RetryPolicy, PREVIEW_CHARS,
 };
 use crate::metrics::{self, BatchOutcome, Document};
-use crate::ports::{FailureLog, MessageStore};
+use crate::ports::{FailureLog, MessageStore, Redrive};
 
-/// Where and when the consumer notes a job's last failure: the failure log, and the queue's
-/// `maxReceiveCount` (a record that fails at that receive count is about to be dead-lettered).
+/// Where and when the consumer notes a dead letter's last failure: the failure log, and the
+/// queue's `maxReceiveCount` (a record that fails at that receive count is about to be
+/// dead-lettered).
 #[derive(Debug, Clone)]
 pub struct LastFailureNotes {
     pub log: Arc<dyn FailureLog>,
     pub max_receive_count: u32,
 }
 
-/// The SQS consumer: the store it writes, where it notes last failures (none in tests and
-/// benchmarks), and the clock their times and its metrics are read on.
+/// How the consumer retries: the queue it changes visibilities on and dead-letters through,
+/// and the backoff.
+#[derive(Debug, Clone)]
+pub struct Retries {
+    pub redrive: Arc<dyn Redrive>,
+    pub policy: RetryPolicy,
+}
+
+/// The SQS consumer: the store it writes, where it notes last failures, how it retries (none
+/// in unit tests and benchmarks: failed records are only reported), and the clock their times
+/// and its metrics are read on.
 #[derive(Debug, Clone, Copy)]
 pub struct Consumer<'a> {
     store: &'a dyn MessageStore,
     notes: Option<&'a LastFailureNotes>,
+    retries: Option<&'a Retries>,
     clock: &'a dyn Clock,
 }
 
-/// [`Consumer::consume`] with no failure notes, on the system clock (tests, benchmarks).
+/// [`Consumer::consume`] with no failure notes and no retries, on the system clock (tests,
+/// benchmarks).
 pub async fn store_batch(event: SqsEvent, store: &dyn MessageStore) -> SqsBatchResponse {
     Consumer::new(store).consume(event).await
 }
@@ -44,13 +62,19 @@ impl<'a> Consumer<'a> {
         Self {
             store,
             notes: None,
+            retries: None,
             clock: &SystemClock,
         }
     }
 
-    /// The same consumer, noting each job's failure at its last receive in `notes`.
+    /// The same consumer, noting each dead letter's failure in `notes`.
     pub fn noting_last_failures(self, notes: Option<&'a LastFailureNotes>) -> Self {
         Self { notes, ..self }
+    }
+
+    /// The same consumer, backing off and dead-letterring as `retries` says.
+    pub fn retrying(self, retries: Option<&'a Retries>) -> Self {
+        Self { retries, ..self }
     }
 
     pub fn on_clock(self, clock: &'a dyn Clock) -> Self {
@@ -62,83 +86,89 @@ impl<'a> Consumer<'a> {
     /// `maxReceiveCount` receives, moves them to the dead-letter queue. One bad record never
     /// fails the batch.
     ///
-    /// A failed record at its last receive is noted (receive count, first receive, the
-    /// error), so that its job's status and the dead-letter listing can say why. Earlier
-    /// failures and successes write nothing beyond the message itself.
+    /// With [`Retries`], each failure is handled by its class: a record that may pass later
+    /// is hidden for its backoff (all of the batch's in one call) and reported failed; one
+    /// that never can is put in the dead-letter queue and reported done (if that send fails,
+    /// it is backed off and tried again at its next delivery). A batch with no failure makes
+    /// no call beyond the store's.
+    ///
+    /// A dead letter is noted (receive count, first receive, the error and its class): a
+    /// record dead-lettered here at once, and a retried one that fails at its last receive,
+    /// so that its job's status and the dead-letter listing can say why. Successes and
+    /// earlier failures write nothing beyond the message itself.
     ///
     /// FIFO records (they carry `MessageGroupId`) are stored in order within their group
-    /// ([`waves`]): at the first failure in a group, that record and every later record of
-    /// the group are reported failed and the later ones are not attempted. Lambda deletes
-    /// every record of a FIFO batch that is not reported, so a later record reported as done
-    /// would be stored out of order, or lost to the group's order (Powertools'
+    /// ([`waves`]): at the first retried failure in a group, that record and every later
+    /// record of the group are reported failed and the later ones are not attempted. Lambda
+    /// deletes every record of a FIFO batch that is not reported, so a later record reported
+    /// as done would be stored out of order, or lost to the group's order (Powertools'
     /// `SqsFifoPartialProcessor` does the same). Those records come back behind the failed
-    /// one; if it keeps failing, SQS moves them to the dead-letter queue with it (they were
-    /// received as often), noted as not attempted.
+    /// one, which keeps its group blocked while it backs off. A permanent failure does not
+    /// block its group: it will never be stored, so nothing behind it waits for it.
     ///
     /// Content is decoded against the ceiling, not the configured `MAX_CONTENT_CHARS`: a
     /// message that got its 202 under a higher limit (a rollout in which enqueue updated
     /// first, or a limit lowered while messages wait) is stored, as the read path reads it.
     #[tracing::instrument(skip_all, fields(records = event.records.len()))]
     pub async fn consume(&self, event: SqsEvent) -> SqsBatchResponse {
-        let Self {
-            store,
-            notes,
-            clock,
-        } = *self;
         let mut failed: Vec<FailedRecord> = Vec::new();
         let mut stored = 0;
         let mut store_latency_ms = 0;
-        // FIFO: the groups in which a record failed; their later records are not attempted.
+        // FIFO: the groups in which a record failed and will be retried; their later records
+        // are not attempted.
         let mut blocked: HashSet<&str> = HashSet::new();
         for wave in waves(&event.records) {
             let mut attempted = Vec::with_capacity(wave.len());
             for index in wave {
                 match group_of(&event.records[index]) {
-                    Some(group) if blocked.contains(group) => {
-                        failed.push(FailedRecord {
-                            index,
-                            job: event.records[index]
-                                .body
-                                .as_deref()
-                                .and_then(QueuedMessage::job_id_of),
-                            preview: String::new(),
-                            reason:
-                                "not attempted: an earlier message of its FIFO group failed in \
-                                     this batch, and a group is stored in order"
-                                    .into(),
-                        });
-                    }
+                    Some(group) if blocked.contains(group) => failed.push(FailedRecord {
+                        index,
+                        job: event.records[index]
+                            .body
+                            .as_deref()
+                            .and_then(QueuedMessage::job_id_of),
+                        preview: String::new(),
+                        failure: RecordFailure::NotAttempted,
+                    }),
                     _ => attempted.push(index),
                 }
             }
             let before = failed.len();
             let (wave_stored, latency) =
-                store_records(&event.records, &attempted, store, &mut failed).await;
+                store_records(&event.records, &attempted, self.store, &mut failed).await;
             stored += wave_stored;
             store_latency_ms += latency;
             for failure in &failed[before..] {
-                if let Some(group) = group_of(&event.records[failure.index]) {
-                    blocked.insert(group);
+                if failure.failure.class().is_retried() {
+                    if let Some(group) = group_of(&event.records[failure.index]) {
+                        blocked.insert(group);
+                    }
                 }
             }
         }
         failed.sort_by_key(|f| f.index);
 
-        let dead_lettered = match notes {
-            Some(notes) => note_last_failures(&event.records, &failed, notes, clock).await,
-            None => 0,
-        };
-        tracing::info!(stored, failed = failed.len(), "batch handled");
-        let outcome = BatchOutcome {
+        let mut outcome = BatchOutcome {
             records: event.records.len(),
             stored,
-            failed: failed.len(),
-            dead_lettered,
             store_latency_ms,
+            ..BatchOutcome::default()
         };
-        metrics::batch_outcome(Document::for_this_function(clock), outcome).emit();
+        let (moved, retried) = match self.retries {
+            Some(retries) => self.redrive(&event.records, failed, retries, &mut outcome).await,
+            None => (Vec::new(), failed),
+        };
+        outcome.failed = retried.len();
+        outcome.dead_lettered = match self.notes {
+            Some(notes) => {
+                note_dead_letters(&event.records, &moved, &retried, notes, self.clock).await
+            }
+            None => 0,
+        };
+        tracing::info!(stored, failed = retried.len(), dead_lettered = moved.len(), "batch handled");
+        metrics::batch_outcome(Document::for_this_function(self.clock), outcome).emit();
         let mut response = SqsBatchResponse::default();
-        response.set_failures(failed.iter().map(|f| {
+        response.set_failures(retried.iter().map(|f| {
             event.records[f.index]
                 .message_id
                 .clone()
@@ -146,6 +176,76 @@ impl<'a> Consumer<'a> {
         }));
         response
     }
+
+    /// Puts the permanent failures in the dead-letter queue and backs off the rest (and
+    /// those whose move failed). Returns the moved records (with their dead-letter ids) and
+    /// the records to report failed.
+    async fn redrive(
+        &self,
+        records: &[SqsMessage],
+        failed: Vec<FailedRecord>,
+        retries: &Retries,
+        outcome: &mut BatchOutcome,
+    ) -> (Vec<(FailedRecord, DeadLetterId)>, Vec<FailedRecord>) {
+        let (permanent, mut retried): (Vec<FailedRecord>, Vec<FailedRecord>) = failed
+            .into_iter()
+            .partition(|f| f.failure.class() == FailureClass::Permanent);
+        let mut moved = Vec::with_capacity(permanent.len());
+        if !permanent.is_empty() {
+            let copies: Vec<SqsMessage> =
+                permanent.iter().map(|f| records[f.index].clone()).collect();
+            let results = retries.redrive.dead_letter(&copies).await;
+            for (failure, result) in permanent.into_iter().zip(results) {
+                match result {
+                    Ok(dead_letter_message_id) => {
+                        let id = match failure.job {
+                            Some(job) => DeadLetterId::Job(job),
+                            None => DeadLetterId::Raw(dead_letter_message_id),
+                        };
+                        tracing::warn!(dead_letter = %id, reason = %failure.failure.reason(), "can never be stored; moved to the dead-letter queue");
+                        moved.push((failure, id));
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "moving a record that can never be stored to the dead-letter queue failed; it is retried");
+                        retried.push(failure);
+                    }
+                }
+            }
+            retried.sort_by_key(|f| f.index);
+        }
+        outcome.dead_lettered_at_once = moved.len();
+        let mut waits = Vec::with_capacity(retried.len());
+        for failure in &retried {
+            let record = &records[failure.index];
+            let Some(receipt) = record.receipt_handle.clone() else {
+                continue;
+            };
+            let wait = retries
+                .policy
+                .backoff(receive_count(record), fastrand::f64());
+            match failure.failure.class() {
+                FailureClass::Deployment => outcome.retried_deployment += 1,
+                _ => outcome.retried_transient += 1,
+            }
+            outcome.longest_backoff = outcome.longest_backoff.max(wait);
+            waits.push((receipt, wait));
+        }
+        if !waits.is_empty() {
+            if let Err(error) = retries.redrive.back_off(&waits).await {
+                tracing::error!(%error, records = waits.len(), "backing off failed records failed; they come back after the visibility timeout");
+            }
+        }
+        (moved, retried)
+    }
+}
+
+/// A record's `ApproximateReceiveCount` (1 when the event does not say).
+fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
 }
 
 /// A FIFO record's message group (`MessageGroupId`); none on a standard queue.
@@ -207,37 +307,46 @@ async fn store_records(
                 }
                 records.push(index);
             }
-            Err(reason) => {
+            Err(failure) => {
                 // An envelope with a job id but invalid content still names its job, whose
-                // status and dead-letter listing should say why.
-                let job = record.body.as_deref().and_then(QueuedMessage::job_id_of);
+                // status and dead-letter listing should say why; a body that names none is
+                // a raw dead letter, whose preview is the body.
+                let body = record.body.as_deref().unwrap_or_default();
+                let job = QueuedMessage::job_id_of(body);
                 if let Some(job) = job {
                     span.record("job_id", tracing::field::display(job));
                 }
-                tracing::warn!(%reason, "record cannot be stored; it will be retried, then dead-lettered");
+                tracing::warn!(reason = %failure.note(), "record cannot be stored");
                 failed.push(FailedRecord {
                     index,
                     job,
-                    preview: String::new(),
-                    reason,
+                    preview: if job.is_some() {
+                        String::new()
+                    } else {
+                        truncate_chars(body, PREVIEW_CHARS)
+                    },
+                    failure,
                 });
             }
         }
     }
 
     let started = std::time::Instant::now();
-    let (unwritten, cause) = put_guarded(store, &messages).await;
+    let unwritten = put_guarded(store, &messages).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     // One pass over the batch, not one search of it per refused job: a batch can hold 10,000.
-    let unwritten: HashSet<JobId> = unwritten.into_iter().collect();
-    for message in messages.iter().filter(|m| unwritten.contains(&m.id)) {
+    let by_id: HashMap<JobId, &Message> = messages.iter().map(|m| (m.id, m)).collect();
+    for (id, failure) in unwritten {
+        let Some(message) = by_id.get(&id) else {
+            continue;
+        };
         let preview = truncate_chars(message.content.as_str(), PREVIEW_CHARS);
-        for index in records_by_job.remove(&message.id).unwrap_or_default() {
+        for index in records_by_job.remove(&id).unwrap_or_default() {
             failed.push(FailedRecord {
                 index,
-                job: Some(message.id),
+                job: Some(id),
                 preview: preview.clone(),
-                reason: cause.clone(),
+                failure: failure.clone(),
             });
         }
     }
@@ -251,77 +360,109 @@ struct FailedRecord {
     /// The job it names, when it names one.
     job: Option<JobId>,
     preview: String,
-    reason: String,
+    failure: RecordFailure,
 }
 
-/// Notes the failures of records at their last receive; returns how many jobs that is. A
-/// note that cannot be written is logged, not retried: the record fails either way, and its
-/// job's status then reads `queued` until the queue's retention ends (see the README's
-/// job-status section).
-async fn note_last_failures(
+/// Notes the dead letters: those moved at once, and retried ones at their last receive (SQS
+/// moves them at their next). Returns how many that is. A note that cannot be written is
+/// logged, not retried: the record is dead-lettered either way, and its job's status then
+/// reads `queued` until the queue's retention ends (see the README's job-status section).
+async fn note_dead_letters(
     records: &[SqsMessage],
-    failed: &[FailedRecord],
+    moved: &[(FailedRecord, DeadLetterId)],
+    retried: &[FailedRecord],
     notes: &LastFailureNotes,
     clock: &dyn Clock,
 ) -> usize {
     let now_ms = clock.now_ms_u64();
-    let attribute = |record: &SqsMessage, name: &str| -> Option<u64> {
-        record.attributes.get(name).and_then(|v| v.parse().ok())
-    };
-    let mut last: Vec<Failure> = Vec::new();
-    for failure in failed {
-        let record = &records[failure.index];
-        let receive_count = attribute(record, "ApproximateReceiveCount").unwrap_or(1) as u32;
-        let Some(job) = failure.job else {
-            continue;
-        };
-        if receive_count < notes.max_receive_count || last.iter().any(|f| f.job_id == job) {
-            continue;
+    let mut noted: Vec<Failure> = Vec::new();
+    let mut note = |failure: &FailedRecord, id: DeadLetterId| {
+        if noted.iter().any(|f| f.id == id) {
+            return;
         }
-        tracing::warn!(job_id = %job, receive_count, "last delivery failed; the job goes to the dead-letter queue");
-        last.push(
+        let record = &records[failure.index];
+        let receive_count = receive_count(record);
+        tracing::warn!(dead_letter = %id, receive_count, "noted as dead-lettered");
+        noted.push(
             Failure {
-                job_id: job,
+                id,
                 receive_count,
-                first_failure_ms: attribute(record, "ApproximateFirstReceiveTimestamp")
+                first_failure_ms: record
+                    .attributes
+                    .get("ApproximateFirstReceiveTimestamp")
+                    .and_then(|v| v.parse().ok())
                     .unwrap_or(now_ms),
                 last_failure_ms: now_ms,
-                last_error: failure.reason.clone(),
+                last_error: failure.failure.note(),
                 preview: failure.preview.clone(),
             }
             .bounded(),
         );
+    };
+    for (failure, id) in moved {
+        note(failure, id.clone());
     }
-    if !last.is_empty() {
-        if let Err(error) = notes.log.note(&last).await {
+    for failure in retried {
+        let record = &records[failure.index];
+        if receive_count(record) < notes.max_receive_count {
+            continue;
+        }
+        // SQS's redrive keeps the message id: a raw body is listed under it.
+        let id = match (failure.job, record.message_id.as_deref()) {
+            (Some(job), _) => DeadLetterId::Job(job),
+            (None, Some(message_id)) => match DeadLetterId::raw(message_id) {
+                Some(id) => id,
+                None => continue,
+            },
+            (None, None) => continue,
+        };
+        note(failure, id);
+    }
+    if !noted.is_empty() {
+        if let Err(error) = notes.log.note(&noted).await {
             tracing::error!(
                 ?error,
-                jobs = last.len(),
-                "noting the jobs' last failures failed"
+                dead_letters = noted.len(),
+                "noting the dead letters' last failures failed"
             );
         }
     }
-    last.len()
+    noted.len()
 }
 
-/// Puts the batch; the jobs that were not stored come back. If the put panics, each message is
-/// put on its own so that the panic costs the record that causes it, not its neighbours.
-async fn put_guarded(store: &dyn MessageStore, messages: &[Message]) -> (Vec<JobId>, String) {
+/// Puts the batch; the jobs that were not stored come back, each with why. If the put
+/// panics, each message is put on its own so that the panic costs the record that causes it,
+/// not its neighbours.
+async fn put_guarded(store: &dyn MessageStore, messages: &[Message]) -> Vec<(JobId, RecordFailure)> {
     if messages.is_empty() {
-        return (Vec::new(), String::new());
+        return Vec::new();
     }
+    let refused = |error: crate::ports::PutBatchError| -> Vec<(JobId, RecordFailure)> {
+        error
+            .unwritten
+            .into_iter()
+            .map(|u| {
+                let failure = RecordFailure::Refused {
+                    class: u.cause.class,
+                    cause: format!("{:#}", u.cause),
+                };
+                (u.id, failure)
+            })
+            .collect()
+    };
     match AssertUnwindSafe(store.put_batch(messages))
         .catch_unwind()
         .await
     {
-        Ok(Ok(())) => (Vec::new(), String::new()),
+        Ok(Ok(())) => Vec::new(),
         Ok(Err(error)) => {
-            tracing::error!(error = ?error.cause, job_ids = ?error.unwritten, "store refused part of the batch");
-            (error.unwritten, format!("{:#}", error.cause))
+            tracing::error!(job_ids = ?error.ids(), error = %error.unwritten.first().map(|u| u.cause.to_string()).unwrap_or_default(), "store refused part of the batch");
+            refused(error)
         }
         Err(panic) => {
+            let text = panic_text(&*panic).to_owned();
             tracing::error!(
-                panic = panic_text(&*panic),
+                panic = text,
                 "store panicked; putting the batch one message at a time"
             );
             let mut unwritten = Vec::new();
@@ -332,28 +473,26 @@ async fn put_guarded(store: &dyn MessageStore, messages: &[Message]) -> (Vec<Job
                     .await
                 {
                     Ok(Ok(())) => {}
-                    Ok(Err(error)) => unwritten.extend(error.unwritten),
+                    Ok(Err(error)) => unwritten.extend(refused(error)),
                     Err(panic) => {
-                        tracing::error!(job_id = %message.id, panic = panic_text(&*panic), "store panicked on this message");
-                        unwritten.push(message.id);
+                        let text = panic_text(&*panic).to_owned();
+                        tracing::error!(job_id = %message.id, panic = text, "store panicked on this message");
+                        unwritten.push((message.id, RecordFailure::StorePanicked(text)));
                     }
                 }
             }
-            (
-                unwritten,
-                format!("the store panicked: {}", panic_text(&*panic)),
-            )
+            unwritten
         }
     }
 }
 
 /// Decoding runs outside the store's control: a panic in it must cost one record, not the batch.
-fn decode_guarded(record: &SqsMessage, limit: ContentLimit) -> Result<Message, String> {
+fn decode_guarded(record: &SqsMessage, limit: ContentLimit) -> Result<Message, RecordFailure> {
     std::panic::catch_unwind(|| {
-        let body = record.body.as_deref().ok_or("record has no body")?;
-        QueuedMessage::decode(body, limit).map_err(|e| e.to_string())
+        let body = record.body.as_deref().ok_or(RecordFailure::NoBody)?;
+        QueuedMessage::decode(body, limit).map_err(|e| RecordFailure::of_envelope(&e))
     })
-    .unwrap_or_else(|panic| Err(format!("panicked while decoding: {}", panic_text(&*panic))))
+    .unwrap_or_else(|panic| Err(RecordFailure::DecodePanicked(panic_text(&*panic).to_owned())))
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
@@ -369,7 +508,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::domain::MessageContent;
-    use crate::testing::{InMemoryFailureLog, InMemoryStore};
+    use crate::testing::{InMemoryFailureLog, InMemoryRedrive, InMemoryStore};
 
     fn record(message_id: &str, body: &str) -> SqsMessage {
         let mut record = SqsMessage::default();
@@ -572,8 +711,9 @@ mod tests {
         assert_eq!(store.written(), ["a1", "b1", "b2", "a2", "a3"]);
     }
 
+    // It will never be stored, so nothing behind it waits for it.
     #[tokio::test]
-    async fn a_fifo_record_that_cannot_be_decoded_holds_back_its_group_only() {
+    async fn a_fifo_record_that_can_never_be_stored_holds_back_nothing() {
         let store = InMemoryStore::default();
         let (_, body_x1) = job("x1");
         let (_, body_y1) = job("y1");
@@ -590,9 +730,8 @@ mod tests {
         )
         .await;
 
-        assert_eq!(failed_ids(&response), ["1", "2"]);
-        assert_eq!(store.written(), ["y1", "y2"]);
-        drop(body_x1);
+        assert_eq!(failed_ids(&response), ["1"]);
+        assert_eq!(store.written(), ["y1", "x1", "y2"]);
     }
 
     #[tokio::test]
@@ -650,7 +789,11 @@ mod tests {
         assert_eq!(failed_ids(&response), ["1", "2", "4", "5"]);
         assert_eq!(store.items(), vec![stored]);
         let noted = log.notes();
-        assert_eq!(noted.len(), 2, "{noted:?}");
+        assert_eq!(noted.len(), 3, "{noted:?}");
+        // SQS's redrive keeps the message id, which names a raw dead letter.
+        let raw = log.failure_of(DeadLetterId::Raw("4".into())).unwrap();
+        assert_eq!(raw.preview, "not an envelope");
+        assert!(raw.last_error.starts_with("permanent"), "{}", raw.last_error);
         let invalid = log.failure_of(unnamed.id).unwrap();
         assert!(
             invalid.last_error.contains("empty"),
@@ -658,11 +801,14 @@ mod tests {
             invalid.last_error
         );
         let failure = &log.failure_of(last.id).unwrap();
-        assert_eq!(failure.job_id, last.id);
+        assert_eq!(failure.id, DeadLetterId::Job(last.id));
         assert_eq!(failure.receive_count, 3);
         assert_eq!(failure.first_failure_ms, 1_700_000_000_123);
         assert_eq!(failure.last_failure_ms, 1_700_000_009_000);
-        assert_eq!(failure.last_error, "injected store failure");
+        assert_eq!(
+            failure.last_error,
+            "transient (retried with backoff): injected store failure"
+        );
         assert_eq!(failure.preview, "refused at last");
         assert!(log.failure_of(early.id).is_none());
     }
@@ -734,5 +880,202 @@ mod tests {
             ["33333333-3333-4333-8333-333333333333"]
         );
         assert_eq!(store.items().len(), 2);
+    }
+
+    fn retrying(redrive: &Arc<InMemoryRedrive>) -> Retries {
+        Retries {
+            redrive: redrive.clone(),
+            policy: RetryPolicy::new(10, 100).unwrap(),
+        }
+    }
+
+    fn received(message_id: &str, body: &str, receive_count: u32) -> SqsMessage {
+        let mut record = delivered(message_id, body, receive_count);
+        record.receipt_handle = Some(format!("receipt-{message_id}"));
+        record
+    }
+
+    #[tokio::test]
+    async fn transient_failures_back_off_in_one_call_by_their_receive_counts() {
+        let mut store = InMemoryStore::default();
+        store.refuse.insert("throttled".into());
+        let redrive = Arc::new(InMemoryRedrive::default());
+        let retries = retrying(&redrive);
+        let (_, body) = job("throttled");
+        let (_, other) = job("throttled");
+        let (stored, body_stored) = job("fine");
+
+        let response = Consumer::new(&store)
+            .retrying(Some(&retries))
+            .consume(event(vec![
+                received("1", &body, 1),
+                received("2", &other, 4),
+                received("3", &body_stored, 1),
+            ]))
+            .await;
+
+        assert_eq!(failed_ids(&response), ["1", "2"]);
+        assert_eq!(store.items(), vec![stored]);
+        let calls = redrive.backoff_calls();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let waits: HashMap<&str, u64> = calls[0]
+            .iter()
+            .map(|(receipt, wait)| (receipt.as_str(), wait.as_secs()))
+            .collect();
+        // min(10 × 2^(n−1), 100) s, jittered in its upper half.
+        assert!((5..=10).contains(&waits["receipt-1"]), "{waits:?}");
+        assert!((40..=80).contains(&waits["receipt-2"]), "{waits:?}");
+        assert_eq!(waits.len(), 2);
+        assert!(redrive.dead_letters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_with_no_failure_makes_no_call_beyond_the_store() {
+        let store = InMemoryStore::default();
+        let redrive = Arc::new(InMemoryRedrive::default());
+        let retries = retrying(&redrive);
+        let (_, body) = job("fine");
+
+        let response = Consumer::new(&store)
+            .retrying(Some(&retries))
+            .consume(event(vec![received("1", &body, 1)]))
+            .await;
+
+        assert!(response.batch_item_failures.is_empty());
+        assert!(redrive.backoff_calls().is_empty());
+        assert!(redrive.dead_letters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_record_that_can_never_be_stored_is_dead_lettered_at_once_and_noted() {
+        let store = InMemoryStore::default();
+        let redrive = Arc::new(InMemoryRedrive::default());
+        let retries = retrying(&redrive);
+        let log = Arc::new(InMemoryFailureLog::default());
+        let notes = LastFailureNotes {
+            log: log.clone(),
+            max_receive_count: 8,
+        };
+        let (invalid, _) = job("x");
+        let blank = format!(r#"{{"v":1,"job_id":"{}","content":"  "}}"#, invalid.id);
+        let (stored, body_stored) = job("fine");
+
+        let response = Consumer::new(&store)
+            .noting_last_failures(Some(&notes))
+            .retrying(Some(&retries))
+            .consume(event(vec![
+                received("1", "hello raw", 1),
+                received("2", &blank, 1),
+                received("3", &body_stored, 1),
+            ]))
+            .await;
+
+        // Reported done: the event source deletes them from the queue, after the copy.
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(store.items(), vec![stored]);
+        let moved: Vec<Option<String>> =
+            redrive.dead_letters().into_iter().map(|r| r.body).collect();
+        assert_eq!(moved, [Some("hello raw".to_owned()), Some(blank.clone())]);
+        assert!(redrive.backoff_calls().is_empty());
+        // The raw body is listed under its id in the dead-letter queue, with its preview.
+        let raw = log.failure_of(DeadLetterId::Raw("dead-1".into())).unwrap();
+        assert_eq!(raw.preview, "hello raw");
+        assert_eq!(raw.receive_count, 1);
+        assert!(
+            raw.last_error.starts_with("permanent (no retry can help; dead-lettered at once): body is not a message envelope"),
+            "{}",
+            raw.last_error
+        );
+        let job_note = log.failure_of(invalid.id).unwrap();
+        assert!(job_note.last_error.starts_with("permanent"), "{}", job_note.last_error);
+    }
+
+    #[tokio::test]
+    async fn a_job_stored_with_other_content_is_dead_lettered_at_once() {
+        let (original, _) = job("original");
+        let store = InMemoryStore::with(vec![original.clone()]);
+        let forged = Message::new(
+            original.id,
+            MessageContent::parse("forged".into(), ContentLimit::DEFAULT).unwrap(),
+            Default::default(),
+        );
+        let redrive = Arc::new(InMemoryRedrive::default());
+        let retries = retrying(&redrive);
+
+        let response = Consumer::new(&store)
+            .retrying(Some(&retries))
+            .consume(event(vec![received("1", &QueuedMessage::body_of(&forged), 1)]))
+            .await;
+
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(redrive.dead_letters().len(), 1);
+        assert_eq!(store.items(), vec![original]);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_whose_move_fails_is_backed_off_and_reported() {
+        let store = InMemoryStore::default();
+        let redrive = Arc::new(InMemoryRedrive::refusing_dead_letters());
+        let retries = retrying(&redrive);
+
+        let response = Consumer::new(&store)
+            .retrying(Some(&retries))
+            .consume(event(vec![received("1", "hello raw", 2)]))
+            .await;
+
+        assert_eq!(failed_ids(&response), ["1"]);
+        assert_eq!(redrive.backoff_calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_backoff_call_still_reports_the_records_failed() {
+        let mut store = InMemoryStore::default();
+        store.refuse.insert("throttled".into());
+        let redrive = Arc::new(InMemoryRedrive::refusing_backoffs());
+        let retries = retrying(&redrive);
+        let (_, body) = job("throttled");
+
+        let response = Consumer::new(&store)
+            .retrying(Some(&retries))
+            .consume(event(vec![received("1", &body, 1)]))
+            .await;
+
+        assert_eq!(failed_ids(&response), ["1"]);
+    }
+
+    #[tokio::test]
+    async fn on_fifo_a_backed_off_record_keeps_its_group_behind_it_and_poison_does_not() {
+        let mut store = InMemoryStore::default();
+        store.refuse.insert("a1".into());
+        let redrive = Arc::new(InMemoryRedrive::default());
+        let retries = retrying(&redrive);
+        let (_, a1) = job("a1");
+        let (_, a2) = job("a2");
+        let (_, b2) = job("b2");
+        let grouped = |id: &str, body: &str, group: &str| {
+            let mut record = received(id, body, 1);
+            record.attributes.insert("MessageGroupId".into(), group.into());
+            record
+        };
+
+        let response = Consumer::new(&store)
+            .retrying(Some(&retries))
+            .consume(event(vec![
+                grouped("1", &a1, "a"),
+                grouped("2", &a2, "a"),
+                grouped("3", "poison", "b"),
+                grouped("4", &b2, "b"),
+            ]))
+            .await;
+
+        // a1 backs off and a2 waits behind it; the poison in b leaves, and b2 is stored.
+        assert_eq!(failed_ids(&response), ["1", "2"]);
+        assert_eq!(store.written(), ["b2"]);
+        let backed_off: Vec<String> = redrive.backoff_calls()[0]
+            .iter()
+            .map(|(receipt, _)| receipt.clone())
+            .collect();
+        assert_eq!(backed_off, ["receipt-1", "receipt-2"]);
+        assert_eq!(redrive.dead_letters().len(), 1);
     }
 }

@@ -87,10 +87,16 @@ pub struct JobView {
     pub dead_letter: Option<FailureView>,
 }
 
-/// A dead-lettered job's last failure.
+/// A dead letter's last failure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureView {
-    pub job_id: String,
+    /// What names it in `/dead-letters/{id}`: its job id, or a raw dead letter's message id.
+    pub id: String,
+    /// `job`, or `raw`: a body that is not an envelope of ours, which cannot be requeued.
+    pub kind: String,
+    /// Its job; none for a raw dead letter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
     pub receive_count: u32,
     pub first_failure_at: String,
     pub last_failure_at: String,
@@ -100,8 +106,11 @@ pub struct FailureView {
 
 impl From<Failure> for FailureView {
     fn from(f: Failure) -> Self {
+        let job_id = f.id.job().map(|id| id.to_string());
         Self {
-            job_id: f.job_id.to_string(),
+            id: f.id.to_string(),
+            kind: if job_id.is_some() { "job" } else { "raw" }.to_owned(),
+            job_id,
             receive_count: f.receive_count,
             first_failure_at: rfc3339_millis(f.first_failure_ms),
             last_failure_at: rfc3339_millis(f.last_failure_ms),
@@ -122,7 +131,8 @@ pub struct DeadLetterPageView {
 /// (`deleted: true`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OneDeadLetterView {
-    pub job_id: String,
+    /// The dead letter's id: its job id, or a raw dead letter's message id.
+    pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +197,10 @@ pub struct RequeueAllView {
     /// The queue service's own move task, when it runs one (SQS `StartMessageMoveTask`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub move_task: Option<String>,
+    /// Raw dead letters left where they are: they are not envelopes of ours and would only
+    /// fail again (delete them once their producer is fixed).
+    #[serde(default)]
+    pub left: u64,
 }
 
 impl From<RequeueAll> for RequeueAllView {
@@ -195,6 +209,7 @@ impl From<RequeueAll> for RequeueAllView {
             moved: outcome.moved,
             done: outcome.done,
             move_task: outcome.move_task,
+            left: outcome.left,
         }
     }
 }

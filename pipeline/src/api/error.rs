@@ -30,8 +30,10 @@ pub enum ApiError {
     MessageNotFound(String),
     #[error("no job with id `{0}`: it was never issued, or it is older than the queue's retention and was not stored")]
     JobNotFound(String),
-    #[error("job `{0}` is not in the dead-letter queue")]
+    #[error("`{0}` is not in the dead-letter queue")]
     NotDeadLettered(String),
+    #[error("dead letter `{0}` is not a message envelope of this pipeline (another producer sent it straight to the queue): requeueing it would only fail again. Read it in the dead-letter queue, fix its producer, then delete it (DELETE /dead-letters/{0})")]
+    RawNotRequeueable(String),
     #[error("job `{0}` failed its last delivery, but the queue moves it to the dead-letter queue only at its next receive (after the visibility timeout): retry shortly")]
     NotYetDeadLettered(String),
     #[error("no such path: `{0}`; see /openapi.json for the API's paths")]
@@ -116,7 +118,9 @@ impl ApiError {
             | Self::JobNotFound(_)
             | Self::NotDeadLettered(_)
             | Self::UnknownPath(_) => StatusCode::NOT_FOUND,
-            Self::NotYetDeadLettered(_) | Self::KeyInProgress => StatusCode::CONFLICT,
+            Self::NotYetDeadLettered(_) | Self::KeyInProgress | Self::RawNotRequeueable(_) => {
+                StatusCode::CONFLICT
+            }
             Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -12,7 +12,7 @@ use super::answers::{
 };
 use super::response::json_response;
 use super::{ApiError, Reader};
-use crate::domain::{JobId, JobStatus};
+use crate::domain::{DeadLetterId, JobId, JobStatus};
 use crate::ports::{OneDeadLetter, Operations, PortResult};
 
 /// Seconds a client waits before asking about a queued job again: the pipeline stores a
@@ -30,6 +30,10 @@ pub const PURGE_CONFIRMATION: &str = "purge";
 fn job_id(raw: &str) -> Result<JobId, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::JobNotFound(raw.chars().take(100).collect()))
+}
+
+fn dead_letter_id(raw: &str) -> Result<DeadLetterId, ApiError> {
+    DeadLetterId::parse(raw).ok_or_else(|| ApiError::NotDeadLettered(raw.chars().take(100).collect()))
 }
 
 /// GET /jobs/{id}: `stored` (with the message), `dead_lettered` (with its last failure),
@@ -90,7 +94,7 @@ pub async fn stats(operations: &dyn Operations) -> Result<Response<Body>, ApiErr
     Ok(json_response(StatusCode::OK, &StatsView::from(stats)))
 }
 
-/// GET /dead-letters?limit=&before=: newest job first.
+/// GET /dead-letters?limit=&before=: raw dead letters first, then jobs newest first.
 pub async fn dead_letters(
     query: Option<&str>,
     operations: &dyn Operations,
@@ -111,9 +115,10 @@ pub async fn dead_letters(
                     })?;
             }
             "before" => {
-                before = Some(value.parse::<JobId>().map_err(|_| {
+                before = Some(DeadLetterId::parse(&value).ok_or_else(|| {
                     ApiError::BadRequest(
-                        "before must be a job id, as the `next` of the previous page".into(),
+                        "before must be a dead letter's id, as the `next` of the previous page"
+                            .into(),
                     )
                 })?);
             }
@@ -133,31 +138,35 @@ pub async fn dead_letters(
     ))
 }
 
-/// POST /dead-letters/{id}/requeue: the job goes back to the queue under the same id.
-#[tracing::instrument(skip_all, fields(job_id = %raw_id))]
+/// POST /dead-letters/{id}/requeue: the job goes back to the queue under the same id. A raw
+/// dead letter is refused: it would only fail again.
+#[tracing::instrument(skip_all, fields(dead_letter = %raw_id))]
 pub async fn requeue(
     raw_id: &str,
     operations: &dyn Operations,
 ) -> Result<Response<Body>, ApiError> {
-    let id = job_id(raw_id)?;
+    let id = match dead_letter_id(raw_id)? {
+        DeadLetterId::Job(id) => id,
+        DeadLetterId::Raw(message_id) => return Err(ApiError::RawNotRequeueable(message_id)),
+    };
     let outcome = operations.requeue(id).await;
-    answer_for_one(id, outcome, "requeued")
+    answer_for_one(&DeadLetterId::Job(id), outcome, "requeued")
 }
 
-/// DELETE /dead-letters/{id}: one job gone for good (the dashboard asks first).
-#[tracing::instrument(skip_all, fields(job_id = %raw_id))]
+/// DELETE /dead-letters/{id}: one dead letter gone for good (the dashboard asks first).
+#[tracing::instrument(skip_all, fields(dead_letter = %raw_id))]
 pub async fn delete_dead_letter(
     raw_id: &str,
     operations: &dyn Operations,
 ) -> Result<Response<Body>, ApiError> {
-    let id = job_id(raw_id)?;
-    let outcome = operations.delete_dead_letter(id).await;
-    answer_for_one(id, outcome, "deleted")
+    let id = dead_letter_id(raw_id)?;
+    let outcome = operations.delete_dead_letter(id.clone()).await;
+    answer_for_one(&id, outcome, "deleted")
 }
 
-/// The answer to an action on one dead letter: 200 with the job id and `field`, or why not.
+/// The answer to an action on one dead letter: 200 with its id and `field`, or why not.
 fn answer_for_one(
-    id: JobId,
+    id: &DeadLetterId,
     outcome: PortResult<OneDeadLetter>,
     done: &'static str,
 ) -> Result<Response<Body>, ApiError> {
@@ -166,7 +175,7 @@ fn answer_for_one(
             tracing::warn!(action = done, "dead letter {done}");
             let requeued = done == "requeued";
             let view = OneDeadLetterView {
-                job_id: id.to_string(),
+                id: id.to_string(),
                 status: requeued.then(|| "queued".to_owned()),
                 deleted: (!requeued).then_some(true),
             };
@@ -185,6 +194,7 @@ pub async fn requeue_all(operations: &dyn Operations) -> Result<Response<Body>, 
         .map_err(ApiError::from)?;
     tracing::info!(
         moved = outcome.moved,
+        left = outcome.left,
         done = outcome.done,
         move_task = outcome.move_task.is_some(),
         "dead letters requeued"

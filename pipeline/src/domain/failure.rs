@@ -1,18 +1,20 @@
-//! What is known of a job that failed its last delivery: the consumer notes it once, when a
-//! record fails with its receive count at the queue's `maxReceiveCount` (SQS moves it to the
-//! dead-letter queue at its next receive). The common path writes nothing of this.
+//! What is known of a dead letter: the consumer notes it once, when it moves a record that can
+//! never be stored to the dead-letter queue itself, or when a record fails with its receive
+//! count at the queue's `maxReceiveCount` (SQS moves it at its next receive). The common path
+//! writes nothing of this.
 
-use super::JobId;
+use super::DeadLetterId;
 
 /// Characters of the content kept beside a failure, for an operator to recognise the job.
 pub const PREVIEW_CHARS: usize = 200;
 /// Characters of the last error kept: enough for a cause chain, bounded for the item size.
 pub const ERROR_CHARS: usize = 1000;
 
-/// A job's last failure, as the consumer saw it.
+/// A dead letter's last failure, as the consumer saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    pub job_id: JobId,
+    /// Its job, or for a body that is not an envelope of ours, its dead-letter message id.
+    pub id: DeadLetterId,
     /// Deliveries so far (SQS's `ApproximateReceiveCount`).
     pub receive_count: u32,
     /// When the job was first received (SQS's `ApproximateFirstReceiveTimestamp`), in

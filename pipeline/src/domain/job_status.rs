@@ -72,7 +72,7 @@ mod tests {
             Message::accept(MessageContent::parse("m".into(), ContentLimit::DEFAULT).unwrap());
         let id = message.id;
         let failure = Failure {
-            job_id: id,
+            id: id.into(),
             receive_count: 5,
             first_failure_ms: 1,
             last_failure_ms: 2,

@@ -4,6 +4,7 @@
 mod attributes;
 mod content;
 mod cursor;
+mod dead_letter_id;
 mod delivery;
 mod envelope;
 mod failure;
@@ -11,10 +12,13 @@ mod idempotency;
 mod job_id;
 mod job_status;
 mod page;
+mod record_failure;
+mod retry;
 
 pub use attributes::{AttributeError, Attributes, MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
 pub use content::{ContentError, ContentLimit, MessageContent};
 pub use cursor::{Cursor, CursorError, CursorKey, CursorKeyError};
+pub use dead_letter_id::DeadLetterId;
 pub use delivery::{Delay, DelayError, GroupError, GroupId, MAX_GROUP_CHARS};
 pub use envelope::{EnvelopeError, QueuedMessage};
 pub use failure::{rfc3339_millis, truncate_chars, Failure, ERROR_CHARS, PREVIEW_CHARS};
@@ -25,6 +29,8 @@ pub use idempotency::{
 pub use job_id::JobId;
 pub use job_status::{JobStatus, CLOCK_SKEW};
 pub use page::{Page, PageLimit, PageLimitError};
+pub use record_failure::RecordFailure;
+pub use retry::{FailureClass, RetryPolicy, MAX_BACKOFF};
 
 /// A message accepted by the API: its job id, content and attributes. The job id also carries
 /// the time of acceptance (and the delay), so every delivery of the same job describes the

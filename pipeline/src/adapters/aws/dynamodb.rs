@@ -33,7 +33,7 @@ use futures::future::join_all;
 use crate::domain::{
     Attributes, ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit,
 };
-use crate::ports::{MessageStore, PortError, PortResult, PutBatchError};
+use crate::ports::{MessageStore, PortError, PortResult, PutBatchError, Unwritten};
 
 /// Write shards. Changing it orphans stored items from listing: it is part of the schema.
 pub const SHARDS: u8 = 16;
@@ -86,7 +86,7 @@ impl DynamoDbStore {
         &self,
         pk: String,
         limit: usize,
-        before: Option<JobId>,
+        before: Option<String>,
     ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
         let query = self
             .client
@@ -98,14 +98,14 @@ impl DynamoDbStore {
         match before {
             Some(before) => query
                 .key_condition_expression("pk = :pk AND sk < :before")
-                .expression_attribute_values(":before", AttributeValue::S(before.to_string())),
+                .expression_attribute_values(":before", AttributeValue::S(before)),
             None => query.key_condition_expression("pk = :pk"),
         }
     }
 
     /// Writes one message with the first-write-wins condition. The SDK retries throttling
     /// and transient errors itself.
-    async fn put_one(&self, message: &Message) -> anyhow::Result<()> {
+    async fn put_one(&self, message: &Message) -> PortResult<()> {
         let outcome = self
             .client
             .put_item()
@@ -126,12 +126,12 @@ impl DynamoDbStore {
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
                 tracing::warn!(job_id = %message.id, "a repeat of a stored job with other content was refused; the stored message is kept");
-                Err(anyhow!(
+                Err(PortError::permanent(anyhow!(
                     "job {} is stored with other content; a stored message is never rewritten",
                     message.id
-                ))
+                )))
             }
-            Err(error) => Err(anyhow::Error::new(error).context("DynamoDB PutItem failed")),
+            Err(error) => Err(super::port_error(error, "DynamoDB PutItem")),
         }
     }
 
@@ -141,7 +141,11 @@ impl DynamoDbStore {
         limit: usize,
         before: Option<JobId>,
     ) -> anyhow::Result<ShardPage> {
-        let query = self.newest_first(shard_key(shard), shard_query_limit(limit), before);
+        let query = self.newest_first(
+            shard_key(shard),
+            shard_query_limit(limit),
+            before.map(|id| id.to_string()),
+        );
         // A page that is empty but not the last one tells nothing (see merge_newest_first):
         // read on from where it stopped, a few times.
         let mut start = None;
@@ -185,20 +189,20 @@ impl MessageStore for DynamoDbStore {
         let mut seen = HashSet::new();
         let unique: Vec<&Message> = messages.iter().filter(|m| seen.insert(m.id)).collect();
         let results = join_all(unique.iter().map(|m| self.put_one(m))).await;
-        let mut unwritten = Vec::new();
-        let mut causes = Vec::new();
-        for (message, result) in unique.iter().zip(results) {
-            if let Err(cause) = result {
-                unwritten.push(message.id);
-                causes.push(cause);
-            }
-        }
-        match causes.into_iter().next() {
-            None => Ok(()),
-            Some(cause) => Err(PutBatchError {
-                unwritten,
-                cause: cause.into(),
-            }),
+        let unwritten: Vec<Unwritten> = unique
+            .iter()
+            .zip(results)
+            .filter_map(|(message, result)| {
+                result.err().map(|cause| Unwritten {
+                    id: message.id,
+                    cause,
+                })
+            })
+            .collect();
+        if unwritten.is_empty() {
+            Ok(())
+        } else {
+            Err(PutBatchError { unwritten })
         }
     }
 
@@ -568,12 +572,16 @@ mod tests {
                 .await
                 .unwrap_err();
 
-            assert_eq!(error.unwritten, vec![messages[1].id]);
+            assert_eq!(error.ids(), vec![messages[1].id]);
+            assert_eq!(
+                error.unwritten[0].cause.class,
+                crate::domain::FailureClass::Permanent
+            );
             assert_eq!((refused.num_calls(), written.num_calls()), (1, 2));
             assert!(
-                error.cause.to_string().contains("never rewritten"),
+                error.unwritten[0].cause.to_string().contains("never rewritten"),
                 "{}",
-                error.cause
+                error.unwritten[0].cause
             );
         }
     }

@@ -1,9 +1,9 @@
-//! The failure log on the messages table: one item a dead-lettered job, in its own partition.
+//! The failure log on the messages table: one item a dead letter, in its own partition.
 //!
 //! | attribute | value |
 //! |---|---|
 //! | `pk` | `dead` |
-//! | `sk` | the job id, so the listing is newest job first, as the messages' is |
+//! | `sk` | the dead letter's key ([`DeadLetterId::key`]): the job id, so that jobs list newest first as the messages do; raw dead letters (`raw:` and their message id) before them |
 //! | `receive_count`, `first_failure_ms`, `last_failure_ms` | numbers |
 //! | `last_error`, `preview` | bounded strings ([`crate::domain::Failure`]) |
 //! | `expires_at` | epoch seconds: the table's TTL removes a note when the dead-letter queue's own retention would have removed its message |
@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use futures::future::try_join_all;
 
 use super::dynamodb::{DynamoDbStore, Item};
-use crate::domain::{Failure, JobId};
+use crate::domain::{DeadLetterId, Failure, JobId};
 use crate::ports::{DeadLetterPage, FailureLog, PortError, PortResult};
 
 const PARTITION: &str = "dead";
@@ -28,14 +28,14 @@ pub const DEAD_LETTER_RETENTION_SECS: u64 = 14 * 24 * 3600;
 const BATCH_WRITE_MAX: usize = 25;
 
 impl DynamoDbStore {
-    /// Notes, newest job first, strictly older than `before`.
+    /// Notes, raw ones first, then newest job first; strictly after `before`.
     pub async fn dead_letter_notes(
         &self,
         limit: usize,
-        before: Option<JobId>,
+        before: Option<DeadLetterId>,
     ) -> anyhow::Result<DeadLetterPage> {
         let output = self
-            .newest_first(PARTITION.into(), limit, before)
+            .newest_first(PARTITION.into(), limit, before.map(|id| id.key()))
             .send()
             .await
             .context("DynamoDB Query failed")?;
@@ -47,20 +47,20 @@ impl DynamoDbStore {
         let next = output
             .last_evaluated_key
             .is_some()
-            .then(|| letters.last().map(|f| f.job_id))
+            .then(|| letters.last().map(|f| f.id.clone()))
             .flatten();
         Ok(DeadLetterPage { letters, next })
     }
 
-    /// Removes the notes of these jobs (requeued or purged).
-    pub async fn forget_failures(&self, ids: &[JobId]) -> anyhow::Result<()> {
+    /// Removes the notes of these dead letters (requeued, deleted or purged).
+    pub async fn forget_failures(&self, ids: &[DeadLetterId]) -> anyhow::Result<()> {
         let batches = ids.chunks(BATCH_WRITE_MAX).map(|chunk| async move {
             let mut requests: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|id| {
                     let key = DeleteRequest::builder()
                         .key("pk", AttributeValue::S(PARTITION.into()))
-                        .key("sk", AttributeValue::S(id.to_string()))
+                        .key("sk", AttributeValue::S(id.key()))
                         .build()?;
                     Ok(WriteRequest::builder().delete_request(key).build())
                 })
@@ -91,8 +91,8 @@ impl DynamoDbStore {
         try_join_all(batches).await.map(|_| ())
     }
 
-    /// Every noted job, for a purge.
-    pub async fn all_failure_ids(&self) -> anyhow::Result<Vec<JobId>> {
+    /// Every noted dead letter, for a purge.
+    pub async fn all_failure_ids(&self) -> anyhow::Result<Vec<DeadLetterId>> {
         let mut ids = Vec::new();
         let mut start = None;
         loop {
@@ -108,7 +108,7 @@ impl DynamoDbStore {
                 .await
                 .context("DynamoDB Query failed")?;
             for item in output.items() {
-                ids.push(text(item, "sk")?.parse()?);
+                ids.push(dead_letter_id(text(item, "sk")?)?);
             }
             start = output.last_evaluated_key;
             if start.is_none() {
@@ -140,7 +140,7 @@ impl FailureLog for DynamoDbStore {
             .get_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(PARTITION.into()))
-            .key("sk", AttributeValue::S(id.to_string()))
+            .key("sk", AttributeValue::S(DeadLetterId::Job(id).key()))
             .send()
             .await
             .context("DynamoDB GetItem failed")?;
@@ -157,10 +157,7 @@ fn failure_item(failure: &Failure) -> Item {
     let number = |n: u64| AttributeValue::N(n.to_string());
     Item::from([
         ("pk".to_owned(), AttributeValue::S(PARTITION.into())),
-        (
-            "sk".to_owned(),
-            AttributeValue::S(failure.job_id.to_string()),
-        ),
+        ("sk".to_owned(), AttributeValue::S(failure.id.key())),
         (
             "receive_count".to_owned(),
             number(u64::from(failure.receive_count)),
@@ -204,9 +201,13 @@ fn number(item: &Item, name: &str) -> anyhow::Result<u64> {
     }
 }
 
+fn dead_letter_id(key: &str) -> anyhow::Result<DeadLetterId> {
+    DeadLetterId::from_key(key).ok_or_else(|| anyhow!("failure note's key `{key}` names no dead letter"))
+}
+
 fn failure_from_item(item: &Item) -> anyhow::Result<Failure> {
     Ok(Failure {
-        job_id: text(item, "sk")?.parse()?,
+        id: dead_letter_id(text(item, "sk")?)?,
         receive_count: u32::try_from(number(item, "receive_count")?)?,
         first_failure_ms: number(item, "first_failure_ms")?,
         last_failure_ms: number(item, "last_failure_ms")?,
@@ -222,7 +223,7 @@ mod tests {
     #[test]
     fn a_note_maps_back_to_the_failure_it_was_made_from_and_expires_with_the_dlq() {
         let failure = Failure {
-            job_id: JobId::new(),
+            id: DeadLetterId::Job(JobId::new()),
             receive_count: 5,
             first_failure_ms: 1_700_000_000_000,
             last_failure_ms: 1_700_000_100_000,
@@ -231,6 +232,11 @@ mod tests {
         };
         let item = failure_item(&failure);
         assert_eq!(failure_from_item(&item).unwrap(), failure);
+        let raw = Failure {
+            id: DeadLetterId::Raw("0f6b3c2e-4a1d".into()),
+            ..failure.clone()
+        };
+        assert_eq!(failure_from_item(&failure_item(&raw)).unwrap(), raw);
         assert_eq!(
             item["expires_at"],
             AttributeValue::N((1_700_000_100 + DEAD_LETTER_RETENTION_SECS).to_string())

@@ -8,14 +8,18 @@
 use std::time::Duration;
 
 mod dynamodb;
+mod errors;
 mod failures;
 mod idempotency;
 mod operations;
+mod redrive;
 mod sqs;
 
 pub use dynamodb::DynamoDbStore;
+pub use errors::{class_of, port_error};
 pub use idempotency::DynamoDbKeys;
 pub use operations::AwsOperations;
+pub use redrive::SqsRedrive;
 pub use sqs::{lambda_record_of, SqsQueue};
 
 /// The store's list merge and item mapping, open for the benchmarks that time them

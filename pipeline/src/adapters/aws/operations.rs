@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::DynamoDbStore;
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{JobId, QueuedMessage};
+use crate::domain::{DeadLetterId, JobId, QueuedMessage};
 use crate::ports::{
     Count, DeadLetterPage, OneDeadLetter, Operations, PipelineStats, PortError, PortResult,
     QueueCounts, RequeueAll,
@@ -212,10 +212,10 @@ impl AwsOperations {
         self.delete_dead(message).await
     }
 
-    /// Finds one job in the dead-letter queue and requeues or deletes it. SQS has no lookup
-    /// by content: receive the dead-letter queue until the job shows up or every message has
-    /// been seen, then release the others at once.
-    async fn act_on_one(&self, id: JobId, act: Act) -> anyhow::Result<OneDeadLetter> {
+    /// Finds one dead letter (by its job, or a raw one by its message id) and requeues or
+    /// deletes it. SQS has no lookup by content: receive the dead-letter queue until it shows
+    /// up or every message has been seen, then release the others at once.
+    async fn act_on_one(&self, id: &DeadLetterId, act: Act) -> anyhow::Result<OneDeadLetter> {
         let mut seen = HashSet::new();
         let mut held = Vec::new();
         let mut outcome = None;
@@ -229,7 +229,7 @@ impl AwsOperations {
                 break;
             }
             for message in fresh {
-                if outcome.is_none() && job_of(&message) == Some(id) {
+                if outcome.is_none() && names(&message, id) {
                     outcome = Some(match act {
                         Act::Requeue => self.move_back(&message).await,
                         Act::Delete => self.delete_dead(&message).await,
@@ -246,12 +246,15 @@ impl AwsOperations {
         match outcome {
             Some(done) => {
                 done?;
-                self.store.forget_failures(&[id]).await?;
+                self.store.forget_failures(std::slice::from_ref(id)).await?;
                 Ok(OneDeadLetter::Done)
             }
-            None if crate::ports::FailureLog::failure(&self.store, id)
-                .await?
-                .is_some() =>
+            None if match id.job() {
+                Some(job) => crate::ports::FailureLog::failure(&self.store, job)
+                    .await?
+                    .is_some(),
+                None => false,
+            } =>
             {
                 Ok(OneDeadLetter::NotYetDeadLettered)
             }
@@ -347,6 +350,14 @@ fn job_of(message: &SqsMessage) -> Option<JobId> {
     QueuedMessage::job_id_of(message.body.as_deref()?)
 }
 
+/// Whether a dead-letter queue message is the dead letter `id`.
+fn names(message: &SqsMessage, id: &DeadLetterId) -> bool {
+    match id {
+        DeadLetterId::Job(job) => job_of(message) == Some(*job),
+        DeadLetterId::Raw(message_id) => message.message_id.as_deref() == Some(message_id),
+    }
+}
+
 fn count(
     attributes: &std::collections::HashMap<QueueAttributeName, String>,
     name: QueueAttributeName,
@@ -404,7 +415,7 @@ impl Operations for AwsOperations {
     async fn dead_letters(
         &self,
         limit: usize,
-        before: Option<JobId>,
+        before: Option<DeadLetterId>,
     ) -> PortResult<DeadLetterPage> {
         self.store
             .dead_letter_notes(limit, before)
@@ -413,50 +424,68 @@ impl Operations for AwsOperations {
     }
 
     async fn requeue(&self, id: JobId) -> PortResult<OneDeadLetter> {
-        self.act_on_one(id, Act::Requeue)
+        self.act_on_one(&DeadLetterId::Job(id), Act::Requeue)
             .await
             .map_err(PortError::from)
     }
 
-    async fn delete_dead_letter(&self, id: JobId) -> PortResult<OneDeadLetter> {
-        self.act_on_one(id, Act::Delete)
+    async fn delete_dead_letter(&self, id: DeadLetterId) -> PortResult<OneDeadLetter> {
+        self.act_on_one(&id, Act::Delete)
             .await
             .map_err(PortError::from)
     }
 
+    /// SQS's move task when the dead-letter queue holds only jobs (as far as the notes say);
+    /// else, and where the endpoint has no move task, one message at a time, leaving the raw
+    /// ones (held out of sight while the call runs, released at its end).
     async fn requeue_all(&self, budget: Duration) -> PortResult<RequeueAll> {
-        if let Some(task) = self.start_move_task().await? {
-            let noted = self.store.all_failure_ids().await?;
-            self.store.forget_failures(&noted).await?;
-            return Ok(RequeueAll {
-                moved: 0,
-                done: true,
-                move_task: Some(task),
-            });
+        let noted = self.store.all_failure_ids().await?;
+        let raw_noted = noted.iter().any(|id| id.job().is_none());
+        if !raw_noted {
+            if let Some(task) = self.start_move_task().await? {
+                self.store.forget_failures(&noted).await?;
+                return Ok(RequeueAll {
+                    moved: 0,
+                    done: true,
+                    move_task: Some(task),
+                    left: 0,
+                });
+            }
         }
         let deadline = Instant::now() + budget;
         let mut moved = 0;
+        let mut raw: Vec<SqsMessage> = Vec::new();
+        let mut seen_raw = HashSet::new();
+        let mut done = false;
         while Instant::now() < deadline {
             let messages = self.receive_dead().await?;
             if messages.is_empty() {
-                return Ok(RequeueAll {
-                    moved,
-                    done: true,
-                    move_task: None,
-                });
+                done = true;
+                break;
             }
             let mut jobs = Vec::new();
-            for message in &messages {
-                self.move_back(message).await?;
-                jobs.extend(job_of(message));
-                moved += 1;
+            for message in messages {
+                match job_of(&message) {
+                    Some(job) => {
+                        self.move_back(&message).await?;
+                        jobs.push(DeadLetterId::Job(job));
+                        moved += 1;
+                    }
+                    None => {
+                        if seen_raw.insert(message.message_id.clone().unwrap_or_default()) {
+                            raw.push(message);
+                        }
+                    }
+                }
             }
             self.store.forget_failures(&jobs).await?;
         }
+        self.release(&raw).await;
         Ok(RequeueAll {
             moved,
-            done: false,
+            done,
             move_task: None,
+            left: raw.len() as u64,
         })
     }
 
@@ -656,7 +685,9 @@ mod tests {
         let forget = mock!(aws_sdk_dynamodb::Client::batch_write_item).then_output(|| {
             aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput::builder().build()
         });
-        let dynamodb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&forget]);
+        let no_notes = mock!(aws_sdk_dynamodb::Client::query)
+            .then_output(|| QueryOutput::builder().set_items(Some(vec![])).build());
+        let dynamodb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&forget, &no_notes]);
 
         let outcome = AwsOperations::new(sqs, QUEUE, DLQ, DynamoDbStore::new(dynamodb, "t"))
             .requeue_all(Duration::from_secs(5))
@@ -668,7 +699,8 @@ mod tests {
             RequeueAll {
                 moved: 1,
                 done: true,
-                move_task: None
+                move_task: None,
+                left: 0
             }
         );
         assert_eq!(

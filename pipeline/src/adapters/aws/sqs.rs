@@ -17,7 +17,7 @@ use crate::domain::{Attributes, Outgoing, QueuedMessage};
 use crate::ports::{MessageQueue, PortError, PortResult, QueueSource};
 
 /// SQS's limit on messages per ReceiveMessage and per DeleteMessageBatch.
-const SQS_BATCH_MAX: usize = 10;
+pub(super) const SQS_BATCH_MAX: usize = 10;
 /// SQS's longest long poll.
 const LONG_POLL_MAX: Duration = Duration::from_secs(20);
 
@@ -216,7 +216,7 @@ pub const BATCH_BYTES_MAX: usize = 1024 * 1024;
 
 /// Splits `entries` (by index) into `SendMessageBatch` calls: at most [`SQS_BATCH_MAX`]
 /// entries and [`BATCH_BYTES_MAX`] bytes each, in order.
-fn batches(indexes: &[usize], entries: &[Option<SendMessageBatchRequestEntry>]) -> Vec<Vec<usize>> {
+pub(super) fn batches(indexes: &[usize], entries: &[Option<SendMessageBatchRequestEntry>]) -> Vec<Vec<usize>> {
     let mut calls: Vec<Vec<usize>> = Vec::new();
     let mut bytes = 0;
     for &i in indexes {

@@ -6,18 +6,21 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    on_existing, Claim, ContentLimit, Cursor, Existing, Failure, IdempotencyKey, JobId, KeyRecord,
+    on_existing, Claim, ContentLimit, Cursor, DeadLetterId, Existing, Failure, IdempotencyKey, JobId, KeyRecord,
     Message, MessageContent, Outgoing, Page, PageLimit, ReservedIds, StoredAnswer, KEY_LEASE,
     KEY_LIFETIME,
 };
 use crate::ports::{
     Count, DeadLetterPage, FailureLog, IdempotencyKeys, MessageQueue, MessageStore, OneDeadLetter,
-    Operations, PipelineStats, PortError, PortResult, PutBatchError, QueueCounts, RequeueAll,
+    Operations, PipelineStats, PortError, PortResult, PutBatchError, QueueCounts, Redrive,
+    RequeueAll, Unwritten,
 };
 
 /// `n` messages "message 0" .. "message n-1", oldest first.
@@ -268,11 +271,13 @@ impl MessageStore for InMemoryStore {
             panic!("injected panic while storing");
         }
         let mut unwritten = Vec::new();
-        let mut cause = "injected store failure";
         let mut items = self.items.lock().unwrap();
         for message in messages {
             if self.failing || self.refuse.contains(message.content.as_str()) {
-                unwritten.push(message.id);
+                unwritten.push(Unwritten {
+                    id: message.id,
+                    cause: injected("injected store failure"),
+                });
                 continue;
             }
             // As the adapters do: the first write of a job wins; a repeat with the same
@@ -280,10 +285,12 @@ impl MessageStore for InMemoryStore {
             // other content is refused.
             match items.get(&message.id) {
                 Some(stored) if stored == message => {}
-                Some(_) => {
-                    unwritten.push(message.id);
-                    cause = "the job is already stored with other content";
-                }
+                Some(_) => unwritten.push(Unwritten {
+                    id: message.id,
+                    cause: PortError::permanent(anyhow::anyhow!(
+                        "the job is already stored with other content"
+                    )),
+                }),
                 None => {
                     items.insert(message.id, message.clone());
                     let content = message.content.as_str().to_owned();
@@ -294,10 +301,7 @@ impl MessageStore for InMemoryStore {
         if unwritten.is_empty() {
             Ok(())
         } else {
-            Err(PutBatchError {
-                unwritten,
-                cause: injected(cause),
-            })
+            Err(PutBatchError { unwritten })
         }
     }
 
@@ -329,7 +333,7 @@ impl MessageStore for InMemoryStore {
 /// A failure log in a map; it can fail every note.
 #[derive(Debug, Default)]
 pub struct InMemoryFailureLog {
-    notes: Mutex<BTreeMap<JobId, Failure>>,
+    notes: Mutex<BTreeMap<String, Failure>>,
     failing: bool,
 }
 
@@ -345,8 +349,8 @@ impl InMemoryFailureLog {
         self.notes.lock().unwrap().values().cloned().collect()
     }
 
-    pub fn failure_of(&self, id: JobId) -> Option<Failure> {
-        self.notes.lock().unwrap().get(&id).cloned()
+    pub fn failure_of(&self, id: impl Into<DeadLetterId>) -> Option<Failure> {
+        self.notes.lock().unwrap().get(&id.into().key()).cloned()
     }
 }
 
@@ -357,7 +361,7 @@ impl FailureLog for InMemoryFailureLog {
             return Err(injected("injected failure-log failure"));
         }
         let mut notes = self.notes.lock().unwrap();
-        notes.extend(failures.iter().map(|f| (f.job_id, f.clone())));
+        notes.extend(failures.iter().map(|f| (f.id.key(), f.clone())));
         Ok(())
     }
 
@@ -390,7 +394,11 @@ impl Operations for EmptyOperations {
         })
     }
 
-    async fn dead_letters(&self, _: usize, _: Option<JobId>) -> PortResult<DeadLetterPage> {
+    async fn dead_letters(
+        &self,
+        _: usize,
+        _: Option<DeadLetterId>,
+    ) -> PortResult<DeadLetterPage> {
         Ok(DeadLetterPage {
             letters: Vec::new(),
             next: None,
@@ -401,7 +409,7 @@ impl Operations for EmptyOperations {
         Ok(OneDeadLetter::NotFound)
     }
 
-    async fn delete_dead_letter(&self, _: JobId) -> PortResult<OneDeadLetter> {
+    async fn delete_dead_letter(&self, _: DeadLetterId) -> PortResult<OneDeadLetter> {
         Ok(OneDeadLetter::NotFound)
     }
 
@@ -410,10 +418,73 @@ impl Operations for EmptyOperations {
             moved: 0,
             done: true,
             move_task: None,
+            left: 0,
         })
     }
 
     async fn purge_dead_letters(&self) -> PortResult<()> {
         Ok(())
+    }
+}
+
+/// A redrive that records what the consumer asked of it: the backoffs, and the records put in
+/// the dead-letter queue (each under a message id of its own, `dead-N`); it can refuse either.
+#[derive(Debug, Default)]
+pub struct InMemoryRedrive {
+    backoffs: Mutex<Vec<Vec<(String, Duration)>>>,
+    dead: Mutex<Vec<SqsMessage>>,
+    refuse_dead_letters: bool,
+    refuse_backoffs: bool,
+}
+
+impl InMemoryRedrive {
+    /// One that refuses every dead letter.
+    pub fn refusing_dead_letters() -> Self {
+        Self {
+            refuse_dead_letters: true,
+            ..Self::default()
+        }
+    }
+
+    /// One whose backoff calls fail.
+    pub fn refusing_backoffs() -> Self {
+        Self {
+            refuse_backoffs: true,
+            ..Self::default()
+        }
+    }
+
+    /// Every call of `back_off`, with its waits.
+    pub fn backoff_calls(&self) -> Vec<Vec<(String, Duration)>> {
+        self.backoffs.lock().unwrap().clone()
+    }
+
+    pub fn dead_letters(&self) -> Vec<SqsMessage> {
+        self.dead.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Redrive for InMemoryRedrive {
+    async fn back_off(&self, waits: &[(String, Duration)]) -> PortResult<()> {
+        self.backoffs.lock().unwrap().push(waits.to_vec());
+        if self.refuse_backoffs {
+            return Err(injected("injected backoff failure"));
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, records: &[SqsMessage]) -> Vec<PortResult<String>> {
+        let mut dead = self.dead.lock().unwrap();
+        records
+            .iter()
+            .map(|record| {
+                if self.refuse_dead_letters {
+                    return Err(injected("injected dead-letter queue failure"));
+                }
+                dead.push(record.clone());
+                Ok(format!("dead-{}", dead.len()))
+            })
+            .collect()
     }
 }
