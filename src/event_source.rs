@@ -1,9 +1,9 @@
 //! Lambda's SQS event source mapping, for workers that run outside Lambda (the local runner):
 //! pollers receive batches from a [`QueueSource`], hand them to the same consumer code the
 //! Lambda runs ([`pipeline::worker::Consumer`]) as an `SqsEvent`, and delete exactly the
-//! records it did not report as failed. Failed records come back after the visibility
-//! timeout; the queue moves a record received more than `maxReceiveCount` times to the
-//! dead-letter queue, as SQS does.
+//! records it did not report as failed. Failed records come back after the backoff the
+//! consumer set (or the visibility timeout); the queue moves a record received more than
+//! `maxReceiveCount` times to the dead-letter queue, as SQS does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use pipeline::ports::{MessageStore, QueueSource};
-use pipeline::worker::{Consumer, LastFailureNotes};
+use pipeline::worker::{Consumer, LastFailureNotes, Retries};
 
 /// How a mapping batches and how many batches it works on at once.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +77,7 @@ pub async fn run_mapping(
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
     notes: Option<LastFailureNotes>,
+    retries: Option<Retries>,
     settings: MappingSettings,
     counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
@@ -84,9 +85,9 @@ pub async fn run_mapping(
     let pollers: Vec<_> = (0..settings.concurrency)
         .map(|poller| {
             let (source, store, shutdown) = (source.clone(), store.clone(), shutdown.clone());
-            let (counts, notes) = (counts.clone(), notes.clone());
+            let (counts, notes, retries) = (counts.clone(), notes.clone(), retries.clone());
             tokio::spawn(supervise(
-                poller, source, store, notes, settings, counts, shutdown,
+                poller, source, store, notes, retries, settings, counts, shutdown,
             ))
         })
         .collect();
@@ -106,6 +107,7 @@ async fn supervise(
     source: Arc<dyn QueueSource>,
     store: Arc<dyn MessageStore>,
     notes: Option<LastFailureNotes>,
+    retries: Option<Retries>,
     settings: MappingSettings,
     counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
@@ -113,9 +115,11 @@ async fn supervise(
     let mut pause = ERROR_PAUSE_MIN;
     loop {
         let (source, store, counts) = (source.clone(), store.clone(), counts.clone());
-        let (stop, notes) = (shutdown.clone(), notes.clone());
+        let (stop, notes, retries) = (shutdown.clone(), notes.clone(), retries.clone());
         let run = tokio::spawn(async move {
-            let consumer = Consumer::new(&*store).noting_last_failures(notes.as_ref());
+            let consumer = Consumer::new(&*store)
+                .noting_last_failures(notes.as_ref())
+                .retrying(retries.as_ref());
             poll(poller, &*source, consumer, settings, &counts, stop).await
         });
         match run.await {
@@ -394,6 +398,7 @@ mod tests {
         let mapping = tokio::spawn(run_mapping(
             source.clone(),
             store.clone(),
+            None,
             None,
             settings,
             Arc::new(MappingCounts::default()),

@@ -288,12 +288,8 @@ impl<T: QueueSource> QueueSource for Faulty<T> {
 #[async_trait]
 impl<T: MessageStore> MessageStore for Faulty<T> {
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
-        let all_unwritten = |cause: PortError| PutBatchError {
-            unwritten: messages.iter().map(|m| m.id).collect(),
-            cause,
-        };
         if let Err(cause) = self.gate("BatchWriteItem").await {
-            return Err(all_unwritten(cause));
+            return Err(PutBatchError::all(messages, cause));
         }
         if messages.is_empty() {
             return self.inner.put_batch(messages).await;
@@ -312,24 +308,31 @@ impl<T: MessageStore> MessageStore for Faulty<T> {
                     .poisoned
                     .fetch_add(poisoned.len() as u64, Ordering::Relaxed);
                 let clean: Vec<Message> = clean.into_iter().cloned().collect();
-                let mut unwritten: Vec<JobId> = poisoned.iter().map(|m| m.id).collect();
+                // As a store's validation refusal (an item too large): no retry can help.
+                let mut refused = PutBatchError::each(
+                    poisoned.iter().map(|m| m.id),
+                    PortError::permanent(anyhow::anyhow!(
+                        "injected fault: the content is poison to this store"
+                    )),
+                );
                 if let Err(e) = self.inner.put_batch(&clean).await {
-                    unwritten.extend(e.unwritten);
+                    refused.unwritten.extend(e.unwritten);
                 }
-                return Err(PutBatchError {
-                    unwritten,
-                    cause: anyhow::anyhow!("injected fault: the content is poison to this store")
-                        .into(),
-                });
+                return Err(refused);
             }
         }
         let panic = self.chance(self.plan.panic);
         if panic || self.chance(self.plan.partial) {
             let (written, unwritten) = self.split_batch(messages);
-            let mut unwritten: Vec<JobId> = unwritten.iter().map(|m| m.id).collect();
+            let mut unprocessed = PutBatchError::each(
+                unwritten.iter().map(|m| m.id),
+                PortError::transient(anyhow::anyhow!(
+                    "injected fault: UnprocessedItems for part of the batch"
+                )),
+            );
             if !written.is_empty() {
                 if let Err(e) = self.inner.put_batch(&written).await {
-                    unwritten.extend(e.unwritten);
+                    unprocessed.unwritten.extend(e.unwritten);
                 }
             }
             if panic {
@@ -337,11 +340,7 @@ impl<T: MessageStore> MessageStore for Faulty<T> {
                 panic!("injected fault: panicked after writing part of a batch");
             }
             self.counts.partial_writes.fetch_add(1, Ordering::Relaxed);
-            return Err(PutBatchError {
-                unwritten,
-                cause: anyhow::anyhow!("injected fault: UnprocessedItems for part of the batch")
-                    .into(),
-            });
+            return Err(unprocessed);
         }
         self.inner.put_batch(messages).await
     }
@@ -454,10 +453,11 @@ mod tests {
 
         let stored: Vec<JobId> = store.inner.items().iter().map(|m| m.id).collect();
         assert!(!error.unwritten.is_empty());
+        let unwritten = error.ids();
         for message in &batch {
             assert_ne!(
                 stored.contains(&message.id),
-                error.unwritten.contains(&message.id),
+                unwritten.contains(&message.id),
                 "each message is either stored or named unwritten"
             );
         }

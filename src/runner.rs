@@ -24,14 +24,14 @@ use crate::faults::{FaultCounts, FaultPlan, Faulty};
 use crate::server::gateway::{Gate, IssuedTokens};
 use crate::sqlite::{Durability, SqliteDb, SqliteKeys, SqliteQueue, SqliteStore};
 use crate::{private_file, server};
-use pipeline::adapters::aws::{AwsOperations, DynamoDbKeys, DynamoDbStore, SqsQueue};
+use pipeline::adapters::aws::{AwsOperations, DynamoDbKeys, DynamoDbStore, SqsQueue, SqsRedrive};
 use pipeline::api::EnqueueLimits;
-use pipeline::domain::{ContentLimit, CursorKey};
+use pipeline::domain::{ContentLimit, CursorKey, RetryPolicy};
 use pipeline::ports::QueueSettings;
 use pipeline::ports::{
-    FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Operations, QueueSource,
+    FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Operations, QueueSource, Redrive,
 };
-use pipeline::worker::LastFailureNotes;
+use pipeline::worker::{LastFailureNotes, Retries};
 
 /// Everything a request may need.
 #[derive(Debug)]
@@ -106,8 +106,16 @@ pub struct Args {
     pub consumer_timeout_secs: u64,
     /// Receives before a message moves to the dead-letter queue (embedded backend; on SQS,
     /// the queue's redrive policy, which this must match so the consumer notes last failures).
-    #[arg(long, env = "MAX_RECEIVE_COUNT", default_value_t = 5)]
+    #[arg(long, env = "MAX_RECEIVE_COUNT", default_value_t = QueueSettings::PRODUCTION.max_receive_count)]
     pub max_receive_count: u32,
+    /// Seconds a record that failed transiently first waits before its next delivery; each
+    /// further failure doubles it, up to --retry-max-secs (jittered in its upper half). With
+    /// the defaults and --max-receive-count 8, a store outage of 61 min dead-letters nothing.
+    #[arg(long, env = "RETRY_BASE_SECS", default_value_t = RetryPolicy::DEFAULT.base.as_secs())]
+    pub retry_base_secs: u64,
+    /// The longest wait between two deliveries of a failing record (at most 43200).
+    #[arg(long, env = "RETRY_MAX_SECS", default_value_t = RetryPolicy::DEFAULT.cap.as_secs())]
+    pub retry_max_secs: u64,
     /// Seconds the queue keeps a message (as the template's QueueRetentionSeconds): job
     /// status answers 404 for an unknown job older than this.
     #[arg(long, env = "QUEUE_RETENTION_SECONDS", default_value_t = 4 * 24 * 3600)]
@@ -161,6 +169,7 @@ struct Pipeline {
     queue: Arc<dyn MessageQueue>,
     keys: Arc<dyn IdempotencyKeys>,
     source: Arc<dyn QueueSource>,
+    redrive: Arc<dyn Redrive>,
     store: Arc<dyn MessageStore>,
     failures: Arc<dyn FailureLog>,
     operations: Arc<dyn Operations>,
@@ -218,6 +227,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 queue: queue.clone(),
                 keys: Arc::new(SqliteKeys::new(db.clone())),
                 source: queue.clone(),
+                redrive: queue.clone(),
                 store: store.clone(),
                 failures: store,
                 operations: queue.clone(),
@@ -238,6 +248,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
             let calls = CallCounter::default();
             let sdk = pipeline::adapters::aws::sdk_config().await;
             let dead_letters = pipeline::config::OperateConfig::from_env()?.dead_letter_queue_url;
+            let redrive = SqsRedrive::new(calls.sqs(&sdk), &config.queue_url, &dead_letters);
             let queue = Arc::new(SqsQueue::new(calls.sqs(&sdk), &config.queue_url));
             anyhow::ensure!(
                 !args.fifo || queue.is_fifo(),
@@ -263,6 +274,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 queue: queue.clone(),
                 keys,
                 source: queue,
+                redrive: Arc::new(redrive),
                 store: store.clone(),
                 failures: store,
                 operations: Arc::new(operations),
@@ -286,6 +298,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         None => CursorKey::random(),
     };
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    let policy = RetryPolicy::new(args.retry_base_secs, args.retry_max_secs)
+        .map_err(|e| anyhow::anyhow!("--retry-base-secs/--retry-max-secs: {e}"))?;
     let loopback = args.listen.ip().is_loopback();
     anyhow::ensure!(
         loopback || !args.no_auth,
@@ -332,6 +346,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         log: pipeline.failures.clone(),
         max_receive_count: args.max_receive_count,
     };
+    let retries = Retries {
+        redrive: pipeline.redrive,
+        policy,
+    };
     let state = Arc::new(AppState {
         queue: pipeline.queue,
         keys: pipeline.keys,
@@ -353,6 +371,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         pipeline.source,
         pipeline.store,
         Some(notes),
+        Some(retries),
         mapping,
         consumer,
         stopped,

@@ -20,5 +20,6 @@ mod local_runner;
 mod operations;
 mod pipeline;
 mod queue_features;
+mod retries;
 mod stack;
 mod template;

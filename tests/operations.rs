@@ -131,7 +131,8 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
             (body["status"] == "dead_lettered").then_some(body)
         });
         let letter = &dead["dead_letter"];
-        assert_eq!(letter["receive_count"], TEST_QUEUE.max_receive_count);
+        // Refused for good: dead-lettered at its first failure, not after every receive.
+        assert_eq!(letter["receive_count"], 1);
         assert!(
             letter["last_error"].as_str().unwrap().contains("poison"),
             "{dead}"
@@ -190,7 +191,7 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
     assert_eq!(call(runner, "DELETE", "/_local/faults").0, 200);
     let (status, body) = call(runner, "POST", &format!("/dead-letters/{first}/requeue"));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["job_id"], first.as_str());
+    assert_eq!(body["id"], first.as_str());
     eventually("the requeued job stored", || {
         (status_of(runner, &first)["status"] == "stored").then_some(())
     });
@@ -219,11 +220,13 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
     let listed = get_json(&agent, &format!("{}/messages", runner.url));
     assert_eq!(listed["messages"].as_array().unwrap().len(), 3, "{listed}");
 
-    // A body that is no envelope at all is dead-lettered unnoted; purge empties the queue.
+    // A body that is no envelope at all is dead-lettered and listed; purge empties the queue.
     send_raw("not an envelope");
     eventually("the raw body dead-lettered", || {
         (dead_letter_count(runner) == 1).then_some(())
     });
+    let (_, page) = call(runner, "GET", "/dead-letters");
+    assert_eq!(page["dead_letters"][0]["kind"], "raw", "{page}");
     let (status, body) = call(runner, "DELETE", "/dead-letters?confirm=purge");
     assert_eq!(status, 200, "{body}");
     eventually("the purge seen in the counts", || {

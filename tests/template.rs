@@ -77,14 +77,14 @@ fn functions(template: &Value) -> Vec<(&str, &Value)> {
 }
 
 #[test]
-fn the_queue_redrives_to_the_dead_letter_queue_after_five_receives() {
+fn the_queue_redrives_to_the_dead_letter_queue_after_eight_receives() {
     let t = template();
     let redrive = &resource(&t, "MessagesQueue")["Properties"]["RedrivePolicy"];
     assert_eq!(
         get_att(&redrive["deadLetterTargetArn"]),
         "DeadLetterQueue.Arn"
     );
-    assert_eq!(number(&t, &redrive["maxReceiveCount"]), 5);
+    assert_eq!(number(&t, &redrive["maxReceiveCount"]), 8);
     let dlq_retention = number(
         &t,
         &resource(&t, "DeadLetterQueue")["Properties"]["MessageRetentionPeriod"],
@@ -412,7 +412,8 @@ fn no_deployed_role_grants_a_wildcard_action_or_resource_or_a_managed_policy_out
 }
 
 #[test]
-fn the_consumer_may_only_receive_and_delete_on_its_queue_put_in_its_table_and_write_its_logs() {
+fn the_consumer_may_only_receive_delete_and_back_off_on_its_queue_send_to_its_dead_letter_queue_put_in_its_table_and_write_its_logs(
+) {
     let role = &translated()["Resources"]["ConsumerRole"]["Properties"];
     assert!(role["ManagedPolicyArns"].is_null(), "{role}");
     let statements: Vec<(Vec<&str>, &Json)> = as_list(&role["Policies"])
@@ -434,10 +435,12 @@ fn the_consumer_may_only_receive_and_delete_on_its_queue_put_in_its_table_and_wr
                 vec![
                     "sqs:ReceiveMessage",
                     "sqs:DeleteMessage",
-                    "sqs:GetQueueAttributes"
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility"
                 ],
                 &get_att("MessagesQueue")
             ),
+            (vec!["sqs:SendMessage"], &get_att("DeadLetterQueue")),
             (vec!["dynamodb:PutItem"], &get_att("MessagesTable")),
             (
                 vec!["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -529,7 +532,7 @@ fn statements_of(role_name: &str) -> Vec<(Vec<String>, Json, Json)> {
 }
 
 #[test]
-fn only_the_operate_function_touches_the_dead_letter_queue_and_it_writes_only_failure_notes() {
+fn only_the_operate_function_reads_the_dead_letter_queue_the_consumer_only_sends_to_it() {
     let resources = &translated()["Resources"];
     let role_of = |function: &str| {
         resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
@@ -537,15 +540,21 @@ fn only_the_operate_function_touches_the_dead_letter_queue_and_it_writes_only_fa
             .unwrap()
             .to_owned()
     };
-    for function in ["EnqueueFunction", "ConsumerFunction", "ListFunction"] {
+    for function in ["EnqueueFunction", "ListFunction"] {
         let granted = serde_json::to_string(&statements_of(&role_of(function))).unwrap();
         assert!(
             !granted.contains("DeadLetterQueue"),
             "{function}: {granted}"
         );
     }
-    let operate = statements_of(&role_of("OperateFunction"));
+    // The consumer moves a record that can never be stored there itself: send, nothing else.
     let get_att = |name: &str| serde_json::json!({ "Fn::GetAtt": [name, "Arn"] });
+    for (actions, resource, _) in statements_of(&role_of("ConsumerFunction")) {
+        if resource == get_att("DeadLetterQueue") {
+            assert_eq!(actions, ["sqs:SendMessage"]);
+        }
+    }
+    let operate = statements_of(&role_of("OperateFunction"));
     let mut writes_table = false;
     for (actions, resource, condition) in &operate {
         let on_dlq = resource == &get_att("DeadLetterQueue");
@@ -575,6 +584,28 @@ fn only_the_operate_function_touches_the_dead_letter_queue_and_it_writes_only_fa
         }
     }
     assert!(writes_table);
+}
+
+#[test]
+fn the_default_retries_ride_out_an_hour_and_a_retried_message_outlives_its_backoffs_in_the_queue() {
+    let t = template();
+    let default = |name: &str| number(&t, &t["Parameters"][name]["Default"]);
+    let policy =
+        pipeline::domain::RetryPolicy::new(default("RetryBaseSeconds"), default("RetryMaxSeconds"))
+            .unwrap();
+    let receives = default("MaxReceiveCount") as u32;
+    let ridden_out = policy.outage_ridden_out(receives).as_secs();
+    assert!(ridden_out >= 3600, "a store outage of {ridden_out} s");
+    // A message is dead-lettered by its last backoff, not expired by the queue's retention.
+    let slowest = policy.slowest_dead_letter(receives).as_secs();
+    assert!(slowest < default("QueueRetentionSeconds"), "{slowest} s");
+
+    let resources = &translated()["Resources"];
+    let consumer = &resources["ConsumerFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(consumer["RETRY_BASE_SECS"]["Ref"], "RetryBaseSeconds");
+    assert_eq!(consumer["RETRY_MAX_SECS"]["Ref"], "RetryMaxSeconds");
+    assert_eq!(consumer["QUEUE_URL"]["Ref"], "MessagesQueue");
+    assert_eq!(consumer["DEAD_LETTER_QUEUE_URL"]["Ref"], "DeadLetterQueue");
 }
 
 #[test]

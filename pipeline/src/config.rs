@@ -5,7 +5,7 @@ use std::env;
 use std::str::FromStr;
 
 use crate::api::EnqueueLimits;
-use crate::domain::{ContentLimit, CursorKey};
+use crate::domain::{ContentLimit, CursorKey, RetryPolicy};
 
 #[derive(thiserror::Error)]
 pub enum ConfigError {
@@ -51,7 +51,7 @@ impl EnqueueConfig {
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub table_name: String,
-    /// The queue's redrive `maxReceiveCount` (`MAX_RECEIVE_COUNT`, default 5): a record that
+    /// The queue's redrive `maxReceiveCount` (`MAX_RECEIVE_COUNT`, default 8): a record that
     /// fails at this receive count is noted as dead-lettered.
     pub max_receive_count: u32,
 }
@@ -62,6 +62,31 @@ impl ConsumerConfig {
             table_name: required("TABLE_NAME")?,
             max_receive_count: optional("MAX_RECEIVE_COUNT")?
                 .unwrap_or(crate::ports::QueueSettings::PRODUCTION.max_receive_count),
+        })
+    }
+}
+
+/// Where and how the consumer Lambda retries: its own queue (`QUEUE_URL`, for backoffs), the
+/// dead-letter queue (`DEAD_LETTER_QUEUE_URL`, for records that can never be stored), and the
+/// backoff (`RETRY_BASE_SECS`, `RETRY_MAX_SECS`, defaults as the template's).
+#[derive(Debug, Clone)]
+pub struct RetryConfig {
+    pub queue_url: String,
+    pub dead_letter_queue_url: String,
+    pub policy: RetryPolicy,
+}
+
+impl RetryConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let base = optional("RETRY_BASE_SECS")?.unwrap_or(RetryPolicy::DEFAULT.base.as_secs());
+        let cap = optional("RETRY_MAX_SECS")?.unwrap_or(RetryPolicy::DEFAULT.cap.as_secs());
+        Ok(Self {
+            queue_url: required("QUEUE_URL")?,
+            dead_letter_queue_url: required("DEAD_LETTER_QUEUE_URL")?,
+            policy: RetryPolicy::new(base, cap).map_err(|reason| ConfigError::Invalid {
+                name: "RETRY_MAX_SECS",
+                reason,
+            })?,
         })
     }
 }

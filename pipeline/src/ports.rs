@@ -10,8 +10,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 pub use crate::domain::FailureClass;
 use crate::domain::{
-    Claim, DeadLetterId, Failure, IdempotencyKey, JobId, Message, Outgoing, Page, PageLimit, ReservedIds,
-    StoredAnswer,
+    Claim, DeadLetterId, Failure, IdempotencyKey, JobId, Message, Outgoing, Page, PageLimit,
+    ReservedIds, StoredAnswer,
 };
 
 /// Why a call to a backend failed, as far as its caller can act on it: its
@@ -361,9 +361,11 @@ pub struct QueueSettings {
 }
 
 impl QueueSettings {
-    /// As in template.yaml: six times the consumer's 30 s timeout, five receives.
+    /// As in template.yaml: six times the consumer's 30 s timeout; eight receives, the fewest
+    /// with which the default retry policy rides out an hour's outage of the store
+    /// ([`crate::domain::RetryPolicy::DEFAULT`]).
     pub const PRODUCTION: Self = Self {
         visibility_timeout: Duration::from_secs(180),
-        max_receive_count: 5,
+        max_receive_count: 8,
     };
 }

@@ -155,7 +155,10 @@ impl<'a> Consumer<'a> {
             ..BatchOutcome::default()
         };
         let (moved, retried) = match self.retries {
-            Some(retries) => self.redrive(&event.records, failed, retries, &mut outcome).await,
+            Some(retries) => {
+                self.redrive(&event.records, failed, retries, &mut outcome)
+                    .await
+            }
             None => (Vec::new(), failed),
         };
         outcome.failed = retried.len();
@@ -165,7 +168,12 @@ impl<'a> Consumer<'a> {
             }
             None => 0,
         };
-        tracing::info!(stored, failed = retried.len(), dead_lettered = moved.len(), "batch handled");
+        tracing::info!(
+            stored,
+            failed = retried.len(),
+            dead_lettered = moved.len(),
+            "batch handled"
+        );
         metrics::batch_outcome(Document::for_this_function(self.clock), outcome).emit();
         let mut response = SqsBatchResponse::default();
         response.set_failures(retried.iter().map(|f| {
@@ -433,7 +441,10 @@ async fn note_dead_letters(
 /// Puts the batch; the jobs that were not stored come back, each with why. If the put
 /// panics, each message is put on its own so that the panic costs the record that causes it,
 /// not its neighbours.
-async fn put_guarded(store: &dyn MessageStore, messages: &[Message]) -> Vec<(JobId, RecordFailure)> {
+async fn put_guarded(
+    store: &dyn MessageStore,
+    messages: &[Message],
+) -> Vec<(JobId, RecordFailure)> {
     if messages.is_empty() {
         return Vec::new();
     }
@@ -492,7 +503,11 @@ fn decode_guarded(record: &SqsMessage, limit: ContentLimit) -> Result<Message, R
         let body = record.body.as_deref().ok_or(RecordFailure::NoBody)?;
         QueuedMessage::decode(body, limit).map_err(|e| RecordFailure::of_envelope(&e))
     })
-    .unwrap_or_else(|panic| Err(RecordFailure::DecodePanicked(panic_text(&*panic).to_owned())))
+    .unwrap_or_else(|panic| {
+        Err(RecordFailure::DecodePanicked(
+            panic_text(&*panic).to_owned(),
+        ))
+    })
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
@@ -793,7 +808,11 @@ mod tests {
         // SQS's redrive keeps the message id, which names a raw dead letter.
         let raw = log.failure_of(DeadLetterId::Raw("4".into())).unwrap();
         assert_eq!(raw.preview, "not an envelope");
-        assert!(raw.last_error.starts_with("permanent"), "{}", raw.last_error);
+        assert!(
+            raw.last_error.starts_with("permanent"),
+            "{}",
+            raw.last_error
+        );
         let invalid = log.failure_of(unnamed.id).unwrap();
         assert!(
             invalid.last_error.contains("empty"),
@@ -987,7 +1006,11 @@ mod tests {
             raw.last_error
         );
         let job_note = log.failure_of(invalid.id).unwrap();
-        assert!(job_note.last_error.starts_with("permanent"), "{}", job_note.last_error);
+        assert!(
+            job_note.last_error.starts_with("permanent"),
+            "{}",
+            job_note.last_error
+        );
     }
 
     #[tokio::test]
@@ -1004,7 +1027,11 @@ mod tests {
 
         let response = Consumer::new(&store)
             .retrying(Some(&retries))
-            .consume(event(vec![received("1", &QueuedMessage::body_of(&forged), 1)]))
+            .consume(event(vec![received(
+                "1",
+                &QueuedMessage::body_of(&forged),
+                1,
+            )]))
             .await;
 
         assert!(response.batch_item_failures.is_empty());
@@ -1054,7 +1081,9 @@ mod tests {
         let (_, b2) = job("b2");
         let grouped = |id: &str, body: &str, group: &str| {
             let mut record = received(id, body, 1);
-            record.attributes.insert("MessageGroupId".into(), group.into());
+            record
+                .attributes
+                .insert("MessageGroupId".into(), group.into());
             record
         };
 

@@ -373,8 +373,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             print(cli, &answer, |page| {
                 rows(&page.dead_letters, |l| {
                     format!(
-                        "{}  {} receives  last {}  {}  | {}",
-                        l.job_id,
+                        "{}{}  {} receives  last {}  {}  | {}",
+                        l.id,
+                        if l.kind == "raw" { " (raw)" } else { "" },
                         l.receive_count,
                         l.last_failure_at,
                         one_line(&l.last_error),
@@ -386,13 +387,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Dlq(Dlq::Requeue { job_id }) => {
             let answer: Answer<OneDeadLetterView> =
                 api.call("POST", &format!("/dead-letters/{job_id}/requeue"), None)?;
-            print(cli, &answer, |a| format!("requeued {}", a.job_id));
+            print(cli, &answer, |a| format!("requeued {}", a.id));
         }
         Command::Dlq(Dlq::RequeueAll) => requeue_all(cli, &api)?,
         Command::Dlq(Dlq::Delete { job_id, .. }) => {
             let answer: Answer<OneDeadLetterView> =
                 api.call("DELETE", &format!("/dead-letters/{job_id}"), None)?;
-            print(cli, &answer, |a| format!("deleted {}", a.job_id));
+            print(cli, &answer, |a| format!("deleted {}", a.id));
         }
         Command::Dlq(Dlq::Purge { .. }) => {
             let answer: Answer<Value> = api.call("DELETE", "/dead-letters?confirm=purge", None)?;
@@ -446,9 +447,11 @@ fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
     let total = stats.body.dead_letter_queue.count;
     let bar = std::io::stderr().is_terminal() && !cli.json;
     let mut moved = 0;
+    let mut left = 0;
     loop {
         let answer: Answer<RequeueAllView> = api.call("POST", "/dead-letters/requeue-all", None)?;
         moved += answer.body.moved;
+        left = left.max(answer.body.left);
         if cli.json {
             println!("{}", answer.json);
         }
@@ -482,6 +485,9 @@ fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
     }
     if !cli.json {
         println!("requeued {moved} dead letters");
+        if left > 0 {
+            println!("left {left} raw dead letters (not envelopes of this pipeline: they would only fail again); see `pipeline-ctl dlq list`, then delete them");
+        }
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ pub enum Durability {
 /// `PRAGMA user_version` records how many have run. Append a step for every change; never edit
 /// one that has shipped. Step 1 is the schema as the runner wrote it before it kept versions
 /// (`IF NOT EXISTS` makes it a no-op on such a database).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS queue (
@@ -63,6 +63,12 @@ CREATE TABLE failures (
     preview          TEXT    NOT NULL
 ) WITHOUT ROWID;
 ALTER TABLE queue ADD COLUMN first_received_ms INTEGER;
+";
+
+/// Version 4: a failure note names a dead letter, which is a job or, for a body that is not an
+/// envelope of ours, a raw message ([`pipeline::domain::DeadLetterId::key`]).
+const SCHEMA_V4: &str = "
+ALTER TABLE failures RENAME COLUMN job_id TO dead_letter;
 ";
 
 /// Version 3: message attributes (JSON, NULL when none), FIFO message groups (NULL on a

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{SqliteQueue, SqliteStore};
-use pipeline::domain::{Failure, JobId};
+use pipeline::domain::{DeadLetterId, Failure, JobId};
 use pipeline::ports::{
     Count, DeadLetterPage, FailureLog, OneDeadLetter, Operations, PipelineStats, PortError,
     PortResult, QueueCounts, RequeueAll,
@@ -28,7 +28,7 @@ impl FailureLog for SqliteStore {
                     tx.execute(
                         "INSERT OR REPLACE INTO failures VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         params![
-                            f.job_id.to_string(),
+                            f.id.key(),
                             f.receive_count,
                             f.first_failure_ms as i64,
                             f.last_failure_ms as i64,
@@ -47,8 +47,8 @@ impl FailureLog for SqliteStore {
     async fn failure(&self, id: JobId) -> PortResult<Option<Failure>> {
         self.db
             .read(move |conn| {
-                conn.prepare_cached("SELECT * FROM failures WHERE job_id = ?1")?
-                    .query_row([id.to_string()], failure_of_row)
+                conn.prepare_cached("SELECT * FROM failures WHERE dead_letter = ?1")?
+                    .query_row([DeadLetterId::Job(id).key()], failure_of_row)
                     .optional()?
                     .transpose()
             })
@@ -58,17 +58,16 @@ impl FailureLog for SqliteStore {
 }
 
 fn failure_of_row(row: &Row<'_>) -> rusqlite::Result<anyhow::Result<Failure>> {
-    let id: String = row.get("job_id")?;
+    let key: String = row.get("dead_letter")?;
     let receive_count: u32 = row.get("receive_count")?;
     let first: i64 = row.get("first_failure_ms")?;
     let last: i64 = row.get("last_failure_ms")?;
     let last_error: String = row.get("last_error")?;
     let preview: String = row.get("preview")?;
-    Ok(id
-        .parse::<JobId>()
-        .map_err(anyhow::Error::from)
-        .map(|job_id| Failure {
-            job_id,
+    Ok(DeadLetterId::from_key(&key)
+        .ok_or_else(|| anyhow::anyhow!("failure note's key `{key}` names no dead letter"))
+        .map(|id| Failure {
+            id,
             receive_count,
             first_failure_ms: first.max(0) as u64,
             last_failure_ms: last.max(0) as u64,
@@ -77,12 +76,12 @@ fn failure_of_row(row: &Row<'_>) -> rusqlite::Result<anyhow::Result<Failure>> {
         }))
 }
 
-/// Moves dead letters back into the queue, all of them or `job`'s: fresh message ids are not
-/// needed (a message id is unique across both tables), the receive count starts again,
-/// visible at once.
+/// Moves dead letters back into the queue, every job's or `job`'s (raw dead letters stay:
+/// they would only fail again): fresh message ids are not needed (a message id is unique
+/// across both tables), the receive count starts again, visible at once.
 fn move_back(conn: &Connection, now: i64, job: Option<JobId>) -> anyhow::Result<u64> {
     let job = job.map(|id| id.to_string());
-    let chosen = format!("?2 IS NULL OR ({JOB_OF_BODY}) = ?2");
+    let chosen = format!("({JOB_OF_BODY}) IS NOT NULL AND (?2 IS NULL OR ({JOB_OF_BODY}) = ?2)");
     let moved = conn.execute(
         &format!(
             "INSERT INTO queue (message_id, body, sent_at_ms, visible_at_ms, group_id)
@@ -91,7 +90,9 @@ fn move_back(conn: &Connection, now: i64, job: Option<JobId>) -> anyhow::Result<
         params![now, job],
     )?;
     conn.execute(
-        &format!("DELETE FROM dead_letters WHERE ?1 IS NULL OR ({JOB_OF_BODY}) = ?1"),
+        &format!(
+            "DELETE FROM dead_letters WHERE ({JOB_OF_BODY}) IS NOT NULL AND (?1 IS NULL OR ({JOB_OF_BODY}) = ?1)"
+        ),
         params![job],
     )?;
     Ok(moved as u64)
@@ -141,15 +142,15 @@ impl Operations for SqliteQueue {
     async fn dead_letters(
         &self,
         limit: usize,
-        before: Option<JobId>,
+        before: Option<DeadLetterId>,
     ) -> PortResult<DeadLetterPage> {
-        let before = before.map(|id| id.to_string());
+        let before = before.map(|id| id.key());
         self.db
             .read(move |conn| {
                 let mut letters = conn
                     .prepare_cached(
-                        "SELECT * FROM failures WHERE ?1 IS NULL OR job_id < ?1
-                         ORDER BY job_id DESC LIMIT ?2",
+                        "SELECT * FROM failures WHERE ?1 IS NULL OR dead_letter < ?1
+                         ORDER BY dead_letter DESC LIMIT ?2",
                     )?
                     .query_map(params![before, limit as i64 + 1], failure_of_row)?
                     .collect::<Result<Vec<_>, _>>()?
@@ -158,7 +159,7 @@ impl Operations for SqliteQueue {
                 let more = letters.len() > limit;
                 letters.truncate(limit);
                 let next = if more {
-                    letters.last().map(|f| f.job_id)
+                    letters.last().map(|f| f.id.clone())
                 } else {
                     None
                 };
@@ -175,8 +176,10 @@ impl Operations for SqliteQueue {
             .write(move |conn| {
                 let tx = conn.transaction()?;
                 let moved = move_back(&tx, now, Some(id))?;
-                let noted =
-                    tx.execute("DELETE FROM failures WHERE job_id = ?1", [id.to_string()])? > 0;
+                let noted = tx.execute(
+                    "DELETE FROM failures WHERE dead_letter = ?1",
+                    [DeadLetterId::Job(id).key()],
+                )? > 0;
                 finish_one(tx, moved, noted)
             })
             .await?;
@@ -186,16 +189,22 @@ impl Operations for SqliteQueue {
         Ok(outcome)
     }
 
-    async fn delete_dead_letter(&self, id: JobId) -> PortResult<OneDeadLetter> {
+    async fn delete_dead_letter(&self, id: DeadLetterId) -> PortResult<OneDeadLetter> {
         self.db
             .write(move |conn| {
                 let tx = conn.transaction()?;
-                let job = id.to_string();
-                let deleted = tx.execute(
-                    &format!("DELETE FROM dead_letters WHERE ({JOB_OF_BODY}) = ?1"),
-                    [&job],
-                )?;
-                let noted = tx.execute("DELETE FROM failures WHERE job_id = ?1", [&job])? > 0;
+                let deleted = match &id {
+                    DeadLetterId::Job(job) => tx.execute(
+                        &format!("DELETE FROM dead_letters WHERE ({JOB_OF_BODY}) = ?1"),
+                        [job.to_string()],
+                    )?,
+                    DeadLetterId::Raw(message_id) => tx.execute(
+                        "DELETE FROM dead_letters WHERE message_id = ?1",
+                        [message_id],
+                    )?,
+                };
+                let noted =
+                    tx.execute("DELETE FROM failures WHERE dead_letter = ?1", [id.key()])? > 0;
                 finish_one(tx, deleted as u64, noted)
             })
             .await
@@ -209,16 +218,23 @@ impl Operations for SqliteQueue {
             .write(move |conn| {
                 let tx = conn.transaction()?;
                 let moved = move_back(&tx, now, None)?;
-                tx.execute("DELETE FROM failures", [])?;
+                let left: i64 =
+                    tx.query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?;
+                tx.execute(
+                    "DELETE FROM failures WHERE dead_letter NOT LIKE 'raw:%'",
+                    [],
+                )?;
                 tx.commit()?;
-                Ok(moved)
+                Ok((moved, left))
             })
             .await?;
+        let (moved, left) = (moved.0, moved.1.max(0) as u64);
         self.arrived.notify_waiters();
         Ok(RequeueAll {
             moved,
             done: true,
             move_task: None,
+            left,
         })
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use std::sync::mpsc;
 
@@ -14,9 +14,9 @@ use tokio::sync::{oneshot, Notify};
 use uuid::Uuid;
 
 use super::db::{lock, SqliteDb, Stats};
-use pipeline::domain::{Outgoing, QueuedMessage};
+use pipeline::domain::{truncate_chars, DeadLetterId, Outgoing, QueuedMessage, PREVIEW_CHARS};
 use pipeline::ports::QueueSettings;
-use pipeline::ports::{MessageQueue, PortError, PortResult, QueueSource};
+use pipeline::ports::{MessageQueue, PortError, PortResult, QueueSource, Redrive};
 
 /// A message in the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -177,6 +177,7 @@ impl SqliteQueue {
                 let mut records = Vec::with_capacity(due.len());
                 for DueRow { seq, message_id, body, sent_at_ms, receive_count, first_received, group } in due {
                     if receive_count >= max_receives {
+                        note_unnoted(&tx, &message_id, &body, receive_count, first_received.unwrap_or(now), now)?;
                         tx.execute(
                             "INSERT OR REPLACE INTO dead_letters (message_id, body, sent_at_ms, receive_count, dead_at_ms, group_id)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -204,6 +205,37 @@ impl SqliteQueue {
             })
             .await
     }
+}
+
+/// Notes a message the queue dead-letters if the consumer did not (it stopped before it could,
+/// or it was a raw body it could not name), so that the dead-letter listing and its count
+/// always agree.
+fn note_unnoted(
+    tx: &rusqlite::Transaction<'_>,
+    message_id: &str,
+    body: &str,
+    receive_count: i64,
+    first_received_ms: i64,
+    now: i64,
+) -> rusqlite::Result<usize> {
+    let (id, preview) = match QueuedMessage::job_id_of(body) {
+        Some(job) => (DeadLetterId::Job(job), String::new()),
+        None => match DeadLetterId::raw(message_id) {
+            Some(id) => (id, truncate_chars(body, PREVIEW_CHARS)),
+            None => return Ok(0),
+        },
+    };
+    tx.execute(
+        "INSERT OR IGNORE INTO failures VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            id.key(),
+            receive_count,
+            first_received_ms,
+            now,
+            format!("dead-lettered by the queue after {receive_count} receives; the consumer noted no failure (it stopped before it could)"),
+            preview
+        ],
+    )
 }
 
 /// Sends arriving together share one transaction (group commit): under load, hundreds of
@@ -379,5 +411,88 @@ impl QueueSource for SqliteQueue {
             })
             .await
             .map_err(PortError::from)
+    }
+}
+
+/// As SQS: a backoff hides each message for its wait from now; a dead letter is moved to the
+/// dead-letter table, in one transaction with its removal from the queue (so never in both,
+/// never in neither). A stale receipt (the message was received again since) changes nothing.
+#[async_trait]
+impl Redrive for SqliteQueue {
+    async fn back_off(&self, waits: &[(String, Duration)]) -> PortResult<()> {
+        let waits: Vec<(String, i64)> = waits
+            .iter()
+            .map(|(receipt, wait)| (receipt.clone(), wait.as_millis() as i64))
+            .collect();
+        let clock = self.db.clock.clone();
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let now = clock.now_ms();
+                {
+                    let mut hide = tx
+                        .prepare_cached("UPDATE queue SET visible_at_ms = ?1 WHERE receipt = ?2")?;
+                    for (receipt, wait_ms) in &waits {
+                        hide.execute(params![now + wait_ms, receipt])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(PortError::from)
+    }
+
+    async fn dead_letter(&self, records: &[SqsMessage]) -> Vec<PortResult<String>> {
+        let receipts: Vec<Option<String>> =
+            records.iter().map(|r| r.receipt_handle.clone()).collect();
+        let clock = self.db.clock.clone();
+        let moved = self
+            .db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let now = clock.now_ms();
+                let mut moved = Vec::with_capacity(receipts.len());
+                for receipt in &receipts {
+                    let message_id: Option<String> = match receipt {
+                        Some(receipt) => tx
+                            .query_row(
+                                "SELECT message_id FROM queue WHERE receipt = ?1",
+                                [receipt],
+                                |r| r.get(0),
+                            )
+                            .optional()?,
+                        None => None,
+                    };
+                    if let Some(message_id) = &message_id {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO dead_letters (message_id, body, sent_at_ms, receive_count, dead_at_ms, group_id)
+                             SELECT message_id, body, sent_at_ms, receive_count, ?2, group_id FROM queue WHERE message_id = ?1",
+                            params![message_id, now],
+                        )?;
+                        tx.execute("DELETE FROM queue WHERE message_id = ?1", [message_id])?;
+                    }
+                    moved.push(message_id);
+                }
+                tx.commit()?;
+                Ok(moved)
+            })
+            .await;
+        match moved {
+            Ok(moved) => moved
+                .into_iter()
+                .map(|message_id| {
+                    message_id.ok_or_else(|| {
+                        PortError::transient(anyhow!(
+                            "the message is no longer held by this receipt (received again since)"
+                        ))
+                    })
+                })
+                .collect(),
+            Err(error) => {
+                let error = PortError::from(error);
+                records.iter().map(|_| Err(error.clone())).collect()
+            }
+        }
     }
 }

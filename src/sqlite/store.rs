@@ -85,10 +85,7 @@ impl MessageStore for SqliteStore {
                 Ok(refused)
             })
             .await
-            .map_err(|cause| PutBatchError {
-                unwritten: messages.iter().map(|m| m.id).collect(),
-                cause: cause.into(),
-            })?;
+            .map_err(|cause| PutBatchError::all(messages, cause.into()))?;
         if refused.is_empty() {
             return Ok(());
         }
@@ -96,14 +93,12 @@ impl MessageStore for SqliteStore {
             jobs = refused.len(),
             "repeats of stored jobs with other content were refused; the stored messages are kept"
         );
-        Err(PutBatchError {
-            cause: anyhow!(
-                "{} jobs are stored with other content; a stored message is never rewritten",
-                refused.len()
-            )
-            .into(),
-            unwritten: refused,
-        })
+        Err(PutBatchError::each(
+            refused,
+            PortError::permanent(anyhow!(
+                "the job is stored with other content; a stored message is never rewritten"
+            )),
+        ))
     }
 
     async fn get(&self, id: JobId) -> PortResult<Option<Message>> {

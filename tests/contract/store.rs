@@ -132,7 +132,12 @@ async fn a_repeat_of_a_stored_job_with_other_content_never_rewrites_it(backend: 
         .put_batch(std::slice::from_ref(&original))
         .await;
 
-    assert_eq!(refused.unwritten, [original.id]);
+    assert_eq!(refused.ids(), [original.id]);
+    assert_eq!(
+        refused.unwritten[0].cause.class,
+        pipeline::domain::FailureClass::Permanent,
+        "no retry can store it"
+    );
     let stored = backend.store().get(original.id).await.unwrap();
     assert_eq!(stored, Some(original));
     let written = backend.store().get(neighbour.id).await.unwrap();

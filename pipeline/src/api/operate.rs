@@ -33,7 +33,8 @@ fn job_id(raw: &str) -> Result<JobId, ApiError> {
 }
 
 fn dead_letter_id(raw: &str) -> Result<DeadLetterId, ApiError> {
-    DeadLetterId::parse(raw).ok_or_else(|| ApiError::NotDeadLettered(raw.chars().take(100).collect()))
+    DeadLetterId::parse(raw)
+        .ok_or_else(|| ApiError::NotDeadLettered(raw.chars().take(100).collect()))
 }
 
 /// GET /jobs/{id}: `stored` (with the message), `dead_lettered` (with its last failure),

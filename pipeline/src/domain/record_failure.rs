@@ -79,7 +79,9 @@ mod tests {
     use crate::domain::{ContentError, ContentLimit, QueuedMessage};
 
     fn decoded(body: &str) -> RecordFailure {
-        RecordFailure::of_envelope(&QueuedMessage::decode(body, ContentLimit::ceiling()).unwrap_err())
+        RecordFailure::of_envelope(
+            &QueuedMessage::decode(body, ContentLimit::ceiling()).unwrap_err(),
+        )
     }
 
     #[test]
@@ -98,20 +100,29 @@ mod tests {
             },
         ] {
             assert_eq!(failure.class(), FailureClass::Permanent, "{failure:?}");
-            assert!(failure.note().starts_with("permanent (no retry can help"), "{}", failure.note());
+            assert!(
+                failure.note().starts_with("permanent (no retry can help"),
+                "{}",
+                failure.note()
+            );
         }
     }
 
     #[test]
     fn what_may_pass_later_is_retried() {
-        assert_eq!(RecordFailure::StorePanicked("x".into()).class(), FailureClass::Transient);
+        assert_eq!(
+            RecordFailure::StorePanicked("x".into()).class(),
+            FailureClass::Transient
+        );
         assert_eq!(RecordFailure::NotAttempted.class(), FailureClass::Transient);
         let throttled = RecordFailure::Refused {
             class: FailureClass::Transient,
             cause: "ThrottlingException".into(),
         };
         assert_eq!(throttled.class(), FailureClass::Transient);
-        assert!(throttled.note().starts_with("transient (retried with backoff): Throttling"));
+        assert!(throttled
+            .note()
+            .starts_with("transient (retried with backoff): Throttling"));
         let newer = decoded(r#"{"v":9,"job_id":"x","content":"x"}"#);
         assert_eq!(newer.class(), FailureClass::Deployment, "{newer:?}");
         let denied = RecordFailure::Refused {

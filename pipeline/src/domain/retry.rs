@@ -98,17 +98,13 @@ impl RetryPolicy {
     /// store that dead-letters nothing. (The record moves at the receive after its last
     /// failure, so every one of its `max_receive_count` backoffs is waited.)
     pub fn outage_ridden_out(&self, max_receive_count: u32) -> Duration {
-        (1..=max_receive_count)
-            .map(|n| self.backoff(n, 0.0))
-            .sum()
+        (1..=max_receive_count).map(|n| self.backoff(n, 0.0)).sum()
     }
 
     /// The longest time a record that always fails transiently takes to reach the dead-letter
     /// queue (plus the time its deliveries themselves take).
     pub fn slowest_dead_letter(&self, max_receive_count: u32) -> Duration {
-        (1..=max_receive_count)
-            .map(|n| self.backoff(n, 1.0))
-            .sum()
+        (1..=max_receive_count).map(|n| self.backoff(n, 1.0)).sum()
     }
 }
 
@@ -147,7 +143,10 @@ mod tests {
             assert!(low * 2 >= ceiling && low <= ceiling, "receive {n}: {low:?}");
             for unit in [0.1, 0.5, 0.9, -3.0, 7.0] {
                 let wait = policy.backoff(n, unit);
-                assert!((low..=high).contains(&wait), "receive {n}, {unit}: {wait:?}");
+                assert!(
+                    (low..=high).contains(&wait),
+                    "receive {n}, {unit}: {wait:?}"
+                );
             }
         }
         // An odd ceiling rounds its floor up: the wait is never under half.

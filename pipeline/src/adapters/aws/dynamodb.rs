@@ -579,7 +579,10 @@ mod tests {
             );
             assert_eq!((refused.num_calls(), written.num_calls()), (1, 2));
             assert!(
-                error.unwritten[0].cause.to_string().contains("never rewritten"),
+                error.unwritten[0]
+                    .cause
+                    .to_string()
+                    .contains("never rewritten"),
                 "{}",
                 error.unwritten[0].cause
             );

@@ -145,13 +145,19 @@ mod tests {
         ] {
             assert_eq!(put_item(code, 400), FailureClass::Transient, "{code}");
         }
-        assert_eq!(put_item("InternalServerError", 500), FailureClass::Transient);
+        assert_eq!(
+            put_item("InternalServerError", 500),
+            FailureClass::Transient
+        );
         assert_eq!(put_item("ServiceUnavailable", 503), FailureClass::Transient);
     }
 
     #[test]
     fn dynamodb_validation_and_a_refused_condition_are_permanent() {
-        assert_eq!(put_item("ValidationException", 400), FailureClass::Permanent);
+        assert_eq!(
+            put_item("ValidationException", 400),
+            FailureClass::Permanent
+        );
         assert_eq!(
             put_item("ConditionalCheckFailedException", 400),
             FailureClass::Permanent
@@ -175,12 +181,21 @@ mod tests {
 
     #[test]
     fn sqs_codes_are_classified_the_same_way() {
-        assert_eq!(sqs_send("AWS.SimpleQueueService.NonExistentQueue", 400), FailureClass::Deployment);
+        assert_eq!(
+            sqs_send("AWS.SimpleQueueService.NonExistentQueue", 400),
+            FailureClass::Deployment
+        );
         assert_eq!(sqs_send("AccessDenied", 403), FailureClass::Deployment);
-        assert_eq!(sqs_send("InvalidMessageContents", 400), FailureClass::Permanent);
+        assert_eq!(
+            sqs_send("InvalidMessageContents", 400),
+            FailureClass::Permanent
+        );
         assert_eq!(sqs_send("RequestThrottled", 400), FailureClass::Transient);
         assert_eq!(sqs_send("InternalFailure", 500), FailureClass::Transient);
-        assert_eq!(sqs_visibility("ReceiptHandleIsInvalid"), FailureClass::Transient);
+        assert_eq!(
+            sqs_visibility("ReceiptHandleIsInvalid"),
+            FailureClass::Transient
+        );
     }
 
     #[test]
@@ -193,7 +208,10 @@ mod tests {
         let garbled: SdkError<PutItemError, HttpResponse> =
             SdkError::response_error("not XML", response(200));
         assert_eq!(class_of(&garbled), FailureClass::Transient);
-        assert_eq!(put_item("SomethingNewException", 400), FailureClass::Transient);
+        assert_eq!(
+            put_item("SomethingNewException", 400),
+            FailureClass::Transient
+        );
         assert_eq!(put_item("", 500), FailureClass::Transient);
     }
 

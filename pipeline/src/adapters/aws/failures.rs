@@ -202,7 +202,8 @@ fn number(item: &Item, name: &str) -> anyhow::Result<u64> {
 }
 
 fn dead_letter_id(key: &str) -> anyhow::Result<DeadLetterId> {
-    DeadLetterId::from_key(key).ok_or_else(|| anyhow!("failure note's key `{key}` names no dead letter"))
+    DeadLetterId::from_key(key)
+        .ok_or_else(|| anyhow!("failure note's key `{key}` names no dead letter"))
 }
 
 fn failure_from_item(item: &Item) -> anyhow::Result<Failure> {

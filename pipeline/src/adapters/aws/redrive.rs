@@ -48,6 +48,19 @@ impl SqsRedrive {
         }
     }
 
+    /// With a client of the shared configuration (see [`super::sdk_config`]).
+    pub fn from_config(
+        sdk: &aws_config::SdkConfig,
+        queue_url: impl Into<String>,
+        dead_letter_queue_url: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            aws_sdk_sqs::Client::new(sdk),
+            queue_url,
+            dead_letter_queue_url,
+        )
+    }
+
     fn dead_letter_is_fifo(&self) -> bool {
         self.dead_letter_queue_url.ends_with(".fifo")
     }
@@ -209,7 +222,9 @@ mod tests {
         record.receipt_handle = Some(format!("receipt-{id}"));
         record.body = Some(body.into());
         if let Some(group) = group {
-            record.attributes.insert("MessageGroupId".into(), group.into());
+            record
+                .attributes
+                .insert("MessageGroupId".into(), group.into());
         }
         record
     }
@@ -222,11 +237,21 @@ mod tests {
                 request.queue_url() == Some("https://sqs/queue")
                     && entries.len() <= 10
                     && entries.iter().all(|e| {
-                        let n: i32 = e.receipt_handle().trim_start_matches("receipt-").parse().unwrap();
+                        let n: i32 = e
+                            .receipt_handle()
+                            .trim_start_matches("receipt-")
+                            .parse()
+                            .unwrap();
                         e.visibility_timeout() == Some(n * 10)
                     })
             })
-            .then_output(|| ChangeMessageVisibilityBatchOutput::builder().set_successful(Some(vec![])).set_failed(Some(vec![])).build().unwrap());
+            .then_output(|| {
+                ChangeMessageVisibilityBatchOutput::builder()
+                    .set_successful(Some(vec![]))
+                    .set_failed(Some(vec![]))
+                    .build()
+                    .unwrap()
+            });
         let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&visibility]);
         let redrive = SqsRedrive::new(client, "https://sqs/queue", "https://sqs/dead");
         let waits: Vec<(String, Duration)> = (1..=12)

@@ -216,7 +216,10 @@ pub const BATCH_BYTES_MAX: usize = 1024 * 1024;
 
 /// Splits `entries` (by index) into `SendMessageBatch` calls: at most [`SQS_BATCH_MAX`]
 /// entries and [`BATCH_BYTES_MAX`] bytes each, in order.
-pub(super) fn batches(indexes: &[usize], entries: &[Option<SendMessageBatchRequestEntry>]) -> Vec<Vec<usize>> {
+pub(super) fn batches(
+    indexes: &[usize],
+    entries: &[Option<SendMessageBatchRequestEntry>],
+) -> Vec<Vec<usize>> {
     let mut calls: Vec<Vec<usize>> = Vec::new();
     let mut bytes = 0;
     for &i in indexes {

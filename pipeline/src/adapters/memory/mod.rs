@@ -13,9 +13,9 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    on_existing, Claim, ContentLimit, Cursor, DeadLetterId, Existing, Failure, IdempotencyKey, JobId, KeyRecord,
-    Message, MessageContent, Outgoing, Page, PageLimit, ReservedIds, StoredAnswer, KEY_LEASE,
-    KEY_LIFETIME,
+    on_existing, Claim, ContentLimit, Cursor, DeadLetterId, Existing, Failure, IdempotencyKey,
+    JobId, KeyRecord, Message, MessageContent, Outgoing, Page, PageLimit, ReservedIds,
+    StoredAnswer, KEY_LEASE, KEY_LIFETIME,
 };
 use crate::ports::{
     Count, DeadLetterPage, FailureLog, IdempotencyKeys, MessageQueue, MessageStore, OneDeadLetter,
@@ -394,11 +394,7 @@ impl Operations for EmptyOperations {
         })
     }
 
-    async fn dead_letters(
-        &self,
-        _: usize,
-        _: Option<DeadLetterId>,
-    ) -> PortResult<DeadLetterPage> {
+    async fn dead_letters(&self, _: usize, _: Option<DeadLetterId>) -> PortResult<DeadLetterPage> {
         Ok(DeadLetterPage {
             letters: Vec::new(),
             next: None,
