@@ -88,27 +88,34 @@ async function loadDeadLetters() {
   body.replaceChildren();
   for (const letter of page.dead_letters) {
     const row = document.createElement("tr");
-    row.dataset.jobId = letter.job_id;
-    cell(row, letter.job_id);
+    // A job is named by its job id; a raw dead letter (a body that is not an envelope of this
+    // pipeline) by its message id, and it cannot be requeued: it would only fail again.
+    const raw = letter.kind === "raw";
+    row.dataset.id = letter.id;
+    row.dataset.kind = letter.kind;
+    cell(row, raw ? `${letter.id} (raw message)` : letter.id);
     cell(row, letter.receive_count);
     cell(row, letter.first_failure_at);
     cell(row, letter.last_failure_at);
     cell(row, letter.last_error, "wrap");
     cell(row, letter.preview, "wrap content");
     const action = document.createElement("td");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = "Requeue";
-    button.className = "requeue";
-    button.addEventListener("click", () => act(() => call("POST", `/dead-letters/${encodeURIComponent(letter.job_id)}/requeue`)));
-    action.appendChild(button);
+    if (!raw) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Requeue";
+      button.className = "requeue";
+      button.addEventListener("click", () => act(() => call("POST", `/dead-letters/${encodeURIComponent(letter.id)}/requeue`)));
+      action.appendChild(button);
+    }
     const remove = document.createElement("button");
     remove.type = "button";
     remove.textContent = "Delete";
     remove.className = "delete danger";
     remove.addEventListener("click", () => {
-      if (!window.confirm(`Delete job ${letter.job_id} for good?`)) return;
-      act(() => call("DELETE", `/dead-letters/${encodeURIComponent(letter.job_id)}`));
+      const what = raw ? `raw message ${letter.id}` : `job ${letter.id}`;
+      if (!window.confirm(`Delete ${what} for good?`)) return;
+      act(() => call("DELETE", `/dead-letters/${encodeURIComponent(letter.id)}`));
     });
     action.appendChild(remove);
     row.appendChild(action);

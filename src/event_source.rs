@@ -72,22 +72,50 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 const ERROR_PAUSE_MIN: Duration = Duration::from_millis(50);
 const ERROR_PAUSE_MAX: Duration = Duration::from_secs(5);
 
+/// What each poller's consumer is made of, as the consumer Lambda's `main` makes it: the
+/// store, where dead letters are noted, and how failed records are retried.
+#[derive(Debug, Clone)]
+pub struct ConsumerParts {
+    pub store: Arc<dyn MessageStore>,
+    pub notes: Option<LastFailureNotes>,
+    pub retries: Option<Retries>,
+}
+
+impl ConsumerParts {
+    /// A consumer that stores and reports failures, and nothing more (tests).
+    pub fn storing_in(store: Arc<dyn MessageStore>) -> Self {
+        Self {
+            store,
+            notes: None,
+            retries: None,
+        }
+    }
+
+    fn consumer(&self) -> Consumer<'_> {
+        Consumer::new(&*self.store)
+            .noting_last_failures(self.notes.as_ref())
+            .retrying(self.retries.as_ref())
+    }
+}
+
 /// Runs the mapping until `shutdown` turns true; batches already being handled finish first.
 pub async fn run_mapping(
     source: Arc<dyn QueueSource>,
-    store: Arc<dyn MessageStore>,
-    notes: Option<LastFailureNotes>,
-    retries: Option<Retries>,
+    parts: ConsumerParts,
     settings: MappingSettings,
     counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
 ) {
     let pollers: Vec<_> = (0..settings.concurrency)
         .map(|poller| {
-            let (source, store, shutdown) = (source.clone(), store.clone(), shutdown.clone());
-            let (counts, notes, retries) = (counts.clone(), notes.clone(), retries.clone());
+            let (source, parts, shutdown) = (source.clone(), parts.clone(), shutdown.clone());
             tokio::spawn(supervise(
-                poller, source, store, notes, retries, settings, counts, shutdown,
+                poller,
+                source,
+                parts,
+                settings,
+                counts.clone(),
+                shutdown,
             ))
         })
         .collect();
@@ -105,22 +133,17 @@ pub async fn run_mapping(
 async fn supervise(
     poller: usize,
     source: Arc<dyn QueueSource>,
-    store: Arc<dyn MessageStore>,
-    notes: Option<LastFailureNotes>,
-    retries: Option<Retries>,
+    parts: ConsumerParts,
     settings: MappingSettings,
     counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
 ) {
     let mut pause = ERROR_PAUSE_MIN;
     loop {
-        let (source, store, counts) = (source.clone(), store.clone(), counts.clone());
-        let (stop, notes, retries) = (shutdown.clone(), notes.clone(), retries.clone());
+        let (source, parts, counts) = (source.clone(), parts.clone(), counts.clone());
+        let stop = shutdown.clone();
         let run = tokio::spawn(async move {
-            let consumer = Consumer::new(&*store)
-                .noting_last_failures(notes.as_ref())
-                .retrying(retries.as_ref());
-            poll(poller, &*source, consumer, settings, &counts, stop).await
+            poll(poller, &*source, parts.consumer(), settings, &counts, stop).await
         });
         match run.await {
             Ok(()) => return,
@@ -397,9 +420,7 @@ mod tests {
         };
         let mapping = tokio::spawn(run_mapping(
             source.clone(),
-            store.clone(),
-            None,
-            None,
+            ConsumerParts::storing_in(store.clone()),
             settings,
             Arc::new(MappingCounts::default()),
             stopped,

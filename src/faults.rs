@@ -46,6 +46,10 @@ pub struct FaultPlan {
     /// that fails every delivery and reaches the dead-letter queue, until the faults are
     /// healed (`DELETE /_local/faults`), as a fixed bug would let it through.
     pub poison: Option<String>,
+    /// The store fails every message whose content contains this text, transiently (as a
+    /// key that keeps being throttled), until the faults are healed: the record is retried
+    /// with backoff, and on FIFO its group waits behind it.
+    pub flaky: Option<String>,
 }
 
 impl FaultPlan {
@@ -82,6 +86,7 @@ impl FaultPlan {
                 "panic" => plan.panic = rate(value)?,
                 "lost-reply" => plan.lost_reply = rate(value)?,
                 "poison" if !value.trim().is_empty() => plan.poison = Some(value.trim().to_owned()),
+                "flaky" if !value.trim().is_empty() => plan.flaky = Some(value.trim().to_owned()),
                 "latency-ms" => plan.max_latency = Duration::from_secs_f64(number(value)? / 1e3),
                 "seed" => {
                     plan.seed = value
@@ -91,7 +96,7 @@ impl FaultPlan {
                 }
                 other => {
                     return Err(format!(
-                        "unknown fault `{other}`: use error, throttle, partial, panic, lost-reply, latency-ms, seed or poison"
+                        "unknown fault `{other}`: use error, throttle, partial, panic, lost-reply, latency-ms, seed, poison or flaky"
                     ))
                 }
             }
@@ -110,6 +115,7 @@ pub struct FaultCounts {
     panics: AtomicU64,
     lost_replies: AtomicU64,
     poisoned: AtomicU64,
+    flaky: AtomicU64,
     /// Set by [`FaultCounts::heal`]: no fault is injected any more.
     healed: std::sync::atomic::AtomicBool,
 }
@@ -123,6 +129,7 @@ pub struct FaultTally {
     pub panics: u64,
     pub lost_replies: u64,
     pub poisoned: u64,
+    pub flaky: u64,
     pub healed: bool,
 }
 
@@ -137,6 +144,7 @@ impl FaultCounts {
             panics: get(&self.panics),
             lost_replies: get(&self.lost_replies),
             poisoned: get(&self.poisoned),
+            flaky: get(&self.flaky),
             healed: self.healed.load(Ordering::Relaxed),
         }
     }
@@ -219,6 +227,66 @@ impl<T> Faulty<T> {
         }
     }
 
+    /// The `poison` (permanent) and `flaky` (transient) refusals: the marked messages are
+    /// refused, the others written; `None` when no message is marked.
+    async fn refuse_marked(&self, messages: &[Message]) -> Option<PutBatchError>
+    where
+        T: MessageStore,
+    {
+        let marked = |marker: &Option<String>, m: &Message| {
+            marker
+                .as_deref()
+                .is_some_and(|marker| m.content.as_str().contains(marker))
+        };
+        let poisoned: Vec<JobId> = messages
+            .iter()
+            .filter(|m| marked(&self.plan.poison, m))
+            .map(|m| m.id)
+            .collect();
+        let flaky: Vec<JobId> = messages
+            .iter()
+            .filter(|m| !marked(&self.plan.poison, m) && marked(&self.plan.flaky, m))
+            .map(|m| m.id)
+            .collect();
+        if poisoned.is_empty() && flaky.is_empty() {
+            return None;
+        }
+        self.counts
+            .poisoned
+            .fetch_add(poisoned.len() as u64, Ordering::Relaxed);
+        self.counts
+            .flaky
+            .fetch_add(flaky.len() as u64, Ordering::Relaxed);
+        // As a store's validation refusal (an item too large): no retry can help.
+        let mut refused = PutBatchError::each(
+            poisoned,
+            PortError::permanent(anyhow::anyhow!(
+                "injected fault: the content is poison to this store"
+            )),
+        );
+        refused.unwritten.extend(
+            PutBatchError::each(
+                flaky,
+                PortError::transient(anyhow::anyhow!(
+                    "injected fault: this message's write is throttled again"
+                )),
+            )
+            .unwritten,
+        );
+        let refused_ids = refused.ids();
+        let clean: Vec<Message> = messages
+            .iter()
+            .filter(|m| !refused_ids.contains(&m.id))
+            .cloned()
+            .collect();
+        if !clean.is_empty() {
+            if let Err(e) = self.inner.put_batch(&clean).await {
+                refused.unwritten.extend(e.unwritten);
+            }
+        }
+        Some(refused)
+    }
+
     /// Splits a batch at random into what gets written and what does not (never all written).
     fn split_batch<'a>(&self, messages: &'a [Message]) -> (Vec<Message>, Vec<&'a Message>) {
         self.with_rng(|rng| {
@@ -294,30 +362,8 @@ impl<T: MessageStore> MessageStore for Faulty<T> {
         if messages.is_empty() {
             return self.inner.put_batch(messages).await;
         }
-        if let Some(marker) = self
-            .plan
-            .poison
-            .as_deref()
-            .filter(|_| !self.counts.healed())
-        {
-            let (poisoned, clean): (Vec<&Message>, Vec<&Message>) = messages
-                .iter()
-                .partition(|m| m.content.as_str().contains(marker));
-            if !poisoned.is_empty() {
-                self.counts
-                    .poisoned
-                    .fetch_add(poisoned.len() as u64, Ordering::Relaxed);
-                let clean: Vec<Message> = clean.into_iter().cloned().collect();
-                // As a store's validation refusal (an item too large): no retry can help.
-                let mut refused = PutBatchError::each(
-                    poisoned.iter().map(|m| m.id),
-                    PortError::permanent(anyhow::anyhow!(
-                        "injected fault: the content is poison to this store"
-                    )),
-                );
-                if let Err(e) = self.inner.put_batch(&clean).await {
-                    refused.unwritten.extend(e.unwritten);
-                }
+        if !self.counts.healed() {
+            if let Some(refused) = self.refuse_marked(messages).await {
                 return Err(refused);
             }
         }
@@ -364,7 +410,7 @@ mod tests {
     #[test]
     fn plans_parse_and_bad_ones_say_why() {
         let plan = FaultPlan::parse(
-            "error=0.2, partial=0.1,panic=0.01,lost-reply=0.03,latency-ms=5,seed=7,poison=boom",
+            "error=0.2, partial=0.1,panic=0.01,lost-reply=0.03,latency-ms=5,seed=7,poison=boom,flaky=slow",
         )
         .unwrap();
         assert_eq!(
@@ -378,6 +424,7 @@ mod tests {
                 max_latency: Duration::from_millis(5),
                 seed: 7,
                 poison: Some("boom".into()),
+                flaky: Some("slow".into()),
             }
         );
         assert_eq!(FaultPlan::parse("").unwrap(), FaultPlan::default());
@@ -492,5 +539,45 @@ mod tests {
         assert_eq!(store.inner.items().len(), 3);
         let tally = store.counts().tally();
         assert_eq!((tally.calls, tally.errors, tally.partial_writes), (1, 0, 0));
+    }
+}
+
+#[cfg(test)]
+mod marked {
+    use super::*;
+    use pipeline::adapters::memory::{stored_messages, InMemoryStore};
+    use pipeline::domain::FailureClass;
+
+    #[tokio::test]
+    async fn poison_is_refused_for_good_flaky_for_now_and_the_rest_is_written() {
+        let mut batch = stored_messages(3);
+        let content = |text: &str| {
+            pipeline::domain::MessageContent::parse(
+                text.into(),
+                pipeline::domain::ContentLimit::DEFAULT,
+            )
+            .unwrap()
+        };
+        batch[0].content = content("a BAD one");
+        batch[1].content = content("a slow one");
+        let store = Faulty::new(
+            InMemoryStore::default(),
+            FaultPlan::parse("poison=BAD,flaky=slow").unwrap(),
+        );
+
+        let error = store.put_batch(&batch).await.unwrap_err();
+
+        let class_of = |id| {
+            error
+                .unwritten
+                .iter()
+                .find(|u| u.id == id)
+                .map(|u| u.cause.class)
+        };
+        assert_eq!(class_of(batch[0].id), Some(FailureClass::Permanent));
+        assert_eq!(class_of(batch[1].id), Some(FailureClass::Transient));
+        assert_eq!(store.inner.items(), vec![batch[2].clone()]);
+        let tally = store.counts().tally();
+        assert_eq!((tally.poisoned, tally.flaky), (1, 1));
     }
 }

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::calls::CallCounter;
-use crate::event_source::{run_mapping, MappingCounts, MappingSettings};
+use crate::event_source::{run_mapping, ConsumerParts, MappingCounts, MappingSettings};
 use crate::faults::{FaultCounts, FaultPlan, Faulty};
 use crate::server::gateway::{Gate, IssuedTokens};
 use crate::sqlite::{Durability, SqliteDb, SqliteKeys, SqliteQueue, SqliteStore};
@@ -369,9 +369,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
     let worker = tokio::spawn(run_mapping(
         pipeline.source,
-        pipeline.store,
-        Some(notes),
-        Some(retries),
+        ConsumerParts {
+            store: pipeline.store,
+            notes: Some(notes),
+            retries: Some(retries),
+        },
         mapping,
         consumer,
         stopped,

@@ -102,12 +102,13 @@ try {
   assert.equal(await page.locator(`#messages tr[data-job-id="${job}"] b`).count(), 0);
 
   // A poison message through the raw queue route, as any producer with queue access could
-  // send it: dead-lettered after its retries, with why, its <script> shown as text.
+  // send it: dead-lettered at its first failure (no retry can store it), with why, its
+  // <script> shown as text.
   const poison = uuidv7();
   const content = "POISON <script>alert('xss')</script><img src=x onerror=alert(1)>";
   const raw = await api("POST", "/_local/queue", admin, JSON.stringify({ v: 1, job_id: poison, content }));
   assert.equal(raw.status, 202, raw.text);
-  const row = `#dead-letters tr[data-job-id="${poison}"]`;
+  const row = `#dead-letters tr[data-id="${poison}"]`;
   await page.waitForSelector(row, { timeout: WAIT_MS });
   assert.equal(await page.textContent(`${row} td.content`), content);
   assert.match(await page.textContent(row), /poison/);
@@ -123,7 +124,7 @@ try {
   const doomed = uuidv7();
   const sent = await api("POST", "/_local/queue", admin, JSON.stringify({ v: 1, job_id: doomed, content: "POISON, to be deleted" }));
   assert.equal(sent.status, 202, sent.text);
-  const doomedRow = `#dead-letters tr[data-job-id="${doomed}"]`;
+  const doomedRow = `#dead-letters tr[data-id="${doomed}"]`;
   await page.waitForSelector(doomedRow, { timeout: WAIT_MS });
 
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
@@ -141,10 +142,18 @@ try {
   await page.waitForSelector(row, { state: "detached" });
   assert.equal(await page.locator("#messages script, #messages img").count(), 0);
 
-  // Purge asks first (the prompt is answered "purge"), then empties the queue.
+  // A body that is not an envelope at all is listed as a raw dead letter, beside a count
+  // that agrees, with no requeue button (it would only fail again).
   const garbage = await api("POST", "/_local/queue", admin, "not an envelope", "text/plain");
   assert.equal(garbage.status, 202, garbage.text);
+  const rawRow = '#dead-letters tr[data-kind="raw"]';
+  await page.waitForSelector(rawRow, { timeout: WAIT_MS });
+  assert.equal(await page.textContent(`${rawRow} td.content`), "not an envelope");
+  assert.equal(await page.locator(`${rawRow} button.requeue`).count(), 0);
   await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "1", null, { timeout: WAIT_MS });
+  assert.equal(await page.locator("#dead-letters tr").count(), 1);
+
+  // Purge asks first (the prompt is answered "purge"), then empties the queue.
   await page.click("#purge");
   await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "0", null, { timeout: WAIT_MS });
 

@@ -4,12 +4,11 @@
 //! Through the API: messages with a `group_id` are queued and stored, and a delay is refused.
 //! Then, in one `SendMessageBatch` straight to SQS (so that they arrive together, as a
 //! producer with queue access could send them): group `g` holds g-1, a record the consumer
-//! cannot store, g-3; group `h` holds h-1. Whatever batches the event source mapping makes,
-//! g-3 must not be stored while the bad record is still being retried (its job reads
-//! `queued`): the consumer stops at a group's first failure. Once the bad record has failed
-//! for good it is dead-lettered and leaves the group; g-3 is then either stored after it, or
-//! (when it was received as often) dead-lettered with it, noted as not attempted, and an
-//! operator who deletes the bad record and requeues g-3 gets it stored.
+//! can never store (empty content), g-3; group `h` holds h-1. The bad record is refused for
+//! good: it goes to the FIFO dead-letter queue at its first delivery and leaves its group,
+//! so nothing waits behind it and g-3 is stored. (A group waiting behind a record that fails
+//! transiently needs a failing store, which the runner's fault injection gives:
+//! tests/queue_features.rs runs that on the same adapters against the emulator.)
 
 use std::time::{Duration, Instant};
 
@@ -62,7 +61,7 @@ fn entry(content: &str, group: &str, bad: bool) -> (String, SendMessageBatchRequ
 
 #[tokio::test]
 #[ignore = "needs a deployed FIFO stack: infra/test.sh"]
-async fn a_fifo_group_stops_at_its_failing_record_and_keeps_its_order() {
+async fn a_record_that_can_never_be_stored_leaves_its_fifo_group_at_once() {
     let queue_url = var("PIPELINE_QUEUE_URL");
     assert!(
         queue_url.ends_with(".fifo"),
@@ -102,54 +101,28 @@ async fn a_fifo_group_stops_at_its_failing_record_and_keeps_its_order() {
     assert!(sent.failed.is_empty(), "{:?}", sent.failed);
 
     tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        let mut polls_while_retrying = 0;
-        let (bad_status, g3_status) = loop {
-            let (bad_status, g3_status) = (job(&Stack, &bad), job(&Stack, &g3));
-            if bad_status["status"] == "queued" {
-                polls_while_retrying += 1;
-                assert_ne!(
-                    g3_status["status"], "stored",
-                    "g-3 was stored while the record ahead of it was still retried"
-                );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let bad_status = loop {
+            let bad_status = job(&Stack, &bad);
+            if bad_status["status"] == "dead_lettered" {
+                break bad_status;
             }
-            let settled =
-                |s: &serde_json::Value| s["status"] == "stored" || s["status"] == "dead_lettered";
-            if bad_status["status"] == "dead_lettered" && settled(&g3_status) {
-                break (bad_status, g3_status);
-            }
-            assert!(Instant::now() < deadline, "{bad_status} {g3_status}");
+            assert!(Instant::now() < deadline, "{bad_status}");
             std::thread::sleep(Duration::from_millis(250));
         };
+        let letter = &bad_status["dead_letter"];
+        assert_eq!(letter["receive_count"], 1, "{bad_status}");
+        let error = letter["last_error"].as_str().unwrap();
         assert!(
-            polls_while_retrying > 0,
-            "never saw the bad record being retried"
+            error.starts_with("permanent") && error.contains("empty"),
+            "{error}"
         );
-        assert!(bad_status["dead_letter"]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("empty"));
         stored(&Stack, &g1);
+        stored(&Stack, &g3);
         stored(&Stack, &h1);
-        eprintln!(
-            "fifo: g-3 ended {} after the bad record",
-            g3_status["status"]
-        );
 
         let (status, body) = as_admin("DELETE", &format!("/dead-letters/{bad}"));
         assert_eq!(status, 200, "{body}");
-        if g3_status["status"] == "dead_lettered" {
-            assert!(
-                g3_status["dead_letter"]["last_error"]
-                    .as_str()
-                    .unwrap()
-                    .contains("not attempted"),
-                "{g3_status}"
-            );
-            let (status, body) = as_admin("POST", &format!("/dead-letters/{g3}/requeue"));
-            assert_eq!(status, 200, "{body}");
-            stored(&Stack, &g3);
-        }
     })
     .await
     .unwrap();

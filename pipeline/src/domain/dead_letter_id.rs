@@ -107,6 +107,6 @@ mod tests {
             assert_eq!(DeadLetterId::from_key(&id.key()).as_ref(), Some(id));
         }
         assert!(raw.key() > job.key());
-        assert!(raw.key() > "ffffffff-ffff-7fff-bfff-ffffffffffff".to_owned());
+        assert!(raw.key().as_str() > "ffffffff-ffff-7fff-bfff-ffffffffffff");
     }
 }
