@@ -17,7 +17,9 @@ use crate::support::{data_file, join_posts, post_until, Ledger, Posts, Runner};
 /// Bodies a consumer cannot store: not JSON, not an envelope, an unknown version, a job id
 /// that is not one, content over the ceiling that any deployment may configure (content over
 /// today's limit but under the ceiling is stored: it may have been accepted under a higher
-/// one), content that is empty.
+/// one), content that is empty. All but the unknown version are refused for good and
+/// dead-lettered at their first failure; an unknown version may be a newer enqueue's, which
+/// the next consumer will know, and is retried until its last receive.
 fn poison(n: usize) -> Vec<String> {
     let kinds = [
         "not json at all".to_owned(),
@@ -63,6 +65,10 @@ fn ten_thousand_messages_survive_store_queue_and_worker_faults() {
             "1",
             "--max-receive-count",
             &max_receives.to_string(),
+            "--retry-base-secs",
+            "1",
+            "--retry-max-secs",
+            "2",
             "--store-faults",
             "error=0.2,throttle=0.02,partial=0.1,panic=0.005,latency-ms=2,seed=5",
             "--queue-faults",
@@ -125,11 +131,17 @@ fn ten_thousand_messages_survive_store_queue_and_worker_faults() {
             "no {port} {kind}: {faults}"
         );
     }
-    // Poison reaches the dead-letter queue after exactly maxReceiveCount receives.
+    // Poison reaches the dead-letter queue at its first failure; an unknown envelope version
+    // after exactly maxReceiveCount receives.
     assert_eq!(ledger.poison, poison.len());
     for body in &poison {
         let receives = dead.iter().find(|(b, _)| b == body).map(|(_, n)| *n);
-        assert_eq!(receives, Some(max_receives), "{body:.60}");
+        let expected = if body.contains(r#""v": 9"#) {
+            max_receives
+        } else {
+            1
+        };
+        assert_eq!(receives, Some(expected), "{body:.60}");
     }
 }
 
@@ -145,6 +157,8 @@ fn poison_in_a_batch_does_not_hold_back_its_neighbours() {
             "--visibility-timeout-secs",
             "1",
             "--max-receive-count",
+            "1",
+            "--retry-base-secs",
             "1",
             "--batching-window-ms",
             "50",
@@ -225,6 +239,12 @@ async fn messages_survive_faults_through_sqs_and_dynamodb() {
         let runner = Runner::start_on_aws(
             &target,
             &[
+                "--max-receive-count",
+                &max_receives.to_string(),
+                "--retry-base-secs",
+                "1",
+                "--retry-max-secs",
+                "2",
                 "--store-faults",
                 "error=0.2,partial=0.1,panic=0.01,seed=8",
                 "--queue-faults",
@@ -277,4 +297,69 @@ async fn messages_survive_faults_through_sqs_and_dynamodb() {
         "{ledger:?}"
     );
     assert!(faults["store"]["errors"].as_u64().unwrap() > 0, "{faults}");
+}
+
+/// A total outage of the store, longer than `visibility × maxReceiveCount` (8 s here): before
+/// backoff every message received during it was dead-lettered; now each waits, and once the
+/// store heals every acknowledged message is stored once and none is dead-lettered.
+#[test]
+fn a_total_store_outage_longer_than_visibility_times_receives_loses_doubles_and_dead_letters_nothing(
+) {
+    let data = data_file();
+    let runner = Runner::start_with(
+        &data,
+        &[
+            "--visibility-timeout-secs",
+            "1",
+            "--max-receive-count",
+            "8",
+            "--retry-base-secs",
+            "1",
+            "--store-faults",
+            "error=1",
+        ],
+    );
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let posts = join_posts(post_until(
+        &runner.url,
+        4,
+        Some(2_000),
+        stop,
+        "total outage",
+    ));
+    // The outage: 30 s from the first post, well past 8 receives of 1 s.
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(started.elapsed()));
+    let during = runner.stats();
+    assert_eq!(during["dead_lettered"], 0, "{during}");
+    assert!(
+        during["faults"]["store"]["errors"].as_u64().unwrap() > 0,
+        "{during}"
+    );
+    let healed = crate::support::agent()
+        .delete(format!("{}/_local/faults", runner.url))
+        .call()
+        .unwrap();
+    assert_eq!(healed.status(), 200);
+    let stats = runner.wait_drained(Duration::from_secs(120));
+    let stored = runner.list_all();
+    let dead: Vec<String> = runner.dead_letters().into_iter().map(|(b, _)| b).collect();
+    runner.kill();
+    remove_db(&data);
+
+    let rows = stats["stored"].as_u64().unwrap() as usize;
+    let ledger = Ledger::of(&posts, &stored, &dead).with_rows(rows, stored.len());
+    ledger.report(
+        "embedded, 30 s store outage",
+        posts.refused.len(),
+        0,
+        &stats["faults"],
+    );
+    ledger.assert_kept();
+    assert!(
+        dead.is_empty(),
+        "dead-lettered during the outage: {}",
+        dead.len()
+    );
+    assert_eq!(stored.len(), posts.acked.len());
 }

@@ -15,6 +15,11 @@ fn every_acknowledged_message_is_kept_across_sigkills_under_store_faults() {
     let args = [
         "--visibility-timeout-secs",
         "1",
+        // Transient failures come back within seconds, so the rounds drain quickly.
+        "--retry-base-secs",
+        "1",
+        "--retry-max-secs",
+        "2",
         "--store-faults",
         "error=0.2,partial=0.1,seed=11",
     ];

@@ -196,7 +196,8 @@ impl TestStack {
         bodies
     }
 
-    /// Items in the table, counted by DynamoDB itself (a Scan that returns only the count).
+    /// Stored messages in the table, counted by DynamoDB itself (a Scan that returns only the
+    /// count).
     pub async fn item_count(&self) -> usize {
         let mut count = 0;
         let mut start = None;
@@ -206,6 +207,12 @@ impl TestStack {
                 .scan()
                 .table_name(&self.table)
                 .select(aws_sdk_dynamodb::types::Select::Count)
+                // Messages only: failure notes live in the same table, in partition `dead`.
+                .filter_expression("pk <> :dead")
+                .expression_attribute_values(
+                    ":dead",
+                    aws_sdk_dynamodb::types::AttributeValue::S("dead".into()),
+                )
                 .set_exclusive_start_key(start)
                 .send()
                 .await
