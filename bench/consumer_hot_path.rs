@@ -1,6 +1,7 @@
 //! The consumer's CPU work per batch, without the network: decode the `SqsEvent` Lambda hands
 //! over (JSON), decode and validate each record's envelope, dedupe jobs, and build the
-//! DynamoDB items, through the worker's own `store_batch`. Per-message time comes
+//! DynamoDB items, through the consumer the Lambda runs (with its retries: a batch with no
+//! failure must make no redrive call, which the benchmark checks). Per-message time comes
 //! from criterion (throughput in elements); allocations per message from a counting
 //! allocator, printed once per batch size.
 //!
@@ -19,8 +20,9 @@ use pipeline::adapters::aws::for_benchmarks::message_item;
 use pipeline::domain::{
     ContentLimit, JobId, Message, MessageContent, Page, PageLimit, QueuedMessage,
 };
-use pipeline::ports::{MessageStore, PortResult, PutBatchError};
-use pipeline::worker::store_batch;
+use pipeline::domain::RetryPolicy;
+use pipeline::ports::{MessageStore, PortResult, PutBatchError, Redrive};
+use pipeline::worker::{Consumer, Retries};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -45,6 +47,24 @@ impl MessageStore for RequestBuilder {
 
     async fn list(&self, _: PageLimit, _: Option<JobId>) -> PortResult<Page> {
         Ok(Page::default())
+    }
+}
+
+/// A redrive that must never be called: the benchmark's batches have no failure.
+#[derive(Debug)]
+struct NoRedrive;
+
+#[async_trait]
+impl Redrive for NoRedrive {
+    async fn back_off(&self, _: &[(String, std::time::Duration)]) -> PortResult<()> {
+        panic!("a batch with no failure made a backoff call")
+    }
+
+    async fn dead_letter(
+        &self,
+        _: &[aws_lambda_events::event::sqs::SqsMessage],
+    ) -> Vec<PortResult<String>> {
+        panic!("a batch with no failure made a dead-letter call")
     }
 }
 
@@ -76,9 +96,10 @@ fn event_json(n: usize) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "Records": records })).expect("serialisable")
 }
 
-fn handle(runtime: &tokio::runtime::Runtime, payload: &[u8]) {
+fn handle(runtime: &tokio::runtime::Runtime, retries: &Retries, payload: &[u8]) {
     let event: SqsEvent = serde_json::from_slice(payload).expect("an SqsEvent");
-    let response = runtime.block_on(store_batch(event, &RequestBuilder));
+    let consumer = Consumer::new(&RequestBuilder).retrying(Some(retries));
+    let response = runtime.block_on(consumer.consume(event));
     assert!(response.batch_item_failures.is_empty());
     black_box(response);
 }
@@ -87,11 +108,15 @@ fn consumer_hot_path(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
+    let retries = Retries {
+        redrive: std::sync::Arc::new(NoRedrive),
+        policy: RetryPolicy::DEFAULT,
+    };
     let mut group = c.benchmark_group("consumer: SqsEvent JSON to write requests");
     for n in [10usize, 100] {
         let payload = event_json(n);
         let region = Region::new(ALLOCATOR);
-        handle(&runtime, &payload);
+        handle(&runtime, &retries, &payload);
         let stats = region.change();
         eprintln!(
             "{n} records ({} bytes of event): {:.1} allocations and {:.0} bytes allocated per message",
@@ -101,7 +126,7 @@ fn consumer_hot_path(c: &mut Criterion) {
         );
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &payload, |b, payload| {
-            b.iter(|| handle(&runtime, payload))
+            b.iter(|| handle(&runtime, &retries, payload))
         });
     }
     group.finish();
