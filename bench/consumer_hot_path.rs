@@ -17,10 +17,10 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pipeline::adapters::aws::for_benchmarks::message_item;
+use pipeline::domain::RetryPolicy;
 use pipeline::domain::{
     ContentLimit, JobId, Message, MessageContent, Page, PageLimit, QueuedMessage,
 };
-use pipeline::domain::RetryPolicy;
 use pipeline::ports::{MessageStore, PortResult, PutBatchError, Redrive};
 use pipeline::worker::{Consumer, Retries};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};

@@ -306,19 +306,7 @@ async fn messages_survive_faults_through_sqs_and_dynamodb() {
 fn a_total_store_outage_longer_than_visibility_times_receives_loses_doubles_and_dead_letters_nothing(
 ) {
     let data = data_file();
-    let runner = Runner::start_with(
-        &data,
-        &[
-            "--visibility-timeout-secs",
-            "1",
-            "--max-receive-count",
-            "8",
-            "--retry-base-secs",
-            "1",
-            "--store-faults",
-            "error=1",
-        ],
-    );
+    let runner = Runner::start_with(&data, &crate::retries::outage_args());
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let posts = join_posts(post_until(

@@ -46,22 +46,12 @@ fn the_operations_routes_on_the_embedded_backend() {
 async fn the_operations_routes_on_the_aws_backend() {
     let stack = TestStack::new().await;
     let target = stack.target();
-    let sqs = stack.sqs.clone();
-    let handle = tokio::runtime::Handle::current();
+    let send_raw = stack.raw_sender(tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || {
         let args = args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let runner = Runner::start_on_aws(&target, &args);
-        scenario(&runner, &|body| {
-            handle
-                .block_on(
-                    sqs.send_message()
-                        .queue_url(&target.queues.queue_url)
-                        .message_body(body)
-                        .send(),
-                )
-                .unwrap();
-        });
+        scenario(&runner, &send_raw);
         runner.terminate();
     })
     .await
@@ -69,27 +59,14 @@ async fn the_operations_routes_on_the_aws_backend() {
     stack.teardown().await;
 }
 
-/// Calls `method path` with the runner's admin token: the status and the JSON body.
-fn call(runner: &Runner, method: &str, path: &str) -> (u16, Value) {
-    let request = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("{}{path}", runner.url))
-        .body(String::new())
-        .unwrap();
-    let mut response = agent().run(request).unwrap();
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 fn status_of(runner: &Runner, job: &str) -> Value {
-    let (status, body) = call(runner, "GET", &format!("/jobs/{job}"));
+    let (status, body) = runner.call("GET", &format!("/jobs/{job}"));
     assert_eq!(status, 200, "{body}");
     body
 }
 
 fn dead_letter_count(runner: &Runner) -> u64 {
-    let (status, stats) = call(runner, "GET", "/stats");
+    let (status, stats) = runner.call("GET", "/stats");
     assert_eq!(status, 200, "{stats}");
     stats["dead_letter_queue"]["count"].as_u64().unwrap()
 }
@@ -115,11 +92,11 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
     assert_eq!(stored["job_id"], good.as_str());
 
     // Ids it never issued, or too old for the queue to hold, are 404s that say so.
-    let (status, body) = call(runner, "GET", "/jobs/not-a-job");
+    let (status, body) = runner.call("GET", "/jobs/not-a-job");
     assert_eq!(status, 404, "{body}");
     assert!(body["error"].as_str().unwrap().contains("no job"), "{body}");
     let ancient = "01890a5d-ac96-774b-bcce-b302099a8057"; // a UUIDv7 of 2023
-    assert_eq!(call(runner, "GET", &format!("/jobs/{ancient}")).0, 404);
+    assert_eq!(runner.call("GET", &format!("/jobs/{ancient}")).0, 404);
 
     // Three poison jobs fail every delivery and are dead-lettered, with why.
     let first = post(&agent, &runner.url, "POISON one").unwrap();
@@ -146,15 +123,15 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
         (dead_letter_count(runner) == 3).then_some(())
     });
     // One is deleted for good; a second delete finds nothing.
-    let (status, body) = call(runner, "DELETE", &format!("/dead-letters/{third}"));
+    let (status, body) = runner.call("DELETE", &format!("/dead-letters/{third}"));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["deleted"], true);
     assert_eq!(dead_letter_count(runner), 2);
     assert_eq!(
-        call(runner, "DELETE", &format!("/dead-letters/{third}")).0,
+        runner.call("DELETE", &format!("/dead-letters/{third}")).0,
         404
     );
-    let (status, page) = call(runner, "GET", "/dead-letters");
+    let (status, page) = runner.call("GET", "/dead-letters");
     assert_eq!(status, 200, "{page}");
     let listed: Vec<&str> = page["dead_letters"]
         .as_array()
@@ -164,10 +141,9 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
         .collect();
     assert_eq!(listed, [second.as_str(), first.as_str()], "newest first");
     assert_eq!(page["dead_letters"][1]["preview"], "POISON one");
-    let (_, one) = call(runner, "GET", "/dead-letters?limit=1");
+    let (_, one) = runner.call("GET", "/dead-letters?limit=1");
     assert_eq!(one["dead_letters"].as_array().unwrap().len(), 1);
-    let (_, rest) = call(
-        runner,
+    let (_, rest) = runner.call(
         "GET",
         &format!(
             "/dead-letters?limit=1&before={}",
@@ -177,19 +153,21 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
     assert_eq!(rest["dead_letters"][0]["job_id"], first.as_str());
 
     // Refusals change nothing: a purge without its confirmation, a job not dead-lettered.
-    let (status, body) = call(runner, "DELETE", "/dead-letters");
+    let (status, body) = runner.call("DELETE", "/dead-letters");
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("confirm=purge"));
     assert_eq!(
-        call(runner, "POST", &format!("/dead-letters/{good}/requeue")).0,
+        runner
+            .call("POST", &format!("/dead-letters/{good}/requeue"))
+            .0,
         404
     );
-    assert_eq!(call(runner, "GET", "/dead-letters/requeue-all").0, 405);
+    assert_eq!(runner.call("GET", "/dead-letters/requeue-all").0, 405);
     assert_eq!(dead_letter_count(runner), 2);
 
     // The bug is fixed: one requeued by id, then the rest; each is stored under its id.
-    assert_eq!(call(runner, "DELETE", "/_local/faults").0, 200);
-    let (status, body) = call(runner, "POST", &format!("/dead-letters/{first}/requeue"));
+    assert_eq!(runner.call("DELETE", "/_local/faults").0, 200);
+    let (status, body) = runner.call("POST", &format!("/dead-letters/{first}/requeue"));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["id"], first.as_str());
     eventually("the requeued job stored", || {
@@ -197,7 +175,7 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
     });
     let mut moved = 0;
     for _ in 0..10 {
-        let (status, outcome) = call(runner, "POST", "/dead-letters/requeue-all");
+        let (status, outcome) = runner.call("POST", "/dead-letters/requeue-all");
         assert_eq!(status, 200, "{outcome}");
         moved += outcome["moved"].as_u64().unwrap();
         if outcome["done"] == true {
@@ -214,7 +192,7 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
         "POISON two <script>alert(1)</script>"
     );
     assert_eq!(dead_letter_count(runner), 0);
-    let (_, page) = call(runner, "GET", "/dead-letters");
+    let (_, page) = runner.call("GET", "/dead-letters");
     assert_eq!(page["dead_letters"], serde_json::json!([]));
     // Each job is stored once: requeueing made no second job.
     let listed = get_json(&agent, &format!("{}/messages", runner.url));
@@ -225,13 +203,13 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
     eventually("the raw body dead-lettered", || {
         (dead_letter_count(runner) == 1).then_some(())
     });
-    let (_, page) = call(runner, "GET", "/dead-letters");
+    let (_, page) = runner.call("GET", "/dead-letters");
     assert_eq!(page["dead_letters"][0]["kind"], "raw", "{page}");
-    let (status, body) = call(runner, "DELETE", "/dead-letters?confirm=purge");
+    let (status, body) = runner.call("DELETE", "/dead-letters?confirm=purge");
     assert_eq!(status, 200, "{body}");
     eventually("the purge seen in the counts", || {
         (dead_letter_count(runner) == 0).then_some(())
     });
-    let (_, stats) = call(runner, "GET", "/stats");
+    let (_, stats) = runner.call("GET", "/stats");
     assert_eq!(stats["queue"]["visible"], 0, "{stats}");
 }

@@ -11,19 +11,6 @@ use serde_json::Value;
 use crate::support::{agent, data_file, get_json, post, Runner, TestStack};
 use message_pipeline::provision::QueueSettings;
 
-/// Calls `method path` with the runner's admin token: the status and the JSON body.
-fn call(runner: &Runner, method: &str, path: &str) -> (u16, Value) {
-    let request = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("{}{path}", runner.url))
-        .body(String::new())
-        .unwrap();
-    let mut response = agent().run(request).unwrap();
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// Waits for `check` up to `limit` after `since`; fails saying what did not happen in time.
 fn within<T>(
     limit: Duration,
@@ -44,13 +31,13 @@ fn within<T>(
 }
 
 fn dead_letter_count(runner: &Runner) -> u64 {
-    let (status, stats) = call(runner, "GET", "/stats");
+    let (status, stats) = runner.call("GET", "/stats");
     assert_eq!(status, 200, "{stats}");
     stats["dead_letter_queue"]["count"].as_u64().unwrap()
 }
 
 fn dead_letters(runner: &Runner) -> Vec<Value> {
-    let (status, page) = call(runner, "GET", "/dead-letters?limit=100");
+    let (status, page) = runner.call("GET", "/dead-letters?limit=100");
     assert_eq!(status, 200, "{page}");
     page["dead_letters"].as_array().unwrap().clone()
 }
@@ -66,7 +53,9 @@ const OUTAGE_QUEUE: QueueSettings = QueueSettings {
     max_receive_count: 8,
 };
 
-fn outage_args() -> Vec<&'static str> {
+/// A store that fails every write, on a queue of 1 s visibility and 8 receives, retried from
+/// a 1 s base.
+pub(crate) fn outage_args() -> Vec<&'static str> {
     vec![
         "--store-faults",
         "error=1",
@@ -98,13 +87,13 @@ fn an_outage_is_ridden_out(runner: &Runner) {
         "nothing dead-lettered during it"
     );
     // ...then the store heals.
-    assert_eq!(call(runner, "DELETE", "/_local/faults").0, 200);
+    assert_eq!(runner.call("DELETE", "/_local/faults").0, 200);
     crate::support::eventually("every message stored after the outage", || {
         let stored = runner.list_all();
         (stored.len() == jobs.len()).then_some(stored)
     });
     for job in &jobs {
-        let (status, body) = call(runner, "GET", &format!("/jobs/{job}"));
+        let (status, body) = runner.call("GET", &format!("/jobs/{job}"));
         assert_eq!(
             (status, &body["status"]),
             (200, &Value::from("stored")),
@@ -165,7 +154,7 @@ fn poison_is_dead_lettered_in_seconds(runner: &Runner, send_raw: &dyn Fn(&str)) 
         accepted,
         "the poison job dead-lettered",
         || {
-            let (status, body) = call(runner, "GET", &format!("/jobs/{job}"));
+            let (status, body) = runner.call("GET", &format!("/jobs/{job}"));
             assert_eq!(status, 200, "{body}");
             (body["status"] == "dead_lettered").then_some(body)
         },
@@ -198,7 +187,7 @@ fn poison_is_dead_lettered_in_seconds(runner: &Runner, send_raw: &dyn Fn(&str)) 
 
     // Requeueing it is refused with a reason; requeue-all leaves it and says so.
     let raw_id = raw["id"].as_str().unwrap();
-    let (status, body) = call(runner, "POST", &format!("/dead-letters/{raw_id}/requeue"));
+    let (status, body) = runner.call("POST", &format!("/dead-letters/{raw_id}/requeue"));
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"]
@@ -207,10 +196,10 @@ fn poison_is_dead_lettered_in_seconds(runner: &Runner, send_raw: &dyn Fn(&str)) 
             .contains("would only fail again"),
         "{body}"
     );
-    assert_eq!(call(runner, "DELETE", "/_local/faults").0, 200);
+    assert_eq!(runner.call("DELETE", "/_local/faults").0, 200);
     let mut left = 0;
     for _ in 0..10 {
-        let (status, outcome) = call(runner, "POST", "/dead-letters/requeue-all");
+        let (status, outcome) = runner.call("POST", "/dead-letters/requeue-all");
         assert_eq!(status, 200, "{outcome}");
         left = outcome["left"].as_u64().unwrap();
         if outcome["done"] == true {
@@ -219,7 +208,7 @@ fn poison_is_dead_lettered_in_seconds(runner: &Runner, send_raw: &dyn Fn(&str)) 
     }
     assert_eq!(left, 1);
     crate::support::eventually("the poison job, healed, stored", || {
-        let (_, body) = call(runner, "GET", &format!("/jobs/{job}"));
+        let (_, body) = runner.call("GET", &format!("/jobs/{job}"));
         (body["status"] == "stored").then_some(())
     });
     let listed = dead_letters(runner);
@@ -227,7 +216,7 @@ fn poison_is_dead_lettered_in_seconds(runner: &Runner, send_raw: &dyn Fn(&str)) 
     assert_eq!(listed[0]["id"], raw_id);
 
     // It can be deleted, and then it is gone from both the listing and the count.
-    let (status, body) = call(runner, "DELETE", &format!("/dead-letters/{raw_id}"));
+    let (status, body) = runner.call("DELETE", &format!("/dead-letters/{raw_id}"));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["id"], raw_id);
     assert!(dead_letters(runner).is_empty());
@@ -250,20 +239,10 @@ fn poison_and_raw_bodies_reach_the_dead_letter_queue_in_seconds_embedded() {
 async fn poison_and_raw_bodies_reach_the_dead_letter_queue_in_seconds_on_aws() {
     let stack = TestStack::with_settings(SLOW_QUEUE).await;
     let target = stack.target();
-    let sqs = stack.sqs.clone();
-    let handle = tokio::runtime::Handle::current();
+    let send_raw = stack.raw_sender(tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || {
         let runner = Runner::start_on_aws(&target, &poison_args());
-        poison_is_dead_lettered_in_seconds(&runner, &|body| {
-            handle
-                .block_on(
-                    sqs.send_message()
-                        .queue_url(&target.queues.queue_url)
-                        .message_body(body)
-                        .send(),
-                )
-                .unwrap();
-        });
+        poison_is_dead_lettered_in_seconds(&runner, &send_raw);
         runner.terminate();
     })
     .await

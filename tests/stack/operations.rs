@@ -115,13 +115,18 @@ async fn a_job_with_invalid_content_is_dead_lettered_with_why_and_an_operator_ca
 
 /// The job's status once it reads `dead_lettered`, or when `limit` has passed.
 async fn dead_lettered_within(job: &str, limit: Duration) -> serde_json::Value {
+    status_within(job, "dead_lettered", limit).await
+}
+
+/// The job's status once it reads `wanted`, or when `limit` has passed.
+async fn status_within(job: &str, wanted: &'static str, limit: Duration) -> serde_json::Value {
     let job = job.to_owned();
     tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + limit;
         loop {
             let (code, body) = call("GET", &format!("/jobs/{job}"), "");
             assert_eq!(code, 200, "{body}");
-            if body["status"] == "dead_lettered" || Instant::now() > deadline {
+            if body["status"] == wanted || Instant::now() > deadline {
                 return body;
             }
             std::thread::sleep(Duration::from_millis(250));
@@ -145,42 +150,22 @@ async fn a_raw_body_and_a_forged_job_sent_with_the_aws_cli_are_listed_as_dead_le
     })
     .await
     .unwrap();
-    let stored = tokio::task::spawn_blocking({
-        let job = original.clone();
-        move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let (_, body) = call("GET", &format!("/jobs/{job}"), "");
-                if body["status"] == "stored" || Instant::now() > deadline {
-                    return body;
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let stored = status_within(&original, "stored", Duration::from_secs(60)).await;
     assert_eq!(stored["status"], "stored", "{stored}");
 
     let queue = var("PIPELINE_QUEUE_URL");
     let sent = Instant::now();
-    super::auth::aws(&[
-        "sqs",
-        "send-message",
-        "--queue-url",
-        &queue,
-        "--message-body",
-        "hello raw",
-    ]);
     let forged = format!(r#"{{"v":1,"job_id":"{original}","content":"forged"}}"#);
-    super::auth::aws(&[
-        "sqs",
-        "send-message",
-        "--queue-url",
-        &queue,
-        "--message-body",
-        &forged,
-    ]);
+    for body in ["hello raw", &forged] {
+        super::auth::aws(&[
+            "sqs",
+            "send-message",
+            "--queue-url",
+            &queue,
+            "--message-body",
+            body,
+        ]);
+    }
 
     let page = tokio::task::spawn_blocking(move || loop {
         let (code, page) = as_admin("GET", "/dead-letters?limit=100");

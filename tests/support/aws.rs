@@ -106,6 +106,22 @@ impl TestStack {
         }
     }
 
+    /// Sends a body straight to this stack's queue from a blocking thread (as any producer
+    /// with queue access could), on the runtime of `handle`.
+    pub fn raw_sender(&self, handle: tokio::runtime::Handle) -> impl Fn(&str) + Send + 'static {
+        let (sqs, queue_url) = (self.sqs.clone(), self.queues.queue_url.clone());
+        move |body: &str| {
+            handle
+                .block_on(
+                    sqs.send_message()
+                        .queue_url(&queue_url)
+                        .message_body(body)
+                        .send(),
+                )
+                .unwrap();
+        }
+    }
+
     /// What a runner on the AWS backend needs of this stack.
     pub fn target(&self) -> AwsTarget {
         AwsTarget {

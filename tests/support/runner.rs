@@ -103,6 +103,23 @@ impl Runner {
         self.child.wait().unwrap()
     }
 
+    /// Calls `method path` with the admin token: the status and the JSON body (null when the
+    /// body is not JSON).
+    pub fn call(&self, method: &str, path: &str) -> (u16, serde_json::Value) {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url))
+            .body(String::new())
+            .unwrap();
+        let mut response = agent().run(request).unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub fn stats(&self) -> serde_json::Value {
         get_json(&agent(), &format!("{}/_local/stats", self.url))
     }
