@@ -111,6 +111,7 @@ fn consumer_hot_path(c: &mut Criterion) {
     let retries = Retries {
         redrive: std::sync::Arc::new(NoRedrive),
         policy: RetryPolicy::DEFAULT,
+        max_receive_count: 9,
     };
     let mut group = c.benchmark_group("consumer: SqsEvent JSON to write requests");
     for n in [10usize, 100] {

@@ -110,7 +110,7 @@ pub struct Args {
     pub max_receive_count: u32,
     /// Seconds a record that failed transiently first waits before its next delivery; each
     /// further failure doubles it, up to --retry-max-secs (jittered in its upper half). With
-    /// the defaults and --max-receive-count 8, a store outage of 61 min dead-letters nothing.
+    /// the defaults and --max-receive-count 9, a store outage of 61 min dead-letters nothing.
     #[arg(long, env = "RETRY_BASE_SECS", default_value_t = RetryPolicy::DEFAULT.base.as_secs())]
     pub retry_base_secs: u64,
     /// The longest wait between two deliveries of a failing record (at most 43200).
@@ -349,6 +349,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let retries = Retries {
         redrive: pipeline.redrive,
         policy,
+        max_receive_count: args.max_receive_count,
     };
     let state = Arc::new(AppState {
         queue: pipeline.queue,

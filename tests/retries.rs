@@ -45,8 +45,8 @@ fn dead_letters(runner: &Runner) -> Vec<Value> {
 // ---- A total outage of the store, longer than today's visibility × maxReceiveCount ----
 
 /// Visibility 1 s and 8 receives: without backoff every message is dead-lettered after about
-/// 8 s of outage. With a 1 s base, the waits before the 7th delivery add up to at least
-/// 31.5 s, so a 30 s outage dead-letters nothing.
+/// 8 s of outage. With a 1 s base, the waits after the first 6 deliveries add up to at least
+/// 32 s (1 + 1 + 2 + 4 + 8 + 16), so the 7th of the 8 meets a healed store after a 30 s outage.
 const OUTAGE: Duration = Duration::from_secs(30);
 const OUTAGE_QUEUE: QueueSettings = QueueSettings {
     visibility_timeout: Duration::from_secs(1),

@@ -77,14 +77,14 @@ fn functions(template: &Value) -> Vec<(&str, &Value)> {
 }
 
 #[test]
-fn the_queue_redrives_to_the_dead_letter_queue_after_eight_receives() {
+fn the_queue_redrives_to_the_dead_letter_queue_after_nine_receives() {
     let t = template();
     let redrive = &resource(&t, "MessagesQueue")["Properties"]["RedrivePolicy"];
     assert_eq!(
         get_att(&redrive["deadLetterTargetArn"]),
         "DeadLetterQueue.Arn"
     );
-    assert_eq!(number(&t, &redrive["maxReceiveCount"]), 8);
+    assert_eq!(number(&t, &redrive["maxReceiveCount"]), 9);
     let dlq_retention = number(
         &t,
         &resource(&t, "DeadLetterQueue")["Properties"]["MessageRetentionPeriod"],

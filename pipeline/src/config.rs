@@ -51,7 +51,7 @@ impl EnqueueConfig {
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub table_name: String,
-    /// The queue's redrive `maxReceiveCount` (`MAX_RECEIVE_COUNT`, default 8): a record that
+    /// The queue's redrive `maxReceiveCount` (`MAX_RECEIVE_COUNT`, default 9): a record that
     /// fails at this receive count is noted as dead-lettered.
     pub max_receive_count: u32,
 }

@@ -361,11 +361,11 @@ pub struct QueueSettings {
 }
 
 impl QueueSettings {
-    /// As in template.yaml: six times the consumer's 30 s timeout; eight receives, the fewest
+    /// As in template.yaml: six times the consumer's 30 s timeout; nine receives, the fewest
     /// with which the default retry policy rides out an hour's outage of the store
     /// ([`crate::domain::RetryPolicy::DEFAULT`]).
     pub const PRODUCTION: Self = Self {
         visibility_timeout: Duration::from_secs(180),
-        max_receive_count: 8,
+        max_receive_count: 9,
     };
 }

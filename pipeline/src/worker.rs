@@ -33,11 +33,14 @@ pub struct LastFailureNotes {
 }
 
 /// How the consumer retries: the queue it changes visibilities on and dead-letters through,
-/// and the backoff.
+/// the backoff, and the queue's `maxReceiveCount` (a record that fails its last delivery is
+/// made visible at once instead: its next receive moves it to the dead-letter queue, and a
+/// wait would only delay that, and on FIFO its group).
 #[derive(Debug, Clone)]
 pub struct Retries {
     pub redrive: Arc<dyn Redrive>,
     pub policy: RetryPolicy,
+    pub max_receive_count: u32,
 }
 
 /// The SQS consumer: the store it writes, where it notes last failures, how it retries (none
@@ -228,9 +231,12 @@ impl<'a> Consumer<'a> {
             let Some(receipt) = record.receipt_handle.clone() else {
                 continue;
             };
-            let wait = retries
-                .policy
-                .backoff(receive_count(record), fastrand::f64());
+            let received = receive_count(record);
+            let wait = if received >= retries.max_receive_count {
+                std::time::Duration::ZERO
+            } else {
+                retries.policy.backoff(received, fastrand::f64())
+            };
             match failure.failure.class() {
                 FailureClass::Deployment => outcome.retried_deployment += 1,
                 _ => outcome.retried_transient += 1,
@@ -905,6 +911,7 @@ mod tests {
         Retries {
             redrive: redrive.clone(),
             policy: RetryPolicy::new(10, 100).unwrap(),
+            max_receive_count: 8,
         }
     }
 
@@ -946,6 +953,32 @@ mod tests {
         assert!((40..=80).contains(&waits["receipt-2"]), "{waits:?}");
         assert_eq!(waits.len(), 2);
         assert!(redrive.dead_letters().is_empty());
+    }
+
+    // Its next receive moves it to the dead-letter queue: a wait would only delay that.
+    #[tokio::test]
+    async fn a_record_that_fails_its_last_delivery_is_made_visible_at_once() {
+        let mut store = InMemoryStore::default();
+        store.refuse.insert("throttled".into());
+        let redrive = Arc::new(InMemoryRedrive::default());
+        let retries = retrying(&redrive);
+        let (_, body) = job("throttled");
+
+        let response = Consumer::new(&store)
+            .retrying(Some(&retries))
+            .consume(event(vec![
+                received("1", &body, 8),
+                received("2", &body, 7),
+            ]))
+            .await;
+
+        assert_eq!(failed_ids(&response), ["1", "2"]);
+        let waits: HashMap<String, u64> = redrive.backoff_calls()[0]
+            .iter()
+            .map(|(receipt, wait)| (receipt.clone(), wait.as_secs()))
+            .collect();
+        assert_eq!(waits["receipt-1"], 0);
+        assert!(waits["receipt-2"] >= 50, "{waits:?}");
     }
 
     #[tokio::test]

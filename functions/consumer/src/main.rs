@@ -45,6 +45,7 @@ async fn main() -> Result<(), Error> {
             retry.dead_letter_queue_url,
         )),
         policy: retry.policy,
+        max_receive_count: config.max_receive_count,
     };
     let consumer = Consumer::new(&store)
         .noting_last_failures(Some(&notes))
