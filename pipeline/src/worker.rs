@@ -349,7 +349,12 @@ async fn store_records(
     let unwritten = put_guarded(store, &messages).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     // One pass over the batch, not one search of it per refused job: a batch can hold 10,000.
-    let by_id: HashMap<JobId, &Message> = messages.iter().map(|m| (m.id, m)).collect();
+    // Only when something was refused: the common batch allocates nothing for its failures.
+    let by_id: HashMap<JobId, &Message> = if unwritten.is_empty() {
+        HashMap::new()
+    } else {
+        messages.iter().map(|m| (m.id, m)).collect()
+    };
     for (id, failure) in unwritten {
         let Some(message) = by_id.get(&id) else {
             continue;
