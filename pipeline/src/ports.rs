@@ -273,7 +273,8 @@ pub enum OneDeadLetter {
     /// Requeued (back in the queue, under its job id) or deleted.
     Done,
     /// Its last delivery failed, but the queue has not moved it to the dead-letter queue yet
-    /// (SQS does at its next receive, after the visibility timeout).
+    /// (SQS does at its next receive, which the consumer makes at once; after the visibility
+    /// timeout if it could not).
     NotYetDeadLettered,
     /// Not in the dead-letter queue.
     NotFound,

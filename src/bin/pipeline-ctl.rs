@@ -142,9 +142,10 @@ enum Dlq {
     },
     /// Move one job back to the queue, under its job id.
     Requeue { job_id: String },
-    /// Move every dead letter back to the queue.
+    /// Move every dead-lettered job back to the queue (raw dead letters stay: they would only
+    /// fail again).
     RequeueAll,
-    /// Delete one dead-lettered job for good.
+    /// Delete one dead letter for good: a job id, or a raw dead letter's id (`dlq list`).
     Delete {
         job_id: String,
         /// Confirms the deletion; without it nothing is deleted.

@@ -34,7 +34,7 @@ pub enum ApiError {
     NotDeadLettered(String),
     #[error("dead letter `{0}` is not a message envelope of this pipeline (another producer sent it straight to the queue): requeueing it would only fail again. Read it in the dead-letter queue, fix its producer, then delete it (DELETE /dead-letters/{0})")]
     RawNotRequeueable(String),
-    #[error("job `{0}` failed its last delivery, but the queue moves it to the dead-letter queue only at its next receive (after the visibility timeout): retry shortly")]
+    #[error("job `{0}` failed its last delivery, but the queue moves it to the dead-letter queue only at its next receive: retry shortly")]
     NotYetDeadLettered(String),
     #[error("no such path: `{0}`; see /openapi.json for the API's paths")]
     UnknownPath(String),
