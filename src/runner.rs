@@ -78,7 +78,7 @@ pub struct Args {
     /// Backend; default `aws` when QUEUE_URL is set, `embedded` otherwise.
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
-    /// The embedded backend's database file.
+    /// The embedded backend's database file; a directory holds it as `pipeline.db`.
     #[arg(long, env = "DATA_FILE", default_value = ".local/pipeline.db")]
     pub data: PathBuf,
     /// What an acknowledged message survives (embedded backend).
@@ -211,7 +211,8 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
         });
     match backend {
         Backend::Embedded => {
-            let db = SqliteDb::open(&args.data, args.durability)?;
+            let data = database_file(&args.data);
+            let db = SqliteDb::open(&data, args.durability)?;
             let settings = QueueSettings {
                 visibility_timeout: Duration::from_secs(args.visibility_timeout_secs),
                 max_receive_count: args.max_receive_count,
@@ -235,7 +236,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 calls: None,
                 description: format!(
                     "embedded (SQLite at {}, durability {:?}{})",
-                    args.data.display(),
+                    data.display(),
                     args.durability,
                     if args.fifo { ", FIFO queue" } else { "" }
                 ),
@@ -286,6 +287,15 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 ),
             })
         }
+    }
+}
+
+/// The database file `--data` names: itself, or `pipeline.db` in it when it is a directory.
+fn database_file(data: &Path) -> PathBuf {
+    if data.is_dir() {
+        data.join("pipeline.db")
+    } else {
+        data.to_path_buf()
     }
 }
 

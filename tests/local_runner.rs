@@ -393,3 +393,42 @@ fn the_runner_will_not_serve_every_interface_without_tokens() {
         "{stderr}"
     );
 }
+
+// Issue 22: a start-up error is one line that says what to do, even with backtraces on.
+#[test]
+fn a_start_up_error_is_one_line_without_a_backtrace() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_message-pipeline"))
+        .args(["--retry-base-secs", "0", "--data"])
+        .arg(std::env::temp_dir().join(format!("mp-never-{}.db", uuid::Uuid::new_v4())))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(lines[0].contains("at least 1 second"), "{stderr}");
+}
+
+// Issue 22: `--data` naming a directory keeps the database in it.
+#[test]
+fn a_data_directory_holds_the_database() {
+    let dir = std::env::temp_dir().join(format!("mp-data-dir-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let runner = Runner::start_with(&dir, &[]);
+
+    let job = post(&agent(), &runner.url, "kept in a directory").unwrap();
+    eventually("the message stored", || {
+        let status = get_json(&agent(), &format!("{}/jobs/{job}", runner.url));
+        (status["status"] == "stored").then_some(())
+    });
+    runner.terminate();
+
+    assert!(
+        dir.join("pipeline.db").is_file(),
+        "{:?}",
+        std::fs::read_dir(&dir).unwrap().collect::<Vec<_>>()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
