@@ -299,6 +299,35 @@ fn database_file(data: &Path) -> PathBuf {
     }
 }
 
+/// A second `cargo run` in the same checkout would overwrite the tokens of the first, still
+/// running, and lock out whoever sourced them. The file's `PIPELINE_URL` answering tells a
+/// live runner from a stale file (killed, rebooted), which is simply taken over.
+fn refuse_the_tokens_file_of_a_running_runner(tokens_file: &Path) -> anyhow::Result<()> {
+    let Ok(contents) = std::fs::read_to_string(tokens_file) else {
+        return Ok(());
+    };
+    let Some(url) = contents
+        .lines()
+        .find_map(|line| line.strip_prefix("PIPELINE_URL="))
+    else {
+        return Ok(());
+    };
+    let address = url.trim().trim_start_matches("http://");
+    let answering = address
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|address| {
+            std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300)).is_ok()
+        });
+    anyhow::ensure!(
+        !answering,
+        "{} holds the tokens of the runner still listening on {}: stop it, or give this one \
+         its own file with --tokens-file (and its own --data)",
+        tokens_file.display(),
+        url.trim()
+    );
+    Ok(())
+}
+
 /// Runs until SIGINT or SIGTERM, then stops taking requests and finishes in-flight batches.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let content_limit = ContentLimit::new(args.max_content_chars)
@@ -327,6 +356,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             )
         })
         .transpose()?;
+    if tokens.is_some() {
+        refuse_the_tokens_file_of_a_running_runner(&args.tokens_file)?;
+    }
     let (pipeline, faults) = pipeline(&args).await?.with_faults(&args);
     let listener = TcpListener::bind(args.listen)
         .await

@@ -432,3 +432,97 @@ fn a_data_directory_holds_the_database() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// Issue 22: a second runner must not silently take the tokens file of one still running.
+#[test]
+fn a_second_runner_refuses_the_tokens_file_of_a_running_one() {
+    let data = data_file();
+    let first = Runner::start_with(&data, &[]);
+    let other = data_file();
+
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_message-pipeline"));
+    second
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(&*other)
+        .arg("--tokens-file")
+        .arg(&first.tokens_file);
+    let output = output_within(second, Duration::from_secs(20));
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&first.url),
+        "names the running one: {stderr}"
+    );
+    assert!(
+        stderr.contains("--tokens-file"),
+        "says what to do: {stderr}"
+    );
+    let kept = std::fs::read_to_string(&first.tokens_file).unwrap();
+    assert!(
+        kept.contains(&format!("PIPELINE_URL={}", first.url)),
+        "{kept}"
+    );
+    first.terminate();
+}
+
+// The file of a runner that is gone (killed, or its machine rebooted) is simply taken over.
+#[test]
+fn a_stale_tokens_file_is_taken_over() {
+    use std::io::BufRead as _;
+    let data = data_file();
+    let file = std::env::temp_dir().join(format!("mp-stale-{}.env", uuid::Uuid::new_v4()));
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    std::fs::write(
+        &file,
+        format!("PIPELINE_URL=http://{gone}\nWRITE_TOKEN=x\n"),
+    )
+    .unwrap();
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_message-pipeline"))
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(&*data)
+        .arg("--tokens-file")
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.trim().strip_prefix("listening on ").map(str::to_owned));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let url = url.expect("the runner started");
+    let taken = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(taken.contains(&format!("PIPELINE_URL={url}")), "{taken}");
+}
+
+/// The command's output, or a failure naming it when it is still running after `limit` (a
+/// runner that starts where it should have refused would otherwise hang the test).
+fn output_within(mut command: std::process::Command, limit: Duration) -> std::process::Output {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "{command:?} still running after {limit:?}: {}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
