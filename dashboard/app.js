@@ -8,6 +8,11 @@ let token = "";
 let paused = false;
 let timer = null;
 
+// Every call is relative to the page: behind API Gateway the API is not at the host's root
+// (a stage, a custom domain's base path, the emulator's /_aws/execute-api/<id>/), and the
+// page at <api>/dashboard puts it at ".".
+const API = new URL(".", window.location.href);
+
 const $ = (id) => document.getElementById(id);
 
 function showError(text) {
@@ -17,7 +22,7 @@ function showError(text) {
 }
 
 async function call(method, path) {
-  const response = await fetch(path, {
+  const response = await fetch(new URL(path, API), {
     method,
     headers: { Authorization: `Bearer ${token}` },
     cache: "no-store",
@@ -39,12 +44,21 @@ function cell(row, text, className) {
   return td;
 }
 
+// An RFC 3339 time from the API as its date and its time of day on two lines, so that a
+// narrow column never cuts the time; the cell's title keeps the exact value.
+function when(row, time) {
+  const td = cell(row, time, "time");
+  const match = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})/.exec(time || "");
+  if (match) td.textContent = `${match[1]}\n${match[2]}`;
+  return td;
+}
+
 function setCount(id, count) {
   $(id).textContent = count == null ? "–" : String(count);
 }
 
 async function loadStats() {
-  const stats = await call("GET", "/stats");
+  const stats = await call("GET", "stats");
   setCount("count-visible", stats.queue.visible);
   setCount("count-in-flight", stats.queue.in_flight);
   setCount("count-delayed", stats.queue.delayed);
@@ -54,14 +68,14 @@ async function loadStats() {
 }
 
 async function loadMessages() {
-  const page = await call("GET", "/messages?limit=20");
+  const page = await call("GET", "messages?limit=20");
   const body = $("messages");
   body.replaceChildren();
   for (const message of page.messages) {
     const row = document.createElement("tr");
     row.dataset.jobId = message.id;
     cell(row, message.id);
-    cell(row, message.timestamp);
+    when(row, message.timestamp);
     cell(row, message.content, "wrap content");
     // Attributes are client data too: text, like the content.
     const attributes = Object.entries(message.attributes || {}).map(([k, v]) => `${k}=${v}`);
@@ -73,7 +87,7 @@ async function loadMessages() {
 async function loadDeadLetters() {
   let page;
   try {
-    page = await call("GET", "/dead-letters?limit=50");
+    page = await call("GET", "dead-letters?limit=50");
   } catch (error) {
     // A token without messages/admin still sees the counts and the messages.
     if (String(error.message).includes(" 403 ")) {
@@ -95,8 +109,8 @@ async function loadDeadLetters() {
     row.dataset.kind = letter.kind;
     cell(row, raw ? `${letter.id} (raw message)` : letter.id);
     cell(row, letter.receive_count);
-    cell(row, letter.first_failure_at);
-    cell(row, letter.last_failure_at);
+    when(row, letter.first_failure_at);
+    when(row, letter.last_failure_at);
     cell(row, letter.last_error, "wrap");
     cell(row, letter.preview, "wrap content");
     const action = document.createElement("td");
@@ -105,7 +119,7 @@ async function loadDeadLetters() {
       button.type = "button";
       button.textContent = "Requeue";
       button.className = "requeue";
-      button.addEventListener("click", () => act(() => call("POST", `/dead-letters/${encodeURIComponent(letter.id)}/requeue`)));
+      button.addEventListener("click", () => act(() => call("POST", `dead-letters/${encodeURIComponent(letter.id)}/requeue`)));
       action.appendChild(button);
     }
     const remove = document.createElement("button");
@@ -115,7 +129,7 @@ async function loadDeadLetters() {
     remove.addEventListener("click", () => {
       const what = raw ? `raw message ${letter.id}` : `job ${letter.id}`;
       if (!window.confirm(`Delete ${what} for good?`)) return;
-      act(() => call("DELETE", `/dead-letters/${encodeURIComponent(letter.id)}`));
+      act(() => call("DELETE", `dead-letters/${encodeURIComponent(letter.id)}`));
     });
     action.appendChild(remove);
     row.appendChild(action);
@@ -154,7 +168,7 @@ function schedule() {
 async function requeueAll() {
   // Without a move task the API moves what fits in one call: call again until done.
   for (;;) {
-    const outcome = await call("POST", "/dead-letters/requeue-all");
+    const outcome = await call("POST", "dead-letters/requeue-all");
     if (outcome.done) return;
   }
 }
@@ -178,7 +192,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const id = $("job-id").value.trim();
     if (!id) return;
     try {
-      const job = await call("GET", `/jobs/${encodeURIComponent(id)}`);
+      const job = await call("GET", `jobs/${encodeURIComponent(id)}`);
       $("job-result").textContent = JSON.stringify(job, null, 2);
     } catch (error) {
       $("job-result").textContent = error.message;
@@ -188,6 +202,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("purge").addEventListener("click", () => {
     const typed = window.prompt("This deletes every dead letter for good. Type purge to confirm.");
     if (typed !== "purge") return;
-    act(() => call("DELETE", "/dead-letters?confirm=purge"));
+    act(() => call("DELETE", "dead-letters?confirm=purge"));
   });
 });

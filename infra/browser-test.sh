@@ -3,9 +3,13 @@
 # playwright-core (npm ci, from tests/browser/package-lock.json), starts the local runner
 # (embedded backend, a throwaway database, a store that refuses content with POISON until
 # its faults are healed, fast redrive) on a free loopback port, and runs
-# tests/browser/dashboard.mjs against it. It saves the README's screenshot, docs/dashboard.png.
+# tests/browser/dashboard.mjs against it. With `stack`, the same page on the deployed stack
+# whose URLs `eval "$(infra/local.sh env)"` exported: tokens from its user pool, and a raw
+# dead letter sent to its queue.
 #
-#   infra/browser-test.sh
+#   infra/browser-test.sh                                   # against the local runner
+#   infra/browser-test.sh stack                             # against the deployed stack
+#   SCREENSHOT=docs/dashboard.png infra/browser-test.sh     # refresh the README's screenshot
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,6 +21,25 @@ if ! command -v chromium >/dev/null; then
     || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
 fi
 npm ci --prefix tests/browser --no-audit --no-fund --silent
+# A screenshot only when asked for: a test run leaves the checkout as it found it.
+[ -n "${SCREENSHOT:-}" ] && SCREENSHOT=$(realpath -m "$SCREENSHOT")
+
+if [ "${1:-}" = stack ]; then
+  : "${PIPELINE_API_URL:?run eval \"\$(infra/local.sh env)\" first}"
+  # shellcheck source=infra/env.sh
+  . infra/env.sh
+  token() {
+    curl -sf -u "$1:$2" -d grant_type=client_credentials -d "scope=$3" "$PIPELINE_TOKEN_URL" \
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+  }
+  raw="not an envelope, from the browser test $(date +%s%N)"
+  PATH="$(infra/tools.sh cli):$PATH" aws --endpoint-url "$AWS_ENDPOINT_URL" sqs send-message \
+    --queue-url "$PIPELINE_QUEUE_URL" --message-body "$raw" >/dev/null
+  TARGET=stack RAW_BODY="$raw" PIPELINE_URL="$PIPELINE_API_URL" \
+    ADMIN_TOKEN=$(token "$PIPELINE_ADMIN_CLIENT_ID" "$PIPELINE_ADMIN_CLIENT_SECRET" "messages/admin messages/read") \
+    WRITE_TOKEN=$(token "$PIPELINE_WRITER_CLIENT_ID" "$PIPELINE_WRITER_CLIENT_SECRET" messages/write) \
+    exec node tests/browser/dashboard.mjs
+fi
 
 cargo build --locked --quiet --bin message-pipeline
 runner="${CARGO_TARGET_DIR:-$root/target}/debug/message-pipeline"
@@ -43,5 +66,5 @@ set -a
 . "$work/tokens.env"
 set +a
 
-SCREENSHOT="$root/docs/dashboard.png" node tests/browser/dashboard.mjs \
+node tests/browser/dashboard.mjs \
   || { echo "--- the runner said:" >&2; tail -40 "$work/runner.log" >&2; exit 1; }

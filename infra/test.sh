@@ -32,7 +32,8 @@ PATH="$(infra/tools.sh cli):$PATH"
 cfn-lint template.yaml -a cfn_lint_serverless.rules
 sam validate --lint >/dev/null
 
-# The supply chain: advisories (offline snapshot), bans, licenses and sources (deny.toml).
+# The supply chain: advisories (a snapshot, or fetched; said loudly when neither can be had),
+# bans, licenses and sources (deny.toml).
 infra/supply-chain.sh
 
 cargo fmt --all -- --check
@@ -42,8 +43,8 @@ cargo test --workspace --all-targets --locked "$@"
 # The HTTP API against its OpenAPI document: schemathesis fuzzes the local runner.
 infra/api-fuzz.sh
 
-# The dashboard in Debian's Chromium (playwright-core) against the local runner; it also
-# refreshes the README's screenshot, docs/dashboard.png.
+# The dashboard in Debian's Chromium (playwright-core) against the local runner (and below
+# against the deployed stack).
 infra/browser-test.sh
 
 # The deployed stack: template.yaml on the emulator, called through its API Gateway (the
@@ -56,6 +57,8 @@ if [ -z "${SKIP_STACK_TESTS:-}" ]; then
   eval "$(infra/local.sh env)"
   # One at a time: the refusal test compares queue and table counts before and after.
   cargo test --locked --test integration -- --ignored --test-threads=1 stack:: --skip stack::fifo::
+  # The dashboard served by the stack, under the API's own base path.
+  infra/browser-test.sh stack
   # `cargo lambda watch` on the same stack: the README's watch section, line by line, and the
   # sample events at their functions.
   infra/watch-smoke.sh

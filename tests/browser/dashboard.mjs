@@ -3,7 +3,11 @@
 // a posted message appears; a poison message sent through the raw queue route reaches the
 // dead-letter panel after its retries, is requeued once the fault is fixed and is stored; a
 // body with <script> shows as text; purge asks for its confirmation. The screenshot in the
-// README is taken here.
+// README is taken here when SCREENSHOT names a file.
+//
+// With TARGET=stack it runs against the deployed stack (infra/browser-test.sh stack): the
+// page and every call relative to the API's own base path, a posted message, and the raw
+// dead letter the script sent (RAW_BODY), shown with its times and deleted from the panel.
 //
 //   PIPELINE_URL=... ADMIN_TOKEN=... WRITE_TOKEN=... SCREENSHOT=docs/dashboard.png node tests/browser/dashboard.mjs
 import assert from "node:assert/strict";
@@ -14,7 +18,10 @@ const url = process.env.PIPELINE_URL;
 const admin = process.env.ADMIN_TOKEN;
 const writer = process.env.WRITE_TOKEN;
 const screenshot = process.env.SCREENSHOT;
+const onStack = process.env.TARGET === "stack";
+const rawBody = process.env.RAW_BODY;
 assert.ok(url && admin && writer, "PIPELINE_URL, ADMIN_TOKEN and WRITE_TOKEN are required");
+assert.ok(!onStack || rawBody, "TARGET=stack needs RAW_BODY, the raw dead letter it looks for");
 
 const WAIT_MS = 60_000;
 
@@ -39,6 +46,17 @@ function uuidv7() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+// A failure's or a message's time shows its time of day, whole: not cut by its column.
+// `columns`: the 1-based columns of the row that hold times.
+async function assertTimesShown(page, row, columns) {
+  for (const column of columns) {
+    const cell = page.locator(`${row} td:nth-child(${column})`);
+    const text = await cell.textContent();
+    assert.match(text, /\d{4}-\d{2}-\d{2}[T\s]\d{2}:\d{2}:\d{2}/, `a date and a time of day: ${text}`);
+    assert.ok(await cell.evaluate((td) => td.scrollWidth <= td.clientWidth), `not cut: ${text}`);
+  }
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   // As root in a sandbox-less container, and without the background calls this machine's
@@ -59,7 +77,11 @@ try {
   const alerts = [];
   const confirmations = [];
   const requests = [];
+  const refused = [];
   page.on("request", (request) => requests.push(request.url()));
+  page.on("response", (response) => {
+    if (response.status() >= 400) refused.push(`${response.status()} ${response.url()}`);
+  });
   page.on("dialog", async (dialog) => {
     if (dialog.type() === "prompt") {
       await dialog.accept("purge");
@@ -78,6 +100,10 @@ try {
   await page.fill("#token", admin);
   await page.click("#token-form button");
   await page.waitForFunction(() => document.querySelector("#updated").textContent.startsWith("updated"));
+  // Its style sheet applied (a page that fetched it from the host's root would be unstyled),
+  // and the counts loaded.
+  assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector("header")).display), "flex");
+  assert.notEqual(await page.textContent("#count-stored"), "–");
   // The token is gone from the field once used, and never in the address.
   assert.equal(await page.inputValue("#token"), "");
   assert.ok(!page.url().includes(admin));
@@ -100,68 +126,83 @@ try {
     "note=<b>bold?</b>, tenant=acme",
   );
   assert.equal(await page.locator(`#messages tr[data-job-id="${job}"] b`).count(), 0);
+  await assertTimesShown(page, `#messages tr[data-job-id="${job}"]`, [2]);
 
-  // A poison message through the raw queue route, as any producer with queue access could
-  // send it: dead-lettered at its first failure (no retry can store it), with why, its
-  // <script> shown as text.
-  const poison = uuidv7();
-  const content = "POISON <script>alert('xss')</script><img src=x onerror=alert(1)>";
-  const raw = await api("POST", "/_local/queue", admin, JSON.stringify({ v: 1, job_id: poison, content }));
-  assert.equal(raw.status, 202, raw.text);
-  const row = `#dead-letters tr[data-id="${poison}"]`;
-  await page.waitForSelector(row, { timeout: WAIT_MS });
-  assert.equal(await page.textContent(`${row} td.content`), content);
-  assert.match(await page.textContent(row), /poison/);
-  assert.equal(await page.locator("#dead-letters script, #dead-letters img").count(), 0);
-  await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "1");
+  if (onStack) {
+    // The raw dead letter the script sent to the stack's queue: listed, its times whole.
+    const rawRow = '#dead-letters tr[data-kind="raw"]';
+    const mine = page.locator(rawRow, { hasText: rawBody });
+    await mine.waitFor({ timeout: WAIT_MS });
+    await assertTimesShown(page, `#dead-letters tr[data-id="${await mine.getAttribute("data-id")}"]`, [3, 4]);
+    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+    await mine.locator("button.delete").click();
+    await mine.waitFor({ state: "detached", timeout: WAIT_MS });
+  } else {
+    // A poison message through the raw queue route, as any producer with queue access could
+    // send it: dead-lettered at its first failure (no retry can store it), with why, its
+    // <script> shown as text.
+    const poison = uuidv7();
+    const content = "POISON <script>alert('xss')</script><img src=x onerror=alert(1)>";
+    const raw = await api("POST", "/_local/queue", admin, JSON.stringify({ v: 1, job_id: poison, content }));
+    assert.equal(raw.status, 202, raw.text);
+    const row = `#dead-letters tr[data-id="${poison}"]`;
+    await page.waitForSelector(row, { timeout: WAIT_MS });
+    assert.equal(await page.textContent(`${row} td.content`), content);
+    assert.match(await page.textContent(row), /poison/);
+    assert.equal(await page.locator("#dead-letters script, #dead-letters img").count(), 0);
+    await assertTimesShown(page, row, [3, 4]);
+    await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "1");
 
-  // The job search box finds it.
-  await page.fill("#job-id", poison);
-  await page.click("#job-form button");
-  await page.waitForFunction(() => document.querySelector("#job-result").textContent.includes("dead_lettered"));
+    // The job search box finds it.
+    await page.fill("#job-id", poison);
+    await page.click("#job-form button");
+    await page.waitForFunction(() => document.querySelector("#job-result").textContent.includes("dead_lettered"));
 
-  // A second poison job, deleted from the panel after a confirmation.
-  const doomed = uuidv7();
-  const sent = await api("POST", "/_local/queue", admin, JSON.stringify({ v: 1, job_id: doomed, content: "POISON, to be deleted" }));
-  assert.equal(sent.status, 202, sent.text);
-  const doomedRow = `#dead-letters tr[data-id="${doomed}"]`;
-  await page.waitForSelector(doomedRow, { timeout: WAIT_MS });
+    // A second poison job, deleted from the panel after a confirmation.
+    const doomed = uuidv7();
+    const sent = await api("POST", "/_local/queue", admin, JSON.stringify({ v: 1, job_id: doomed, content: "POISON, to be deleted" }));
+    assert.equal(sent.status, 202, sent.text);
+    const doomedRow = `#dead-letters tr[data-id="${doomed}"]`;
+    await page.waitForSelector(doomedRow, { timeout: WAIT_MS });
 
-  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
 
-  await page.click(`${doomedRow} button.delete`);
-  await page.waitForSelector(doomedRow, { state: "detached" });
-  assert.deepEqual(confirmations, [`Delete job ${doomed} for good?`]);
-  await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "1");
+    await page.click(`${doomedRow} button.delete`);
+    await page.waitForSelector(doomedRow, { state: "detached" });
+    assert.deepEqual(confirmations, [`Delete job ${doomed} for good?`]);
+    await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "1");
 
-  // The bug is fixed; requeue it from the panel: it is stored under its own job id.
-  assert.equal((await api("DELETE", "/_local/faults", admin)).status, 200);
-  await page.click(`${row} button.requeue`);
-  await page.waitForSelector(`#messages tr[data-job-id="${poison}"]`, { timeout: WAIT_MS });
-  assert.equal(await page.textContent(`#messages tr[data-job-id="${poison}"] td.content`), content);
-  await page.waitForSelector(row, { state: "detached" });
-  assert.equal(await page.locator("#messages script, #messages img").count(), 0);
+    // The bug is fixed; requeue it from the panel: it is stored under its own job id.
+    assert.equal((await api("DELETE", "/_local/faults", admin)).status, 200);
+    await page.click(`${row} button.requeue`);
+    await page.waitForSelector(`#messages tr[data-job-id="${poison}"]`, { timeout: WAIT_MS });
+    assert.equal(await page.textContent(`#messages tr[data-job-id="${poison}"] td.content`), content);
+    await page.waitForSelector(row, { state: "detached" });
+    assert.equal(await page.locator("#messages script, #messages img").count(), 0);
 
-  // A body that is not an envelope at all is listed as a raw dead letter, beside a count
-  // that agrees, with no requeue button (it would only fail again).
-  const garbage = await api("POST", "/_local/queue", admin, "not an envelope", "text/plain");
-  assert.equal(garbage.status, 202, garbage.text);
-  const rawRow = '#dead-letters tr[data-kind="raw"]';
-  await page.waitForSelector(rawRow, { timeout: WAIT_MS });
-  assert.equal(await page.textContent(`${rawRow} td.content`), "not an envelope");
-  assert.equal(await page.locator(`${rawRow} button.requeue`).count(), 0);
-  await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "1", null, { timeout: WAIT_MS });
-  assert.equal(await page.locator("#dead-letters tr").count(), 1);
+    // A body that is not an envelope at all is listed as a raw dead letter, beside a count
+    // that agrees, with no requeue button (it would only fail again).
+    const garbage = await api("POST", "/_local/queue", admin, "not an envelope", "text/plain");
+    assert.equal(garbage.status, 202, garbage.text);
+    const rawRow = '#dead-letters tr[data-kind="raw"]';
+    await page.waitForSelector(rawRow, { timeout: WAIT_MS });
+    assert.equal(await page.textContent(`${rawRow} td.content`), "not an envelope");
+    assert.equal(await page.locator(`${rawRow} button.requeue`).count(), 0);
+    await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "1", null, { timeout: WAIT_MS });
+    assert.equal(await page.locator("#dead-letters tr").count(), 1);
 
-  // Purge asks first (the prompt is answered "purge"), then empties the queue.
-  await page.click("#purge");
-  await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "0", null, { timeout: WAIT_MS });
+    // Purge asks first (the prompt is answered "purge"), then empties the queue.
+    await page.click("#purge");
+    await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "0", null, { timeout: WAIT_MS });
+
+  }
 
   // Pause stops the refresh.
   await page.click("#pause");
   assert.equal(await page.textContent("#pause"), "Resume");
 
   assert.deepEqual(alerts, [], "no script from a message ran");
+  assert.deepEqual(refused, [], "every file and call of the page answered");
   const foreign = requests.filter((address) => !address.startsWith(url));
   assert.deepEqual(foreign, [], "the page loaded nothing from elsewhere");
   console.log(`browser test: ok (${requests.length} requests, all to ${url})`);
