@@ -526,3 +526,90 @@ fn output_within(mut command: std::process::Command, limit: Duration) -> std::pr
     }
     child.wait_with_output().unwrap()
 }
+
+// Issue 22: the gateway decides before the body is read, so an anonymous caller learns
+// nothing but 401 (not the size limit of a route it may not call), and a token without the
+// route's scope gets its 403; either answer arrives whole, not as a reset connection.
+#[test]
+fn an_oversized_request_is_authenticated_first() {
+    let data = data_file();
+    let runner = Runner::start(&data);
+    let anonymous: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let answers: Vec<_> = [
+        (None, 200_000),
+        (None, 6_000_000),
+        (Some(crate::support::READ_TOKEN), 6_000_000),
+    ]
+    .into_iter()
+    .map(|(token, chars)| {
+        let huge = format!(r#"{{"content": "{}"}}"#, "x".repeat(chars));
+        let mut request = anonymous
+            .post(format!("{}/messages", runner.url))
+            .header("Content-Type", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        request
+            .send(&huge)
+            .map(|mut r| {
+                (
+                    r.status().as_u16(),
+                    r.body_mut().read_to_string().unwrap_or_default(),
+                )
+            })
+            .map_err(|e| e.to_string())
+    })
+    .collect();
+    runner.kill();
+    remove_db(&data);
+
+    let statuses: Vec<u16> = answers
+        .iter()
+        .map(|answer| answer.as_ref().expect("a readable answer").0)
+        .collect();
+    assert_eq!(statuses, [401, 401, 403], "{answers:?}");
+}
+
+// Issue 22: the 401 and 403 bodies the README shows are the ones the runner sends.
+#[test]
+fn the_readme_shows_the_runners_refusals_as_sent() {
+    let data = data_file();
+    let runner = Runner::start(&data);
+    let plain: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let refusal = |token: Option<&str>| {
+        let mut request = plain
+            .post(format!("{}/messages", runner.url))
+            .header("Content-Type", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.send(r#"{"content": "x"}"#).unwrap();
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap(),
+        )
+    };
+    let unauthorized = refusal(None);
+    let forbidden = refusal(Some(crate::support::READ_TOKEN));
+    runner.kill();
+    remove_db(&data);
+
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .unwrap()
+        .replace('\n', " ");
+    assert_eq!(unauthorized.0, 401);
+    assert_eq!(forbidden.0, 403);
+    for (_, body) in [unauthorized, forbidden] {
+        assert!(
+            readme.contains(&format!("`{body}`")),
+            "README lacks `{body}`"
+        );
+    }
+}

@@ -89,6 +89,22 @@ async fn respond(
     state: &AppState,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
+    // The gateway decides on the head alone, as API Gateway's authorizer does: an anonymous
+    // caller learns nothing but 401, whatever it sends.
+    let head = Request::from_parts(parts, Body::Empty);
+    let admitted = if state.loopback {
+        check_loopback_names(&head)
+    } else {
+        Ok(())
+    }
+    .and_then(|()| state.gate.admit(head));
+    let parts = match admitted {
+        Ok(head) => head.into_parts().0,
+        Err(refusal) => {
+            drain(body).await;
+            return into_hyper(refusal.into_response());
+        }
+    };
     // The largest body any route takes; each route checks its own limit.
     let limit = state
         .limits
@@ -103,16 +119,6 @@ async fn respond(
         Body::Binary(bytes.to_vec())
     };
     let request = Request::from_parts(parts, body);
-    let admitted = if state.loopback {
-        check_loopback_names(&request)
-    } else {
-        Ok(())
-    }
-    .and_then(|()| state.gate.admit(request));
-    let request = match admitted {
-        Ok(request) => request,
-        Err(refusal) => return into_hyper(refusal.into_response()),
-    };
     if let Some(response) = admin::respond(&request, state).await {
         return into_hyper(response);
     }
@@ -159,6 +165,12 @@ async fn read_body(mut body: Incoming, limit: usize) -> Option<Bytes> {
         }
     }
     (seen <= limit).then(|| Bytes::from(bytes))
+}
+
+/// Reads and drops a refused request's body (up to [`READ_AND_DROP_MAX`]), so that a client
+/// that writes it all before reading gets its answer, not a reset connection.
+async fn drain(body: Incoming) {
+    let _ = read_body(body, 0).await;
 }
 
 fn into_hyper(response: Response<Body>) -> hyper::Response<Full<Bytes>> {
