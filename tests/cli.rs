@@ -143,7 +143,7 @@ fn pipeline_ctl_sends_follows_and_operates_the_local_runner() {
         .call()
         .unwrap();
     let requeued = ok(&runner, &["dlq", "requeue-all"]);
-    assert!(requeued.contains("requeued 1 dead letters"), "{requeued}");
+    assert!(requeued.contains("requeued 1 dead letter\n"), "{requeued}");
     let stored = json(&runner, &["status", "--wait", &poison]);
     assert_eq!(stored["status"], "stored", "{stored}");
 
@@ -158,10 +158,10 @@ fn pipeline_ctl_sends_batches_delays_attributes_and_keys() {
     let data = data_file();
     let runner = Runner::start_with(&data, &["--visibility-timeout-secs", "1"]);
 
-    // send-batch: one message per line (blank lines skipped), one job id per line, in order.
+    // send-batch: one message per line, one job id per line, in order.
     let file = std::env::temp_dir().join(format!("mp-batch-{}.txt", uuid::Uuid::new_v4()));
     let lines: Vec<String> = (0..150).map(|i| format!("line {i}")).collect();
-    std::fs::write(&file, format!("{}\n\n", lines.join("\n"))).unwrap();
+    std::fs::write(&file, format!("{}\n", lines.join("\n"))).unwrap();
     let printed = ok(
         &runner,
         &[
@@ -193,9 +193,35 @@ fn pipeline_ctl_sends_batches_delays_attributes_and_keys() {
         out[1].starts_with("error: ") && out[1].contains("noncharacter"),
         "{out:?}"
     );
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("1 of 2 messages were not queued"));
-    let empty = ctl_with_input(&runner, &["send-batch", "-"], "\n");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("1 of 2 lines were not queued"));
+    let empty = ctl_with_input(&runner, &["send-batch", "-"], "");
     assert!(!empty.status.success());
+
+    // Issue 22: a blank line is a refused line in its place, so the output still lines up
+    // with the input, and the command fails.
+    let blank = ctl_with_input(&runner, &["send-batch", "-"], "first\n\n  \nlast\n");
+    assert!(!blank.status.success());
+    let out = String::from_utf8_lossy(&blank.stdout);
+    let out: Vec<&str> = out.lines().collect();
+    assert_eq!(out.len(), 4, "{out:?}");
+    assert!(
+        !out[0].starts_with("error") && !out[3].starts_with("error"),
+        "{out:?}"
+    );
+    assert!(
+        out[1].starts_with("error: ") && out[1].contains("blank"),
+        "{out:?}"
+    );
+    assert!(
+        out[2].starts_with("error: ") && out[2].contains("blank"),
+        "{out:?}"
+    );
+    let said = String::from_utf8_lossy(&blank.stderr);
+    assert!(said.contains("2 of 4 lines were not queued"), "{said}");
+    // A file of blank lines only: each refused, and no request at all.
+    let blanks = ctl_with_input(&runner, &["send-batch", "-"], "\n\n");
+    assert_eq!(String::from_utf8_lossy(&blanks.stdout).lines().count(), 2);
+    assert!(!blanks.status.success());
 
     // --delay: scheduled, with the time it becomes visible.
     let later = ok(&runner, &["send", "later", "--delay", "30"])
@@ -214,6 +240,44 @@ fn pipeline_ctl_sends_batches_delays_attributes_and_keys() {
     let reused = ctl(&runner, &["send", "other", "--key", "cli-key-1"]);
     assert!(!reused.status.success());
     assert!(String::from_utf8_lossy(&reused.stderr).contains("422"));
+
+    runner.terminate();
+    crate::support::remove_db(&data);
+}
+
+// Issue 22: `list` and `dlq list` cut each line to the terminal's width (COLUMNS where
+// standard output is not one); `--full` shows everything.
+#[test]
+fn pipeline_ctl_cuts_long_lines_unless_full() {
+    let data = data_file();
+    let runner = Runner::start(&data);
+    let long = format!("{}END", "x".repeat(300));
+    let job = ok(&runner, &["send", &long]).trim().to_owned();
+    ok(&runner, &["status", "--wait", &job]);
+
+    let narrow = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_pipeline-ctl"))
+            .arg("--tokens-file")
+            .arg(&runner.tokens_file)
+            .args(args)
+            .env("COLUMNS", "80")
+            .env_remove("PIPELINE_URL")
+            .env_remove("PIPELINE_TOKEN")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let cut = narrow(&["list"]);
+    let line = cut.lines().find(|l| l.starts_with(&job)).expect(&cut);
+    assert_eq!(line.chars().count(), 80, "{line}");
+    assert!(line.ends_with('…'), "{line}");
+    let full = narrow(&["list", "--full"]);
+    assert!(
+        full.lines()
+            .any(|l| l.starts_with(&job) && l.ends_with("END")),
+        "{full}"
+    );
 
     runner.terminate();
     crate::support::remove_db(&data);

@@ -39,6 +39,10 @@ struct Cli {
     /// Print the API's JSON answers instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Show whole contents and errors: `list` and `dlq list` otherwise cut each line to the
+    /// terminal's width (`COLUMNS` when the output is not a terminal).
+    #[arg(long, global = true)]
+    full: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,7 +60,8 @@ enum Command {
         key: Option<String>,
     },
     /// Queue one message per line of a file (`-`: standard input), 100 a request; prints
-    /// each line's job id or error, in order. Fails if any line was not queued.
+    /// each line's job id or error, in order (a blank line is an error in its place). Fails
+    /// if any line was not queued.
     SendBatch {
         file: PathBuf,
         #[command(flatten)]
@@ -358,9 +363,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::List { limit } => {
             let answer: Answer<PageView> =
                 api.call("GET", &format!("/messages?limit={limit}"), None)?;
+            let width = line_width(cli);
             print(cli, &answer, |page| {
                 rows(&page.messages, |m| {
-                    format!("{}  {}  {}", m.id, m.timestamp, one_line(&m.content))
+                    let line = format!("{}  {}  {}", m.id, m.timestamp, one_line(&m.content));
+                    cut(line, width)
                 })
             });
         }
@@ -371,17 +378,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Dlq(Dlq::List { limit }) => {
             let answer: Answer<DeadLetterPageView> =
                 api.call("GET", &format!("/dead-letters?limit={limit}"), None)?;
+            let width = line_width(cli);
             print(cli, &answer, |page| {
                 rows(&page.dead_letters, |l| {
-                    format!(
-                        "{}{}  {} receives  last {}  {}  | {}",
+                    let line = format!(
+                        "{}{}  {}  last {}  {}  | {}",
                         l.id,
                         if l.kind == "raw" { " (raw)" } else { "" },
-                        l.receive_count,
+                        counted(l.receive_count, "receive"),
                         l.last_failure_at,
                         one_line(&l.last_error),
                         one_line(&l.preview),
-                    )
+                    );
+                    cut(line, width)
                 })
             });
         }
@@ -418,27 +427,91 @@ fn send_batch(
         std::fs::read_to_string(file)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?
     };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = text.lines().collect();
     anyhow::ensure!(!lines.is_empty(), "{} holds no messages", file.display());
     let mut refused = 0;
     for (n, chunk) in lines.chunks(BATCH).enumerate() {
-        let messages: Vec<Value> = chunk.iter().map(|line| options.message(line)).collect();
-        let body = serde_json::json!({ "messages": messages });
-        let key = key.as_ref().map(|k| format!("{k}-{n}"));
-        let answer: Answer<BatchView> =
-            api.call_keyed("POST", "/messages/batch", Some(&body), key.as_deref())?;
-        refused += answer.body.rejected;
-        print(cli, &answer, |batch| {
-            rows(&batch.results, |r| match r {
-                BatchItem::Queued { job_id, .. } => job_id.clone(),
-                BatchItem::Refused { error } => format!("error: {}", one_line(error)),
-            })
-        });
+        // A blank line is refused here, in its place: the API would refuse it anyway, and a
+        // request of blank lines only would be refused whole.
+        let sent: Vec<&str> = chunk.iter().copied().filter(|l| !is_blank(l)).collect();
+        let results = if sent.is_empty() {
+            Vec::new()
+        } else {
+            let messages: Vec<Value> = sent.iter().map(|line| options.message(line)).collect();
+            let body = serde_json::json!({ "messages": messages });
+            let key = key.as_ref().map(|k| format!("{k}-{n}"));
+            let answer: Answer<BatchView> =
+                api.call_keyed("POST", "/messages/batch", Some(&body), key.as_deref())?;
+            if cli.json {
+                println!("{}", answer.json);
+            }
+            answer.body.results
+        };
+        let mut results = results.into_iter();
+        for line in chunk {
+            let shown = if is_blank(line) {
+                refused += 1;
+                "error: the line is blank: a message needs content".to_owned()
+            } else {
+                match results.next() {
+                    Some(BatchItem::Queued { job_id, .. }) => job_id,
+                    Some(BatchItem::Refused { error }) => {
+                        refused += 1;
+                        format!("error: {}", one_line(&error))
+                    }
+                    None => anyhow::bail!("the API answered fewer results than messages sent"),
+                }
+            };
+            if !cli.json {
+                println!("{shown}");
+            }
+        }
     }
     if refused > 0 {
-        anyhow::bail!("{refused} of {} messages were not queued", lines.len());
+        anyhow::bail!(
+            "{refused} of {} were not queued",
+            counted(lines.len() as u64, "line")
+        );
     }
     Ok(())
+}
+
+fn is_blank(line: &str) -> bool {
+    line.trim().is_empty()
+}
+
+/// "1 dead letter", "2 dead letters".
+fn counted(n: impl Into<u64>, thing: &str) -> String {
+    match n.into() {
+        1 => format!("1 {thing}"),
+        n => format!("{n} {thing}s"),
+    }
+}
+
+/// How wide a listed line may be: none with `--full` or `--json`, else the terminal's width,
+/// else `COLUMNS`, else none (a pipe to a program gets whole lines).
+fn line_width(cli: &Cli) -> Option<usize> {
+    if cli.full || cli.json {
+        return None;
+    }
+    if let Some((terminal_size::Width(columns), _)) =
+        terminal_size::terminal_size_of(std::io::stdout())
+    {
+        return Some(usize::from(columns));
+    }
+    std::env::var("COLUMNS").ok()?.parse().ok()
+}
+
+/// `line` cut to `width` characters, the last one an ellipsis when anything was cut.
+fn cut(line: String, width: Option<usize>) -> String {
+    match width {
+        Some(width) if width > 0 && line.chars().count() > width => {
+            let mut cut: String = line.chars().take(width - 1).collect();
+            cut.push('…');
+            cut
+        }
+        _ => line,
+    }
 }
 
 /// Calls requeue-all until it is done, with a progress bar on a terminal: the API moves
@@ -473,7 +546,10 @@ fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
                 eprintln!();
             }
             if !cli.json {
-                println!("SQS is moving the {total} dead letters (move task {task}); follow it with `pipeline-ctl stats`");
+                println!(
+                    "SQS is moving the {} (move task {task}); follow it with `pipeline-ctl stats`",
+                    counted(total, "dead letter")
+                );
             }
             return Ok(());
         }
@@ -485,9 +561,9 @@ fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
         eprintln!();
     }
     if !cli.json {
-        println!("requeued {moved} dead letters");
+        println!("requeued {}", counted(moved, "dead letter"));
         if left > 0 {
-            println!("left {left} raw dead letters (not envelopes of this pipeline: they would only fail again); see `pipeline-ctl dlq list`, then delete them");
+            println!("left {} (not envelopes of this pipeline: they would only fail again); see `pipeline-ctl dlq list`, then delete them", counted(left, "raw dead letter"));
         }
     }
     Ok(())
@@ -531,8 +607,8 @@ fn describe_job(job: &JobView) -> String {
         ),
         "dead_lettered" => match &job.dead_letter {
             Some(letter) => format!(
-                "{id}: dead-lettered after {} receives\n  last error: {}",
-                letter.receive_count,
+                "{id}: dead-lettered after {}\n  last error: {}",
+                counted(letter.receive_count, "receive"),
                 one_line(&letter.last_error)
             ),
             None => format!("{id}: dead-lettered"),
