@@ -95,21 +95,23 @@ up() {
   deploy
   add_routes
   fix_event_source_mapping
-  local url
-  url=$(api_url)
+  eval "$(stack_env)"
   cat <<EOT
 
-The pipeline is running (stack $stack on $AWS_ENDPOINT_URL).
-  API:         $url
-  queue:       $(output QueueUrl)
-  dead letter: $(output DeadLetterQueueUrl)
-  table:       $(output TableName)
+The pipeline is running (stack $stack on $AWS_ENDPOINT_URL). On the emulator these replace
+the outputs ApiUrl, DashboardUrl and TokenUrl, which name AWS host names:
+  API:         $PIPELINE_API_URL
+  dashboard:   $PIPELINE_DASHBOARD_URL
+  tokens:      ${PIPELINE_TOKEN_URL:-your JwtIssuer's}
+  queue:       $PIPELINE_QUEUE_URL
+  dead letter: $PIPELINE_DLQ_URL
+  table:       $PIPELINE_TABLE_NAME
 
-Every route but /openapi.json needs a token (client credentials; README, "Authorization"):
+Every route but /openapi.json needs a token (client credentials; README, "On the emulator"):
   eval "\$(infra/local.sh env)"
   token=\$(curl -s -u "\$PIPELINE_WRITER_CLIENT_ID:\$PIPELINE_WRITER_CLIENT_SECRET" \\
     -d grant_type=client_credentials -d scope=messages/write "\$PIPELINE_TOKEN_URL" | jq -r .access_token)
-  curl -i -X POST $url/messages -H "Authorization: Bearer \$token" \\
+  curl -i -X POST "\$PIPELINE_API_URL/messages" -H "Authorization: Bearer \$token" \\
     -H 'Content-Type: application/json' -d '{"content": "Hello from the queue!"}'
 Stop with: infra/local.sh down
 EOT
@@ -160,34 +162,10 @@ EOT
   exec cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT:-9000}" --env-file "$env_file" "$@"
 }
 
-# An app client's secret, read from the user pool (never a stack output).
-client_secret() {
-  aws_ cognito-idp describe-user-pool-client --user-pool-id "$(output UserPoolId)" \
-    --client-id "$(output "$1")" --query UserPoolClient.ClientSecret
-}
-
-# Where clients get tokens: the user pool domain's endpoint on AWS; the emulator serves it on
-# its own port (TOKEN_URL overrides, e.g. for LocalStack's /_aws/cognito-idp/oauth2/token).
-token_url() {
-  echo "${TOKEN_URL:-$AWS_ENDPOINT_URL/oauth2/token}"
-}
-
+# The stack's URLs (the emulator's, not the outputs' AWS host names), queues, tables and app
+# clients as shell exports, in one process: infra/stack_env.py.
 stack_env() {
-  cat <<EOT
-export PIPELINE_API_URL=$(api_url)
-export PIPELINE_QUEUE_URL=$(output QueueUrl)
-export PIPELINE_DLQ_URL=$(output DeadLetterQueueUrl)
-export PIPELINE_TABLE_NAME=$(output TableName)
-export PIPELINE_IDEMPOTENCY_TABLE_NAME=$(output IdempotencyTableName)
-export PIPELINE_USER_POOL_ID=$(output UserPoolId)
-export PIPELINE_TOKEN_URL=$(token_url)
-export PIPELINE_WRITER_CLIENT_ID=$(output WriterClientId)
-export PIPELINE_WRITER_CLIENT_SECRET=$(client_secret WriterClientId)
-export PIPELINE_READER_CLIENT_ID=$(output ReaderClientId)
-export PIPELINE_READER_CLIENT_SECRET=$(client_secret ReaderClientId)
-export PIPELINE_ADMIN_CLIENT_ID=$(output AdminClientId)
-export PIPELINE_ADMIN_CLIENT_SECRET=$(client_secret AdminClientId)
-EOT
+  "$(infra/tools.sh cli)/python" infra/stack_env.py "$stack"
 }
 
 delete() {

@@ -46,6 +46,8 @@ infra/api-fuzz.sh
 # The dashboard in Debian's Chromium (playwright-core) against the local runner (and below
 # against the deployed stack).
 infra/browser-test.sh
+# The README's blocks marked for CI, as written, against a local runner (and below, the stack).
+infra/readme-smoke.sh runner
 
 # The deployed stack: template.yaml on the emulator, called through its API Gateway (the
 # tests in tests/stack.rs). Short timeouts so a poison message reaches the DLQ in seconds.
@@ -59,6 +61,7 @@ if [ -z "${SKIP_STACK_TESTS:-}" ]; then
   cargo test --locked --test integration -- --ignored --test-threads=1 stack:: --skip stack::fifo::
   # The dashboard served by the stack, under the API's own base path.
   infra/browser-test.sh stack
+  infra/readme-smoke.sh stack
   # `cargo lambda watch` on the same stack: the README's watch section, line by line, and the
   # sample events at their functions.
   infra/watch-smoke.sh
