@@ -156,7 +156,7 @@ async fn dispatch(
         (Ok(Route::DeleteDeadLetter(id)), _, _, Some(ops)) => {
             operate::delete_dead_letter(&id, ops).await
         }
-        (Ok(Route::Dashboard(file)), _, _, _) => dashboard::file(&file),
+        (Ok(Route::Dashboard(file)), _, _, _) => dashboard::file(&file, request.uri().path()),
         (Ok(Route::OpenApi), _, _, _) => Ok(response::openapi()),
         (Ok(other), _, _, _) => Err(ApiError::NotServedHere(other)),
         (Err(e), _, _, _) => Err(e),
