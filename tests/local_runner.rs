@@ -162,20 +162,7 @@ fn the_runner_serves_the_same_errors_as_the_functions() {
     // whole body before reading still gets the JSON 413, not a reset connection.
     let too_large: Vec<_> = [200_000, 6_000_000, 10_000_000 - 64]
         .into_iter()
-        .map(|chars| {
-            let huge = format!(r#"{{"content": "{}"}}"#, "x".repeat(chars));
-            agent
-                .post(format!("{}/messages", runner.url))
-                .header("Content-Type", "application/json")
-                .send(&huge)
-                .map(|mut r| {
-                    (
-                        r.status().as_u16(),
-                        r.body_mut().read_to_string().unwrap_or_default(),
-                    )
-                })
-                .map_err(|e| e.to_string())
-        })
+        .map(|chars| post_content_of(&agent, &runner.url, chars, None))
         .collect();
     runner.kill();
     remove_db(&data);
@@ -545,24 +532,7 @@ fn an_oversized_request_is_authenticated_first() {
         (Some(crate::support::READ_TOKEN), 6_000_000),
     ]
     .into_iter()
-    .map(|(token, chars)| {
-        let huge = format!(r#"{{"content": "{}"}}"#, "x".repeat(chars));
-        let mut request = anonymous
-            .post(format!("{}/messages", runner.url))
-            .header("Content-Type", "application/json");
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        request
-            .send(&huge)
-            .map(|mut r| {
-                (
-                    r.status().as_u16(),
-                    r.body_mut().read_to_string().unwrap_or_default(),
-                )
-            })
-            .map_err(|e| e.to_string())
-    })
+    .map(|(token, chars)| post_content_of(&anonymous, &runner.url, chars, token))
     .collect();
     runner.kill();
     remove_db(&data);
@@ -583,21 +553,9 @@ fn the_readme_shows_the_runners_refusals_as_sent() {
         .http_status_as_error(false)
         .build()
         .into();
-    let refusal = |token: Option<&str>| {
-        let mut request = plain
-            .post(format!("{}/messages", runner.url))
-            .header("Content-Type", "application/json");
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut response = request.send(r#"{"content": "x"}"#).unwrap();
-        (
-            response.status().as_u16(),
-            response.body_mut().read_to_string().unwrap(),
-        )
-    };
-    let unauthorized = refusal(None);
-    let forbidden = refusal(Some(crate::support::READ_TOKEN));
+    let unauthorized = post_content_of(&plain, &runner.url, 1, None).unwrap();
+    let forbidden =
+        post_content_of(&plain, &runner.url, 1, Some(crate::support::READ_TOKEN)).unwrap();
     runner.kill();
     remove_db(&data);
 
@@ -612,4 +570,30 @@ fn the_readme_shows_the_runners_refusals_as_sent() {
             "README lacks `{body}`"
         );
     }
+}
+
+/// POST /messages with `chars` characters of content, and `token` if any (besides what the
+/// agent adds): the status and body, or why no answer could be read.
+fn post_content_of(
+    agent: &ureq::Agent,
+    url: &str,
+    chars: usize,
+    token: Option<&str>,
+) -> Result<(u16, String), String> {
+    let content = format!(r#"{{"content": "{}"}}"#, "x".repeat(chars));
+    let mut request = agent
+        .post(format!("{url}/messages"))
+        .header("Content-Type", "application/json");
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    request
+        .send(&content)
+        .map(|mut r| {
+            (
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            )
+        })
+        .map_err(|e| e.to_string())
 }
