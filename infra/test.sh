@@ -14,6 +14,10 @@ cd "$root"
 . infra/env.sh
 
 emulator_acquire
+# Every emulator-backed test runs under IAM enforcement when the emulator is the one
+# infra/emulator.sh starts; an emulator that was already running may not enforce it: say so.
+infra/emulator.sh status | grep -q "IAM enforced" \
+  || echo "test: WARNING: the emulator at $AWS_ENDPOINT_URL does not enforce IAM; a missing permission would pass here" >&2
 # A stack this script deployed is deleted also when a test fails or the run is interrupted,
 # so that the next run (and a user's emulator) does not inherit it.
 deployed_stack=""

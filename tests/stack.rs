@@ -14,6 +14,7 @@ mod auth;
 mod fifo;
 mod operations;
 mod queue_features;
+mod roles;
 
 use crate::support::stack::{call, call_text, dead_lettered, listed_ids, tokens, var};
 
