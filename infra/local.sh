@@ -36,10 +36,6 @@ resource() {
     --query StackResourceDetail.PhysicalResourceId
 }
 
-api_url() {
-  echo "$AWS_ENDPOINT_URL/_aws/execute-api/$(resource MessagesApi)"
-}
-
 build() {
   rm -rf "$stage"
   mkdir -p "$stage"
@@ -102,12 +98,12 @@ The pipeline is running (stack $stack on $AWS_ENDPOINT_URL). On the emulator the
 the outputs ApiUrl, DashboardUrl and TokenUrl, which name AWS host names:
   API:         $PIPELINE_API_URL
   dashboard:   $PIPELINE_DASHBOARD_URL
-  tokens:      ${PIPELINE_TOKEN_URL:-your JwtIssuer's}
+  tokens:      ${PIPELINE_TOKEN_URL:-the token endpoint of your JwtIssuer}
   queue:       $PIPELINE_QUEUE_URL
   dead letter: $PIPELINE_DLQ_URL
   table:       $PIPELINE_TABLE_NAME
 
-Every route but /openapi.json needs a token (client credentials; README, "On the emulator"):
+Every route but /openapi.json needs a token (client credentials; README, "Authorization"):
   eval "\$(infra/local.sh env)"
   token=\$(curl -s -u "\$PIPELINE_WRITER_CLIENT_ID:\$PIPELINE_WRITER_CLIENT_SECRET" \\
     -d grant_type=client_credentials -d scope=messages/write "\$PIPELINE_TOKEN_URL" | jq -r .access_token)
@@ -182,7 +178,7 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  url) api_url ;;
+  url) eval "$(stack_env)"; echo "$PIPELINE_API_URL" ;;
   env) stack_env ;;
   delete) delete ;;
   watch) shift; watch "$@" ;;

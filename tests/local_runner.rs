@@ -521,11 +521,7 @@ fn output_within(mut command: std::process::Command, limit: Duration) -> std::pr
 fn an_oversized_request_is_authenticated_first() {
     let data = data_file();
     let runner = Runner::start(&data);
-    let anonymous: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let anonymous = crate::support::agent_without_token();
     let answers: Vec<_> = [
         (None, 200_000),
         (None, 6_000_000),
@@ -549,10 +545,7 @@ fn an_oversized_request_is_authenticated_first() {
 fn the_readme_shows_the_runners_refusals_as_sent() {
     let data = data_file();
     let runner = Runner::start(&data);
-    let plain: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let plain = crate::support::agent_without_token();
     let unauthorized = post_content_of(&plain, &runner.url, 1, None).unwrap();
     let forbidden =
         post_content_of(&plain, &runner.url, 1, Some(crate::support::READ_TOKEN)).unwrap();

@@ -433,11 +433,14 @@ fn send_batch(
     for (n, chunk) in lines.chunks(BATCH).enumerate() {
         // A blank line is refused here, in its place: the API would refuse it anyway, and a
         // request of blank lines only would be refused whole.
-        let sent: Vec<&str> = chunk.iter().copied().filter(|l| !is_blank(l)).collect();
-        let results = if sent.is_empty() {
+        let messages: Vec<Value> = chunk
+            .iter()
+            .filter(|line| !is_blank(line))
+            .map(|line| options.message(line))
+            .collect();
+        let results = if messages.is_empty() {
             Vec::new()
         } else {
-            let messages: Vec<Value> = sent.iter().map(|line| options.message(line)).collect();
             let body = serde_json::json!({ "messages": messages });
             let key = key.as_ref().map(|k| format!("{k}-{n}"));
             let answer: Answer<BatchView> =

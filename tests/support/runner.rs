@@ -248,6 +248,16 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// An HTTP client that adds no token: what an anonymous caller, or one with a token of
+/// its own, sends.
+pub fn agent_without_token() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
 /// What a POST got.
 #[derive(Debug)]
 pub enum Posted {
