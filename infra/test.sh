@@ -21,7 +21,11 @@ infra/emulator.sh status | grep -q "IAM enforced" \
 # A stack this script deployed is deleted also when a test fails or the run is interrupted,
 # so that the next run (and a user's emulator) does not inherit it.
 deployed_stack=""
+test_identity=""
 cleanup() {
+  if [ -n "$test_identity" ]; then
+    python infra/test_identity.py delete "$test_identity" >/dev/null 2>&1 || true
+  fi
   if [ -n "$deployed_stack" ]; then
     STACK_NAME="$deployed_stack" infra/local.sh delete >/dev/null 2>&1 \
       || echo "test: could not delete the stack $deployed_stack" >&2
@@ -35,6 +39,8 @@ trap cleanup EXIT
 PATH="$(infra/tools.sh cli):$PATH"
 cfn-lint template.yaml -a cfn_lint_serverless.rules
 sam validate --lint >/dev/null
+# The field's own scanners: checkov on the template, parliament on each role's policies.
+infra/scan-template.sh
 
 # The supply chain: advisories (a snapshot, or fetched; said loudly when neither can be had),
 # bans, licenses and sources (deny.toml).
@@ -42,7 +48,14 @@ infra/supply-chain.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --all-targets --locked "$@"
+# Not as root: the integration tests run as an IAM user allowed what the adapters call and
+# what the harness needs for each test's own queues and tables (infra/test_identity.py).
+test_identity="mp-tests-$(date +%s)"
+identity=$(python infra/test_identity.py create "$test_identity")
+# shellcheck disable=SC2086 # two KEY=value words
+env $identity cargo test --workspace --all-targets --locked "$@"
+python infra/test_identity.py delete "$test_identity"
+test_identity=""
 
 # The HTTP API against its OpenAPI document: schemathesis fuzzes the local runner.
 infra/api-fuzz.sh
