@@ -416,13 +416,22 @@ async fn each_function_role_is_allowed_what_its_code_calls_and_refused_its_neigh
         }
     }
     foreign.teardown().await;
-    let as_lines = |rows: &[(Who, Call, On, Verdict)]| -> Vec<String> {
-        let line = |(who, call, on, verdict): &(Who, Call, On, Verdict)| {
-            format!("{who:?} {call:?} {on:?}: {verdict:?}")
-        };
-        rows.iter().map(line).collect()
-    };
-    // The whole table, for the record (`-- --nocapture`), then every row as it must be.
-    println!("{}", as_lines(&seen).join("\n"));
-    assert_eq!(as_lines(&seen), as_lines(TABLE));
+    // The whole table, for the record (`-- --nocapture`), then the rows that are wrong.
+    for (who, call, on, verdict) in &seen {
+        println!("{who:?} {call:?} {on:?}: {verdict:?}");
+    }
+    let wrong: Vec<String> = seen
+        .iter()
+        .zip(TABLE)
+        .filter(|(got, want)| got.3 != want.3)
+        .map(|((who, call, on, got), want)| {
+            format!("{who:?} {call:?} on {on:?}: {got:?}, must be {:?}", want.3)
+        })
+        .collect();
+    assert_eq!(seen.len(), TABLE.len());
+    assert!(
+        wrong.is_empty(),
+        "calls IAM decided wrongly:\n{}",
+        wrong.join("\n")
+    );
 }
