@@ -99,7 +99,8 @@ for sample in example-sqs-event example-sqs-event-obj; do
 done
 
 # Metrics: the functions print CloudWatch EMF lines on stdout (the emulator does not parse
-# them, so the lines themselves are checked): a queued message, and a consumer batch.
+# them, so the lines themselves are checked): a queued message, and a consumer batch with
+# its two stored messages' latencies from 202 to stored.
 emf() {
   local what=$1 pattern=$2
   grep -Eq "$pattern" "$log" || fail "no EMF line for $what in the watch log"
@@ -109,7 +110,7 @@ emf_head='\{"_aws":\{"Timestamp":[0-9]+,"CloudWatchMetrics":\[\{"Namespace":"Mes
 emf "enqueue MessagesEnqueued" "$emf_head"'\[\{"Name":"MessagesEnqueued","Unit":"Count"\}\]\}\]\},"FunctionName":"enqueue","MessagesEnqueued":1\}'
 emf "enqueue batch MessagesEnqueued 3" "$emf_head"'\[\{"Name":"MessagesEnqueued","Unit":"Count"\}\]\}\]\},"FunctionName":"enqueue","MessagesEnqueued":3\}'
 emf "enqueue RequestsReplayed" "$emf_head"'\[\{"Name":"RequestsReplayed","Unit":"Count"\}\]\}\]\},"FunctionName":"enqueue","RequestsReplayed":1\}'
-emf "consumer batch" "$emf_head"'\[\{"Name":"BatchSize","Unit":"Count"\}.*"FunctionName":"consumer","BatchSize":3,"MessagesStored":2,"RecordsFailed":0,"MessagesDeadLettered":1,"StoreLatency":[0-9]+,"RecordsRetriedTransient":0,"RecordsRetriedDeployment":0,"RecordsDeadLetteredAtOnce":1,"RetryBackoff":0\}'
+emf "consumer batch" "$emf_head"'\[\{"Name":"BatchSize","Unit":"Count"\}.*"FunctionName":"consumer","BatchSize":3,"MessagesStored":2,"RecordsFailed":0,"MessagesDeadLettered":1,"StoreLatency":[0-9]+,"RecordsRetriedTransient":0,"RecordsRetriedDeployment":0,"RecordsDeadLetteredAtOnce":1,"RetryBackoff":0,"EndToEndLatency":\[[0-9]+,[0-9]+\]\}'
 
 # A function that cannot start answers at once with its reason, not a hang: a second watch
 # whose environment lacks TABLE_NAME.

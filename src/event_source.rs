@@ -13,7 +13,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use pipeline::ports::{MessageStore, QueueSource};
+use pipeline::ports::{FlowLog, MessageStore, QueueSource};
 use pipeline::worker::{Consumer, LastFailureNotes, Retries};
 
 /// How a mapping batches and how many batches it works on at once.
@@ -79,6 +79,8 @@ pub struct ConsumerParts {
     pub store: Arc<dyn MessageStore>,
     pub notes: Option<LastFailureNotes>,
     pub retries: Option<Retries>,
+    /// Where each invocation's flow is kept (the runner's history); in Lambda, EMF is.
+    pub flow: Option<Arc<dyn FlowLog>>,
 }
 
 impl ConsumerParts {
@@ -88,6 +90,7 @@ impl ConsumerParts {
             store,
             notes: None,
             retries: None,
+            flow: None,
         }
     }
 
@@ -95,6 +98,7 @@ impl ConsumerParts {
         Consumer::new(&*self.store)
             .noting_last_failures(self.notes.as_ref())
             .retrying(self.retries.as_ref())
+            .recording_flow(self.flow.as_deref())
     }
 }
 

@@ -22,14 +22,15 @@ use crate::calls::CallCounter;
 use crate::event_source::{run_mapping, ConsumerParts, MappingCounts, MappingSettings};
 use crate::faults::{FaultCounts, FaultPlan, Faulty};
 use crate::server::gateway::{Gate, IssuedTokens};
-use crate::sqlite::{Durability, SqliteDb, SqliteKeys, SqliteQueue, SqliteStore};
+use crate::sqlite::{Durability, SqliteDb, SqliteFlow, SqliteKeys, SqliteQueue, SqliteStore};
 use crate::{private_file, server};
 use pipeline::adapters::aws::{AwsOperations, DynamoDbKeys, DynamoDbStore, SqsQueue, SqsRedrive};
 use pipeline::api::EnqueueLimits;
 use pipeline::domain::{ContentLimit, CursorKey, RetryPolicy};
 use pipeline::ports::QueueSettings;
 use pipeline::ports::{
-    FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Operations, QueueSource, Redrive,
+    FailureLog, FlowLog, IdempotencyKeys, MessageQueue, MessageStore, Operations, QueueSource,
+    Redrive,
 };
 use pipeline::worker::{LastFailureNotes, Retries};
 
@@ -174,6 +175,7 @@ struct Pipeline {
     failures: Arc<dyn FailureLog>,
     operations: Arc<dyn Operations>,
     embedded: Option<Arc<SqliteQueue>>,
+    flow: Option<Arc<SqliteFlow>>,
     calls: Option<CallCounter>,
     description: String,
 }
@@ -233,6 +235,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 failures: store,
                 operations: queue.clone(),
                 embedded: Some(queue),
+                flow: Some(Arc::new(SqliteFlow::new(db.clone()))),
                 calls: None,
                 description: format!(
                     "embedded (SQLite at {}, durability {:?}{})",
@@ -280,6 +283,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 failures: store,
                 operations: Arc::new(operations),
                 embedded: None,
+                flow: None,
                 calls: Some(calls),
                 description: format!(
                     "aws (queue {}, table {table}, endpoint {endpoint})",
@@ -409,6 +413,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         gate: tokens.as_ref().map_or(Gate::Open, IssuedTokens::gate),
         loopback,
     });
+    // The flow history (`GET /stats/history`) of the embedded backend, kept beside its queue;
+    // the AWS backend's is CloudWatch's.
+    let flow = pipeline.flow.clone();
+    if let Some(flow) = flow.clone() {
+        tokio::spawn(sample_backlog(flow, stopped.clone()));
+    }
     let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
     let worker = tokio::spawn(run_mapping(
         pipeline.source,
@@ -416,6 +426,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             store: pipeline.store,
             notes: Some(notes),
             retries: Some(retries),
+            flow: flow.map(|flow| flow as Arc<dyn FlowLog>),
         },
         mapping,
         consumer,
@@ -429,6 +440,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     worker.await?;
     println!("stopped");
     Ok(())
+}
+
+/// How often the backlog is sampled into the flow history: several times a minute, so a
+/// minute's most is near what it was.
+const BACKLOG_SAMPLE: Duration = Duration::from_secs(5);
+
+async fn sample_backlog(flow: Arc<SqliteFlow>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        if let Err(error) = flow.sample_backlog().await {
+            tracing::warn!(%error, "sampling the backlog failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(BACKLOG_SAMPLE) => {}
+            _ = stopped.changed() => return,
+        }
+    }
 }
 
 /// The banner's lines a person pastes: the token file to source, then curl. The tokens

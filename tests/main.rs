@@ -15,6 +15,7 @@ mod conservation;
 mod consumer;
 mod contract;
 mod enqueue;
+mod flow;
 mod list;
 mod local_runner;
 mod operations;

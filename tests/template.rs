@@ -189,6 +189,7 @@ fn the_http_api_uses_the_default_stage_and_routes_every_path() {
             "GET /messages/{id} -> ListFunction",
             "GET /openapi.json -> ListFunction",
             "GET /stats -> OperateFunction",
+            "GET /stats/history -> OperateFunction",
             "POST /add_message -> EnqueueFunction",
             "POST /dead-letters/requeue-all -> OperateFunction",
             "POST /dead-letters/{id}/requeue -> OperateFunction",

@@ -97,14 +97,34 @@ pub struct OperateConfig {
     pub queue_url: String,
     pub dead_letter_queue_url: String,
     pub table_name: String,
+    /// Whose metrics `/stats/history` reads: `ENQUEUE_FUNCTION_NAME` and
+    /// `CONSUMER_FUNCTION_NAME` (the template sets both; without them the history has no
+    /// counts).
+    pub flow: Option<crate::adapters::aws::FlowSources>,
 }
 
 impl OperateConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let queue_url = required("QUEUE_URL")?;
+        let functions = (
+            std::env::var("ENQUEUE_FUNCTION_NAME"),
+            std::env::var("CONSUMER_FUNCTION_NAME"),
+        );
+        let flow = match functions {
+            (Ok(enqueue_function), Ok(consumer_function)) => {
+                Some(crate::adapters::aws::FlowSources {
+                    enqueue_function,
+                    consumer_function,
+                    queue_name: queue_url.rsplit('/').next().unwrap_or_default().to_owned(),
+                })
+            }
+            _ => None,
+        };
         Ok(Self {
-            queue_url: required("QUEUE_URL")?,
+            queue_url,
             dead_letter_queue_url: required("DEAD_LETTER_QUEUE_URL")?,
             table_name: required("TABLE_NAME")?,
+            flow,
         })
     }
 }

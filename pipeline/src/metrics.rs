@@ -10,8 +10,10 @@
 //! Names (namespace [`NAMESPACE`], dimension `FunctionName`): enqueue emits `MessagesEnqueued`
 //! (messages, a batch's accepted ones), `RequestsReplayed` (idempotency keys) and
 //! `RequestsRefused` (with dimension `Reason` too); the consumer `MessagesStored`,
-//! `RecordsFailed`, `MessagesDeadLettered`, `BatchSize` and `StoreLatency`. template.yaml's
-//! CloudWatch dashboard reads them.
+//! `RecordsFailed`, `MessagesDeadLettered`, `BatchSize`, `StoreLatency` and, a value per
+//! stored message, `EndToEndLatency` (stored minus accepted, from the job id: CloudWatch keeps
+//! the values, so p50 and p99 can be asked of it). template.yaml's CloudWatch dashboard reads
+//! them.
 
 use lambda_http::http::StatusCode;
 use serde::ser::SerializeMap as _;
@@ -65,16 +67,40 @@ impl Serialize for Document {
             map.serialize_entry(name, value)?;
         }
         for (name, _, value) in &self.metrics {
-            // Whole numbers as integers (`8`, not `8.0`), as CloudWatch's examples write them.
-            if value.fract() == 0.0 && value.abs() < 1e15 {
-                map.serialize_entry(name, &(*value as i64))?;
-            } else {
-                map.serialize_entry(name, value)?;
+            match value {
+                Value::One(value) => map.serialize_entry(name, &Number(*value))?,
+                Value::Many(values) => {
+                    let numbers: Vec<Number> = values.iter().copied().map(Number).collect();
+                    map.serialize_entry(name, &numbers)?;
+                }
             }
         }
         map.end()
     }
 }
+
+/// A metric's value: one number, or (EMF's array form) several, each counted as a sample.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    One(f64),
+    Many(Vec<f64>),
+}
+
+/// A number as EMF's examples write it: whole numbers as integers (`8`, not `8.0`).
+struct Number(f64);
+
+impl Serialize for Number {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0.fract() == 0.0 && self.0.abs() < 1e15 {
+            serializer.serialize_i64(self.0 as i64)
+        } else {
+            serializer.serialize_f64(self.0)
+        }
+    }
+}
+
+/// The most values EMF takes for one metric in one document.
+pub const EMF_MAX_VALUES: usize = 100;
 
 /// EMF's `_aws` member.
 #[derive(Serialize)]
@@ -104,7 +130,7 @@ struct Definition<'a> {
 pub struct Document {
     timestamp_ms: u64,
     dimensions: Vec<(&'static str, String)>,
-    metrics: Vec<(&'static str, Unit, f64)>,
+    metrics: Vec<(&'static str, Unit, Value)>,
 }
 
 impl Document {
@@ -122,7 +148,17 @@ impl Document {
     }
 
     pub fn metric(mut self, name: &'static str, unit: Unit, value: f64) -> Self {
-        self.metrics.push((name, unit, value));
+        self.metrics.push((name, unit, Value::One(value)));
+        self
+    }
+
+    /// A metric with several samples (at most [`EMF_MAX_VALUES`]; none adds nothing).
+    pub fn values(mut self, name: &'static str, unit: Unit, values: &[f64]) -> Self {
+        debug_assert!(values.len() <= EMF_MAX_VALUES);
+        if !values.is_empty() {
+            self.metrics
+                .push((name, unit, Value::Many(values.to_vec())));
+        }
         self
     }
 
@@ -214,6 +250,43 @@ pub struct BatchOutcome {
     pub longest_backoff: std::time::Duration,
 }
 
+impl BatchOutcome {
+    /// What the invocation adds to its minute of flow, stored messages' latencies included.
+    pub fn flow(&self, at_ms: u64, latencies_ms: Vec<u64>) -> crate::domain::BatchFlow {
+        crate::domain::BatchFlow {
+            at_ms,
+            stored: self.stored as u64,
+            failed_transient: self.retried_transient as u64,
+            failed_deployment: self.retried_deployment as u64,
+            failed_permanent: self.dead_lettered_at_once as u64,
+            dead_lettered: self.dead_lettered as u64,
+            latencies_ms,
+        }
+    }
+}
+
+/// The consumer's documents for one invocation: its counts, with each stored message's
+/// end-to-end latency (`latencies_ms`) as `EndToEndLatency` samples, [`EMF_MAX_VALUES`] a
+/// document: the first carries the counts too, any further ones latencies only.
+pub fn batch_documents(
+    document: Document,
+    outcome: BatchOutcome,
+    latencies_ms: &[u64],
+) -> Vec<Document> {
+    let samples: Vec<f64> = latencies_ms.iter().map(|&ms| ms as f64).collect();
+    let mut chunks = samples.chunks(EMF_MAX_VALUES);
+    let latency = |document: Document, chunk: &[f64]| {
+        document.values("EndToEndLatency", Unit::Milliseconds, chunk)
+    };
+    let first = latency(
+        batch_outcome(document.clone(), outcome),
+        chunks.next().unwrap_or_default(),
+    );
+    std::iter::once(first)
+        .chain(chunks.map(|chunk| latency(document.clone(), chunk)))
+        .collect()
+}
+
 /// The consumer's metrics for one invocation.
 pub fn batch_outcome(document: Document, outcome: BatchOutcome) -> Document {
     document
@@ -276,6 +349,51 @@ mod tests {
             document.to_line(),
             r#"{"_aws":{"Timestamp":1700000000123,"CloudWatchMetrics":[{"Namespace":"MessagePipeline","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"BatchSize","Unit":"Count"},{"Name":"MessagesStored","Unit":"Count"},{"Name":"RecordsFailed","Unit":"Count"},{"Name":"MessagesDeadLettered","Unit":"Count"},{"Name":"StoreLatency","Unit":"Milliseconds"},{"Name":"RecordsRetriedTransient","Unit":"Count"},{"Name":"RecordsRetriedDeployment","Unit":"Count"},{"Name":"RecordsDeadLetteredAtOnce","Unit":"Count"},{"Name":"RetryBackoff","Unit":"Seconds"}]}]},"FunctionName":"stack-ConsumerFunction-x","BatchSize":10,"MessagesStored":8,"RecordsFailed":2,"MessagesDeadLettered":1,"StoreLatency":17,"RecordsRetriedTransient":1,"RecordsRetriedDeployment":0,"RecordsDeadLetteredAtOnce":1,"RetryBackoff":60}"#
         );
+    }
+
+    #[test]
+    fn end_to_end_latencies_are_value_arrays_of_at_most_100_a_document() {
+        let at = || Document::at(1_700_000_000_123, "consumer");
+        let outcome = BatchOutcome {
+            records: 3,
+            stored: 3,
+            ..BatchOutcome::default()
+        };
+        let few = batch_documents(at(), outcome, &[120, 45, 3_600_000]);
+        assert_eq!(few.len(), 1);
+        let line = few[0].to_line();
+        assert!(
+            line.ends_with(r#""RetryBackoff":0,"EndToEndLatency":[120,45,3600000]}"#),
+            "{line}"
+        );
+        assert!(line.contains(r#"{"Name":"EndToEndLatency","Unit":"Milliseconds"}"#));
+
+        // 250 values: the batch's counts and 100 values, then 100, then 50; every value once.
+        let many: Vec<u64> = (0..250).collect();
+        let documents = batch_documents(at(), outcome, &many);
+        let parsed: Vec<serde_json::Value> = documents
+            .iter()
+            .map(|d| serde_json::from_str(&d.to_line()).unwrap())
+            .collect();
+        let sizes: Vec<usize> = parsed
+            .iter()
+            .map(|p| p["EndToEndLatency"].as_array().unwrap().len())
+            .collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(parsed[0]["MessagesStored"], 3);
+        assert!(parsed[1].get("MessagesStored").is_none());
+        assert_eq!(parsed[2]["FunctionName"], "consumer");
+        let values: Vec<u64> = parsed
+            .iter()
+            .flat_map(|p| p["EndToEndLatency"].as_array().unwrap().clone())
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(values, many);
+
+        // Nothing stored: no latency metric at all (EMF refuses an empty array).
+        let none = batch_documents(at(), BatchOutcome::default(), &[]);
+        assert_eq!(none.len(), 1);
+        assert!(!none[0].to_line().contains("EndToEndLatency"));
     }
 
     #[test]

@@ -10,8 +10,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 pub use crate::domain::FailureClass;
 use crate::domain::{
-    Claim, DeadLetterId, Failure, IdempotencyKey, JobId, Message, Outgoing, Page, PageLimit,
-    ReservedIds, StoredAnswer,
+    BatchFlow, Claim, DeadLetterId, Failure, FlowMinute, HistoryWindow, IdempotencyKey, JobId,
+    Message, Outgoing, Page, PageLimit, ReservedIds, StoredAnswer,
 };
 
 /// Why a call to a backend failed, as far as its caller can act on it: its
@@ -184,6 +184,13 @@ pub trait FailureLog: Send + Sync + std::fmt::Debug {
     async fn failure(&self, id: JobId) -> PortResult<Option<Failure>>;
 }
 
+/// Where a worker outside Lambda keeps the flow of its consumer's invocations, minute by
+/// minute (the local runner: SQLite). In Lambda the consumer's EMF metrics are that record.
+#[async_trait]
+pub trait FlowLog: Send + Sync + std::fmt::Debug {
+    async fn record(&self, batch: &BatchFlow) -> PortResult<()>;
+}
+
 /// What the consumer does with a record it did not store, beyond reporting it failed: hide it
 /// for a backoff, or move it to the dead-letter queue at once. On SQS the calls name the
 /// records by their receipt handles; on the embedded queue the same.
@@ -206,6 +213,10 @@ pub trait Redrive: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait Operations: Send + Sync + std::fmt::Debug {
     async fn stats(&self) -> PortResult<PipelineStats>;
+
+    /// The flow over the last `window` minutes, oldest first, every minute present (one
+    /// with nothing in it has zero counts).
+    async fn history(&self, window: HistoryWindow) -> PortResult<Vec<FlowMinute>>;
 
     /// Dead letters by their notes: raw ones first, then jobs newest first; strictly after
     /// `before` in that order when given.

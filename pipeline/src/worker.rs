@@ -21,7 +21,7 @@ use crate::domain::{
     QueuedMessage, RecordFailure, RetryPolicy, PREVIEW_CHARS,
 };
 use crate::metrics::{self, BatchOutcome, Document};
-use crate::ports::{FailureLog, MessageStore, Redrive};
+use crate::ports::{FailureLog, FlowLog, MessageStore, Redrive};
 
 /// Where and when the consumer notes a dead letter's last failure: the failure log, and the
 /// queue's `maxReceiveCount` (a record that fails at that receive count is about to be
@@ -51,6 +51,7 @@ pub struct Consumer<'a> {
     store: &'a dyn MessageStore,
     notes: Option<&'a LastFailureNotes>,
     retries: Option<&'a Retries>,
+    flow: Option<&'a dyn FlowLog>,
     clock: &'a dyn Clock,
 }
 
@@ -66,8 +67,15 @@ impl<'a> Consumer<'a> {
             store,
             notes: None,
             retries: None,
+            flow: None,
             clock: &SystemClock,
         }
+    }
+
+    /// The same consumer, recording each invocation's flow in `flow` (a worker outside
+    /// Lambda, where no EMF line is read).
+    pub fn recording_flow(self, flow: Option<&'a dyn FlowLog>) -> Self {
+        Self { flow, ..self }
     }
 
     /// The same consumer, noting each dead letter's failure in `notes`.
@@ -115,7 +123,7 @@ impl<'a> Consumer<'a> {
     #[tracing::instrument(skip_all, fields(records = event.records.len()))]
     pub async fn consume(&self, event: SqsEvent) -> SqsBatchResponse {
         let mut failed: Vec<FailedRecord> = Vec::new();
-        let mut stored = 0;
+        let mut stored: Vec<JobId> = Vec::new();
         let mut store_latency_ms = 0;
         // FIFO: the groups in which a record failed and will be retried; their later records
         // are not attempted.
@@ -139,7 +147,7 @@ impl<'a> Consumer<'a> {
             let before = failed.len();
             let (wave_stored, latency) =
                 store_records(&event.records, &attempted, self.store, &mut failed).await;
-            stored += wave_stored;
+            stored.extend(wave_stored);
             store_latency_ms += latency;
             for failure in &failed[before..] {
                 if failure.failure.class().is_retried() {
@@ -153,7 +161,7 @@ impl<'a> Consumer<'a> {
 
         let mut outcome = BatchOutcome {
             records: event.records.len(),
-            stored,
+            stored: stored.len(),
             store_latency_ms,
             ..BatchOutcome::default()
         };
@@ -172,12 +180,28 @@ impl<'a> Consumer<'a> {
             None => 0,
         };
         tracing::info!(
-            stored,
+            stored = stored.len(),
             failed = retried.len(),
             dead_lettered = moved.len(),
             "batch handled"
         );
-        metrics::batch_outcome(Document::for_this_function(self.clock), outcome).emit();
+        // From the 202 to stored, by the acceptance time each job id carries.
+        let now_ms = self.clock.now_ms_u64();
+        let latencies_ms: Vec<u64> = stored
+            .iter()
+            .map(|id| now_ms.saturating_sub(id.unix_millis()))
+            .collect();
+        let document = Document::for_this_function(self.clock);
+        for document in metrics::batch_documents(document, outcome, &latencies_ms) {
+            document.emit();
+        }
+        if let Some(flow) = self.flow {
+            let batch = outcome.flow(now_ms, latencies_ms);
+            // The record is for people watching; a batch is handled whether it is kept or not.
+            if let Err(error) = flow.record(&batch).await {
+                tracing::warn!(%error, "flow not recorded");
+            }
+        }
         let mut response = SqsBatchResponse::default();
         response.set_failures(retried.iter().map(|f| {
             event.records[f.index]
@@ -292,13 +316,13 @@ fn waves(records: &[SqsMessage]) -> Vec<Vec<usize>> {
 }
 
 /// Decodes and stores the records at `indexes`; adds those not stored to `failed`. Returns
-/// how many jobs were stored and how long the store took.
+/// the jobs stored and how long the store took.
 async fn store_records(
     records: &[SqsMessage],
     indexes: &[usize],
     store: &dyn MessageStore,
     failed: &mut Vec<FailedRecord>,
-) -> (usize, u64) {
+) -> (Vec<JobId>, u64) {
     let limit = ContentLimit::ceiling();
     // Records of the same job (SQS redelivery, or a send retried by the SDK) share one write:
     // a store may refuse a batch that names the same key twice.
@@ -370,7 +394,7 @@ async fn store_records(
         }
     }
 
-    (records_by_job.len(), latency_ms)
+    (records_by_job.into_keys().collect(), latency_ms)
 }
 
 /// A record that was not stored, and why.

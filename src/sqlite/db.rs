@@ -24,7 +24,7 @@ pub enum Durability {
 /// `PRAGMA user_version` records how many have run. Append a step for every change; never edit
 /// one that has shipped. Step 1 is the schema as the runner wrote it before it kept versions
 /// (`IF NOT EXISTS` makes it a no-op on such a database).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS queue (
@@ -69,6 +69,27 @@ ALTER TABLE queue ADD COLUMN first_received_ms INTEGER;
 /// envelope of ours, a raw message ([`pipeline::domain::DeadLetterId::key`]).
 const SCHEMA_V4: &str = "
 ALTER TABLE failures RENAME COLUMN job_id TO dead_letter;
+";
+
+/// Version 5: the flow, a row a minute (a day of them is kept), and each minute's end-to-end
+/// latencies as histogram buckets ([`pipeline::domain::latency`]).
+const SCHEMA_V5: &str = "
+CREATE TABLE flow_minutes (
+    minute_ms         INTEGER PRIMARY KEY,
+    enqueued          INTEGER NOT NULL DEFAULT 0,
+    stored            INTEGER NOT NULL DEFAULT 0,
+    failed_transient  INTEGER NOT NULL DEFAULT 0,
+    failed_deployment INTEGER NOT NULL DEFAULT 0,
+    failed_permanent  INTEGER NOT NULL DEFAULT 0,
+    dead_lettered     INTEGER NOT NULL DEFAULT 0,
+    backlog           INTEGER
+);
+CREATE TABLE flow_latencies (
+    minute_ms INTEGER NOT NULL,
+    bucket    INTEGER NOT NULL,
+    count     INTEGER NOT NULL,
+    PRIMARY KEY (minute_ms, bucket)
+) WITHOUT ROWID;
 ";
 
 /// Version 3: message attributes (JSON, NULL when none), FIFO message groups (NULL on a

@@ -12,12 +12,14 @@
 //! process, so a step of the system clock changes no visibility timeout.
 
 mod db;
+mod flow;
 mod keys;
 mod operations;
 mod queue;
 mod store;
 
 pub use db::{Durability, SqliteDb, Stats};
+pub use flow::SqliteFlow;
 pub use keys::SqliteKeys;
 pub use queue::{DeadLetter, SqliteQueue};
 pub use store::SqliteStore;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{SqliteQueue, SqliteStore};
-use pipeline::domain::{DeadLetterId, Failure, JobId};
+use pipeline::domain::{DeadLetterId, Failure, FlowMinute, HistoryWindow, JobId};
 use pipeline::ports::{
     Count, DeadLetterPage, FailureLog, OneDeadLetter, Operations, PipelineStats, PortError,
     PortResult, QueueCounts, RequeueAll,
@@ -137,6 +137,13 @@ impl Operations for SqliteQueue {
             dead_letter_queue: exact(stats.dead_lettered),
             stored: exact(stats.stored),
         })
+    }
+
+    /// From the flow the runner keeps beside its queue ([`super::SqliteFlow`]).
+    async fn history(&self, window: HistoryWindow) -> PortResult<Vec<FlowMinute>> {
+        Ok(super::SqliteFlow::new(self.db.clone())
+            .history(window)
+            .await?)
     }
 
     async fn dead_letters(

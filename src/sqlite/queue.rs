@@ -296,12 +296,14 @@ fn insert_group(conn: &mut Connection, group: &[PendingSend], now: i64) -> anyho
             "INSERT INTO fifo_sends (dedup_id, sent_at_ms) VALUES (?1, ?2)
              ON CONFLICT (dedup_id) DO UPDATE SET sent_at_ms = ?2 WHERE sent_at_ms <= ?2 - ?3",
         )?;
+        let mut queued = 0;
         for send in group {
             if let Some(dedup_id) = &send.dedup_id {
                 if remember.execute(params![dedup_id, now, DEDUP_WINDOW_MS])? == 0 {
                     continue;
                 }
             }
+            queued += 1;
             insert.execute(params![
                 Uuid::new_v4().to_string(),
                 send.body,
@@ -314,6 +316,7 @@ fn insert_group(conn: &mut Connection, group: &[PendingSend], now: i64) -> anyho
             "DELETE FROM fifo_sends WHERE sent_at_ms <= ?1",
             [now - DEDUP_WINDOW_MS],
         )?;
+        super::flow::add_enqueued(&tx, now, queued)?;
     }
     tx.commit()?;
     Ok(())

@@ -299,3 +299,26 @@ async fn the_deployed_alarms_and_dashboard_watch_this_stack_s_own_functions_queu
         );
     }
 }
+
+#[test]
+#[ignore = "needs a deployed stack: infra/test.sh"]
+fn the_flow_history_answers_readers_under_the_operate_role_from_cloudwatch() {
+    // The operate function reads CloudWatch under its own role (IAM enforced on the
+    // emulator). The emulator parses no EMF and publishes no SQS metrics: the minutes are
+    // there, their counts zero and their backlog and latencies unknown; on AWS they fill.
+    let (code, history) = call("GET", "/stats/history?minutes=3", "");
+    assert_eq!(code, 200, "{history}");
+    let minutes = history["minutes"].as_array().unwrap();
+    assert_eq!(minutes.len(), 3, "{history}");
+    for minute in minutes {
+        assert!(
+            minute["start"].as_str().unwrap().ends_with(":00.000Z"),
+            "{minute}"
+        );
+        assert!(minute["enqueued"].is_u64() && minute["failed"]["permanent"].is_u64());
+    }
+    let writer = format!("Bearer {}", tokens().writer);
+    assert_eq!(call_with(Some(&writer), "GET", "/stats/history", "").0, 403);
+    let (code, refused) = call("GET", "/stats/history?minutes=0", "");
+    assert_eq!(code, 400, "{refused}");
+}

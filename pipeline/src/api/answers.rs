@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{rfc3339_millis, Failure, Message};
+use crate::domain::{rfc3339_millis, Failure, FlowMinute, Message};
 use crate::ports::{Count, PipelineStats, QueueCounts, RequeueAll};
 
 /// `202` to `POST /messages`.
@@ -137,6 +137,66 @@ pub struct OneDeadLetterView {
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<bool>,
+}
+
+/// `GET /stats/history`: a row a minute, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryView {
+    pub minutes: Vec<MinuteView>,
+}
+
+/// One minute of flow; `null` where nothing is known (no backlog sample, nothing stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinuteView {
+    /// The minute's start (UTC).
+    pub start: String,
+    pub enqueued: u64,
+    pub stored: u64,
+    pub failed: FailedView,
+    pub dead_lettered: u64,
+    pub backlog: Option<u64>,
+    /// From 202 to stored, of the messages stored in the minute.
+    pub latency_ms: LatencyView,
+}
+
+/// Records that failed in the minute, by class: retried (transient, deployment) or
+/// dead-lettered at once (permanent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedView {
+    pub transient: u64,
+    pub deployment: u64,
+    pub permanent: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyView {
+    pub p50: Option<u64>,
+    pub p99: Option<u64>,
+}
+
+impl From<Vec<FlowMinute>> for HistoryView {
+    fn from(minutes: Vec<FlowMinute>) -> Self {
+        let minutes = minutes
+            .into_iter()
+            .map(|m| MinuteView {
+                start: rfc3339_millis(m.start_ms),
+                enqueued: m.enqueued,
+                stored: m.stored,
+                failed: FailedView {
+                    transient: m.failed_transient,
+                    deployment: m.failed_deployment,
+                    permanent: m.failed_permanent,
+                },
+                dead_lettered: m.dead_lettered,
+                backlog: m.backlog,
+                latency_ms: LatencyView {
+                    p50: m.latency_p50_ms,
+                    p99: m.latency_p99_ms,
+                },
+            })
+            .collect();
+        Self { minutes }
+    }
 }
 
 /// `GET /stats`. A count the backend only estimates says so.

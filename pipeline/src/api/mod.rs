@@ -149,6 +149,7 @@ async fn dispatch(
         (Ok(Route::Get(id)), _, Some(reader), _) => get_message(&id, reader.store).await,
         (Ok(Route::JobStatus(id)), _, Some(reader), _) => operate::job_status(&id, reader).await,
         (Ok(Route::Stats), _, _, Some(ops)) => operate::stats(ops).await,
+        (Ok(Route::StatsHistory), _, _, Some(ops)) => operate::history(query, ops).await,
         (Ok(Route::DeadLetters), _, _, Some(ops)) => operate::dead_letters(query, ops).await,
         (Ok(Route::Requeue(id)), _, _, Some(ops)) => operate::requeue(&id, ops).await,
         (Ok(Route::RequeueAll), _, _, Some(ops)) => operate::requeue_all(ops).await,

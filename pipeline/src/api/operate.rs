@@ -8,11 +8,12 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 
 use super::answers::{
-    DeadLetterPageView, FailureView, JobView, OneDeadLetterView, RequeueAllView, StatsView,
+    DeadLetterPageView, FailureView, HistoryView, JobView, OneDeadLetterView, RequeueAllView,
+    StatsView,
 };
 use super::response::json_response;
 use super::{ApiError, Reader};
-use crate::domain::{DeadLetterId, JobId, JobStatus};
+use crate::domain::{DeadLetterId, HistoryWindow, JobId, JobStatus};
 use crate::ports::{OneDeadLetter, Operations, PortResult};
 
 /// Seconds a client waits before asking about a queued job again: the pipeline stores a
@@ -93,6 +94,22 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
 pub async fn stats(operations: &dyn Operations) -> Result<Response<Body>, ApiError> {
     let stats = operations.stats().await.map_err(ApiError::from)?;
     Ok(json_response(StatusCode::OK, &StatsView::from(stats)))
+}
+
+/// GET /stats/history?minutes=: the flow, a minute a row, oldest first (60 minutes unless
+/// asked).
+pub async fn history(
+    query: Option<&str>,
+    operations: &dyn Operations,
+) -> Result<Response<Body>, ApiError> {
+    let mut window = HistoryWindow::DEFAULT;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if key == "minutes" {
+            window = HistoryWindow::minutes(&value).map_err(ApiError::BadRequest)?;
+        }
+    }
+    let minutes = operations.history(window).await.map_err(ApiError::from)?;
+    Ok(json_response(StatusCode::OK, &HistoryView::from(minutes)))
 }
 
 /// GET /dead-letters?limit=&before=: raw dead letters first, then jobs newest first.

@@ -18,6 +18,8 @@ pub enum Route {
     /// A job's status, by the id as it appeared in the path.
     JobStatus(String),
     Stats,
+    /// The flow minute by minute (`?minutes=`, for the handler).
+    StatsHistory,
     DeadLetters,
     /// Requeue one dead-lettered job, by the id as it appeared in the path.
     Requeue(String),
@@ -59,6 +61,7 @@ enum Operation {
     OpenApi,
     JobStatus,
     Stats,
+    StatsHistory,
     DeadLetters,
     Requeue,
     RequeueAll,
@@ -128,6 +131,12 @@ pub const ROUTES: &[RouteSpec] = &[
         "/stats",
         Access::Scoped(Scope::Read),
         Operation::Stats,
+    ),
+    spec(
+        "GET",
+        "/stats/history",
+        Access::Scoped(Scope::Read),
+        Operation::StatsHistory,
     ),
     // Dead letters carry message content and their errors: admin only, reads included.
     spec(
@@ -205,6 +214,7 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, Access), ApiError> {
             Operation::OpenApi => Route::OpenApi,
             Operation::JobStatus => Route::JobStatus(id.unwrap_or_default().to_owned()),
             Operation::Stats => Route::Stats,
+            Operation::StatsHistory => Route::StatsHistory,
             Operation::DeadLetters => Route::DeadLetters,
             Operation::Requeue => Route::Requeue(id.unwrap_or_default().to_owned()),
             Operation::RequeueAll => Route::RequeueAll,
@@ -267,6 +277,10 @@ mod tests {
             Ok(Route::JobStatus("abc".into()))
         );
         assert_eq!(route_of(Method::GET, "/stats"), Ok(Route::Stats));
+        assert_eq!(
+            route_of(Method::GET, "/stats/history"),
+            Ok(Route::StatsHistory)
+        );
         assert_eq!(
             route_of(Method::POST, "/dead-letters/requeue-all"),
             Ok(Route::RequeueAll)

@@ -8,6 +8,7 @@ mod dead_letter_id;
 mod delivery;
 mod envelope;
 mod failure;
+mod flow;
 mod idempotency;
 mod job_id;
 mod job_status;
@@ -22,6 +23,7 @@ pub use dead_letter_id::DeadLetterId;
 pub use delivery::{Delay, DelayError, GroupError, GroupId, MAX_GROUP_CHARS};
 pub use envelope::{EnvelopeError, QueuedMessage};
 pub use failure::{rfc3339_millis, truncate_chars, Failure, ERROR_CHARS, PREVIEW_CHARS};
+pub use flow::{latency, minute_of, BatchFlow, FlowMinute, HistoryWindow, MINUTE_MS};
 pub use idempotency::{
     fingerprint, on_existing, Claim, Existing, IdempotencyKey, KeyError, KeyRecord, ReservedIds,
     ReservedIdsError, StoredAnswer, KEY_LEASE, KEY_LIFETIME,

@@ -10,6 +10,7 @@ use std::time::Duration;
 mod dynamodb;
 mod errors;
 mod failures;
+mod flow_history;
 mod idempotency;
 mod operations;
 mod redrive;
@@ -17,6 +18,7 @@ mod sqs;
 
 pub use dynamodb::DynamoDbStore;
 pub use errors::{class_of, port_error};
+pub use flow_history::FlowSources;
 pub use idempotency::DynamoDbKeys;
 pub use operations::AwsOperations;
 pub use redrive::SqsRedrive;

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::DynamoDbStore;
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{DeadLetterId, JobId, QueuedMessage};
+use crate::domain::{DeadLetterId, FlowMinute, HistoryWindow, JobId, QueuedMessage};
 use crate::ports::{
     Count, DeadLetterPage, OneDeadLetter, Operations, PipelineStats, PortError, PortResult,
     QueueCounts, RequeueAll,
@@ -53,6 +53,8 @@ pub struct AwsOperations {
     cloudwatch: Option<aws_sdk_cloudwatch::Client>,
     /// The end of the window the age metric is read over.
     clock: Arc<dyn Clock>,
+    /// Whose metrics the flow history reads; none: the history has no counts.
+    flow: Option<super::FlowSources>,
 }
 
 impl AwsOperations {
@@ -69,7 +71,14 @@ impl AwsOperations {
             store,
             cloudwatch: None,
             clock: Arc::new(SystemClock),
+            flow: None,
         }
+    }
+
+    /// Reads the flow history from these functions' and this queue's metrics.
+    pub fn with_flow(mut self, flow: Option<super::FlowSources>) -> Self {
+        self.flow = flow;
+        self
     }
 
     /// Reads the age of the oldest queued message from CloudWatch.
@@ -139,6 +148,7 @@ impl AwsOperations {
             DynamoDbStore::from_config(sdk, &config.table_name),
         )
         .with_cloudwatch(aws_sdk_cloudwatch::Client::new(sdk))
+        .with_flow(config.flow.clone())
     }
 
     async fn attributes(
@@ -410,6 +420,24 @@ impl Operations for AwsOperations {
                 approximate: true,
             },
         })
+    }
+
+    /// CloudWatch's, from the functions' EMF metrics and SQS's queue depth; without
+    /// CloudWatch or the functions' names, every minute with nothing known.
+    async fn history(&self, window: HistoryWindow) -> PortResult<Vec<FlowMinute>> {
+        let now = self.clock.now_ms_u64();
+        match (&self.cloudwatch, &self.flow) {
+            (Some(client), Some(sources)) => {
+                Ok(super::flow_history::read(client, sources, window, now).await?)
+            }
+            _ => Ok(window
+                .minute_starts(now)
+                .map(|start_ms| FlowMinute {
+                    start_ms,
+                    ..FlowMinute::default()
+                })
+                .collect()),
+        }
     }
 
     async fn dead_letters(

@@ -13,9 +13,9 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    on_existing, Claim, ContentLimit, Cursor, DeadLetterId, Existing, Failure, IdempotencyKey,
-    JobId, KeyRecord, Message, MessageContent, Outgoing, Page, PageLimit, ReservedIds,
-    StoredAnswer, KEY_LEASE, KEY_LIFETIME,
+    on_existing, Claim, ContentLimit, Cursor, DeadLetterId, Existing, Failure, FlowMinute,
+    HistoryWindow, IdempotencyKey, JobId, KeyRecord, Message, MessageContent, Outgoing, Page,
+    PageLimit, ReservedIds, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
 };
 use crate::ports::{
     Count, DeadLetterPage, FailureLog, IdempotencyKeys, MessageQueue, MessageStore, OneDeadLetter,
@@ -392,6 +392,18 @@ impl Operations for EmptyOperations {
             dead_letter_queue: nothing.clone(),
             stored: nothing,
         })
+    }
+
+    async fn history(&self, window: HistoryWindow) -> PortResult<Vec<FlowMinute>> {
+        let now = SystemClock.now_ms_u64();
+        Ok(window
+            .minute_starts(now)
+            .map(|start_ms| FlowMinute {
+                start_ms,
+                backlog: Some(0),
+                ..FlowMinute::default()
+            })
+            .collect())
     }
 
     async fn dead_letters(&self, _: usize, _: Option<DeadLetterId>) -> PortResult<DeadLetterPage> {
