@@ -4,9 +4,13 @@
 "use strict";
 
 const REFRESH_MS = 3000;
+// The history is a minute a row; on AWS each read is a CloudWatch GetMetricData call (paid
+// per metric asked): twice a minute is enough.
+const HISTORY_MS = 30000;
 let token = "";
 let paused = false;
 let timer = null;
+let historyTimer = null;
 
 // Every call is relative to the page: behind API Gateway the API is not at the host's root
 // (a stage, a custom domain's base path, the emulator's /_aws/execute-api/<id>/), and the
@@ -65,6 +69,131 @@ async function loadStats() {
   setCount("count-oldest", stats.queue.oldest_age_seconds);
   setCount("count-dead", stats.dead_letter_queue.count);
   setCount("count-stored", stats.stored.count);
+}
+
+// Charts: SVG drawn here (no library, nothing from elsewhere, no inline style: the page's
+// CSP), each series named where it is drawn, and each bar and line carrying its numbers
+// (data-*) so that what is drawn can be checked.
+const SVG_NS = "http://www.w3.org/2000/svg";
+const PLOT = { left: 34, right: 340, top: 12, bottom: 170 };
+
+function svg(tag, attributes, text) {
+  const element = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+  if (text != null) element.textContent = String(text);
+  return element;
+}
+
+// The smallest of 1, 2, 5 times a power of ten at or above `max`: the y axis's top.
+function niceTop(max) {
+  if (!(max > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(max));
+  return [1, 2, 5, 10].map((m) => m * power).find((top) => top >= max);
+}
+
+// Clears `chart` and draws its axes: 0 and `top` on y, the first and last minute on x.
+function frame(chart, minutes, top) {
+  chart.replaceChildren();
+  const { left, right, top: up, bottom } = PLOT;
+  chart.append(svg("line", { class: "axis", x1: left, y1: bottom, x2: right, y2: bottom }));
+  chart.append(svg("line", { class: "axis", x1: left, y1: up, x2: right, y2: up }));
+  chart.append(svg("text", { x: left - 4, y: up + 4, "text-anchor": "end" }, top));
+  chart.append(svg("text", { x: left - 4, y: bottom, "text-anchor": "end" }, 0));
+  const time = (minute) => minute.start.slice(11, 16);
+  chart.append(svg("text", { x: left, y: 190 }, time(minutes[0])));
+  chart.append(svg("text", { x: right, y: 190, "text-anchor": "end" }, time(minutes[minutes.length - 1])));
+  const step = (right - left) / minutes.length;
+  return {
+    step,
+    x: (i) => left + i * step,
+    y: (value) => bottom - (value / top) * (bottom - up),
+  };
+}
+
+// A series as a line through the middle of each minute that has a value, named at its end
+// with its last value.
+function line(chart, minutes, scale, value, name, unit = "") {
+  const points = minutes
+    .map((minute, i) => [scale.x(i) + scale.step / 2, value(minute)])
+    .filter(([, v]) => v != null);
+  if (points.length === 0) return;
+  const path = points.map(([x, v]) => `${x.toFixed(1)},${scale.y(v).toFixed(1)}`).join(" ");
+  chart.append(svg("polyline", {
+    class: `line ${name}`,
+    points: path,
+    "data-series": name,
+    "data-values": points.map(([, v]) => v).join(","),
+  }));
+  // The last point marked (a minute alone is a point, not a line), and named beside it,
+  // below any name already there.
+  const [x, v] = points[points.length - 1];
+  chart.append(svg("circle", { class: `dot ${name}`, cx: x, cy: scale.y(v), r: 2.5 }));
+  let y = scale.y(v) + 4;
+  const taken = [...chart.querySelectorAll("text.end-label")].map((label) => Number(label.getAttribute("y")));
+  while (taken.some((other) => Math.abs(other - y) < 13)) y += 13;
+  chart.append(svg("text", { class: `end-label label-${name}`, x: x + 6, y }, `${name} ${v}${unit}`));
+}
+
+function drawThroughput(minutes) {
+  const chart = $("chart-throughput");
+  const outcomes = (m) => [
+    ["stored", m.stored],
+    ["retried", m.failed.transient + m.failed.deployment],
+    ["dead", m.dead_lettered],
+  ];
+  const most = Math.max(...minutes.map((m) => Math.max(m.enqueued, ...[outcomes(m).reduce((sum, [, n]) => sum + n, 0)])));
+  const scale = frame(chart, minutes, niceTop(most));
+  minutes.forEach((minute, i) => {
+    let below = 0;
+    for (const [outcome, count] of outcomes(minute)) {
+      if (!count) continue;
+      const bar = svg("rect", {
+        class: outcome,
+        x: scale.x(i) + 0.5,
+        width: Math.max(scale.step - 1, 1),
+        y: scale.y(below + count),
+        height: scale.y(below) - scale.y(below + count),
+        "data-minute": minute.start,
+        "data-outcome": outcome,
+        "data-count": count,
+      });
+      bar.append(svg("title", {}, `${minute.start.slice(11, 16)} UTC: ${count} ${outcome}`));
+      chart.append(bar);
+      below += count;
+    }
+  });
+  line(chart, minutes, scale, (m) => m.enqueued, "enqueued");
+}
+
+function drawLatency(minutes) {
+  const chart = $("chart-latency");
+  const most = Math.max(0, ...minutes.map((m) => m.latency_ms.p99 ?? 0));
+  const scale = frame(chart, minutes, niceTop(most));
+  line(chart, minutes, scale, (m) => m.latency_ms.p99, "p99", " ms");
+  line(chart, minutes, scale, (m) => m.latency_ms.p50, "p50", " ms");
+}
+
+function drawBacklog(minutes) {
+  const chart = $("chart-backlog");
+  const most = Math.max(0, ...minutes.map((m) => m.backlog ?? 0));
+  const scale = frame(chart, minutes, niceTop(most));
+  line(chart, minutes, scale, (m) => m.backlog, "backlog");
+}
+
+async function loadHistory() {
+  const history = await call("GET", "stats/history?minutes=60");
+  drawThroughput(history.minutes);
+  drawLatency(history.minutes);
+  drawBacklog(history.minutes);
+}
+
+async function refreshHistory() {
+  if (!token) return;
+  try {
+    await loadHistory();
+  } catch (error) {
+    showError(error.message);
+  }
 }
 
 async function loadMessages() {
@@ -162,7 +291,9 @@ async function act(action) {
 
 function schedule() {
   clearInterval(timer);
+  clearInterval(historyTimer);
   timer = paused ? null : setInterval(refresh, REFRESH_MS);
+  historyTimer = paused ? null : setInterval(refreshHistory, HISTORY_MS);
 }
 
 async function requeueAll() {
@@ -180,6 +311,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("token").value = "";
     $("token").placeholder = token ? "token set (kept in this tab only)" : "bearer token";
     refresh();
+    refreshHistory();
     schedule();
   });
   $("pause").addEventListener("click", () => {
@@ -187,6 +319,8 @@ document.addEventListener("DOMContentLoaded", () => {
     $("pause").textContent = paused ? "Resume" : "Pause";
     schedule();
   });
+  // Drawn now, for whoever wants to see the last hour at once.
+  $("flow").addEventListener("click", refreshHistory);
   $("job-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const id = $("job-id").value.trim();

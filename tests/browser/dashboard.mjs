@@ -127,6 +127,11 @@ try {
   );
   assert.equal(await page.locator(`#messages tr[data-job-id="${job}"] b`).count(), 0);
   await assertTimesShown(page, `#messages tr[data-job-id="${job}"]`, [2]);
+  // The last hour's charts are drawn (on the stack from CloudWatch: the emulator has no EMF,
+  // so only their frames; below, on the runner, the run's own numbers).
+  await page.waitForSelector("#chart-throughput line.axis", { state: "attached", timeout: WAIT_MS });
+  await page.waitForSelector("#chart-latency line.axis", { state: "attached" });
+  await page.waitForSelector("#chart-backlog line.axis", { state: "attached" });
 
   if (onStack) {
     // The raw dead letter the script sent to the stack's queue: listed, its times whole.
@@ -152,6 +157,31 @@ try {
     assert.equal(await page.locator("#dead-letters script, #dead-letters img").count(), 0);
     await assertTimesShown(page, row, [3, 4]);
     await page.waitForFunction(() => document.querySelector("#count-dead").textContent === "1");
+
+    // The charts draw this run's numbers: the posted message enqueued and stored with its
+    // latency, the poison one enqueued and dead-lettered, the backlog sampled. Clicking the
+    // section redraws it at once (it refreshes every 30 s by itself).
+    const chart = async () => page.evaluate(() => {
+      const sum = (selector) => [...document.querySelectorAll(selector)]
+        .reduce((total, bar) => total + Number(bar.dataset.count), 0);
+      const values = (series) => (document.querySelector(`polyline[data-series="${series}"]`)?.dataset.values || "")
+        .split(",").filter(Boolean).map(Number);
+      return {
+        stored: sum('#chart-throughput rect[data-outcome="stored"]'),
+        dead: sum('#chart-throughput rect[data-outcome="dead"]'),
+        enqueued: values("enqueued").reduce((total, n) => total + n, 0),
+        latencies: values("p50").length,
+        backlogs: values("backlog").length,
+      };
+    });
+    const drawn = (c) => c.stored >= 1 && c.dead >= 1 && c.enqueued >= 2 && c.latencies >= 1 && c.backlogs >= 1;
+    let charted = await chart();
+    for (const deadline = Date.now() + WAIT_MS; !drawn(charted) && Date.now() < deadline;) {
+      await page.click("#flow h2");
+      await page.waitForTimeout(500);
+      charted = await chart();
+    }
+    assert.ok(drawn(charted), `the charts show the run: ${JSON.stringify(charted)}`);
 
     // The job search box finds it.
     await page.fill("#job-id", poison);
