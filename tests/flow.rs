@@ -70,3 +70,57 @@ fn the_runner_counts_each_minute_s_flow_by_outcome_with_latencies() {
         assert!(error.contains("from 1 to 1440"), "{error}");
     }
 }
+
+#[test]
+fn a_job_s_status_tells_every_failed_delivery_through_an_outage_and_its_end() {
+    let data = data_file();
+    // Every store call fails (an outage) until the faults are healed; a second apart.
+    let runner = Runner::start_with(
+        &data,
+        &[
+            "--store-faults",
+            "error=1",
+            "--retry-base-secs",
+            "1",
+            "--retry-max-secs",
+            "1",
+            "--max-receive-count",
+            "10",
+        ],
+    );
+    let agent = agent();
+    let job = post(&agent, &runner.url, "through an outage").unwrap();
+    // The store is down, for its reads too (the job's status is a 503): count its failures.
+    let (during, _) = runner.call("GET", &format!("/jobs/{job}"));
+    eventually("three failed store calls", || {
+        (runner.stats()["faults"]["store"]["errors"].as_u64() >= Some(3)).then_some(())
+    });
+    let (healed, _) = runner.call("DELETE", "/_local/faults");
+    let stored = eventually("stored once healed", || {
+        let (_, status) = runner.call("GET", &format!("/jobs/{job}"));
+        (status["status"] == "stored").then_some(status)
+    });
+    runner.kill();
+    remove_db(&data);
+
+    assert_eq!(during, 503);
+    assert_eq!(healed, 200);
+    let attempts = stored["attempts"].as_array().unwrap();
+    assert!(attempts.len() >= 2, "{stored}");
+    for (n, attempt) in attempts.iter().enumerate() {
+        assert_eq!(attempt["attempt"], n as u64 + 1, "{stored}");
+        assert_eq!(attempt["class"], "transient", "{stored}");
+        assert!(
+            attempt["error"].as_str().unwrap().contains("injected"),
+            "{stored}"
+        );
+        assert!(
+            !attempt.to_string().contains("through an outage"),
+            "never content"
+        );
+    }
+    assert!(
+        attempts[0]["at"].as_str() < attempts[1]["at"].as_str(),
+        "{stored}"
+    );
+}

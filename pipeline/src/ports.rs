@@ -10,8 +10,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 pub use crate::domain::FailureClass;
 use crate::domain::{
-    BatchFlow, Claim, DeadLetterId, Failure, FlowMinute, HistoryWindow, IdempotencyKey, JobId,
-    Message, Outgoing, Page, PageLimit, ReservedIds, StoredAnswer,
+    Attempt, BatchFlow, Claim, DeadLetterId, Failure, FlowMinute, HistoryWindow, IdempotencyKey,
+    JobId, Message, Outgoing, Page, PageLimit, ReservedIds, StoredAnswer,
 };
 
 /// Why a call to a backend failed, as far as its caller can act on it: its
@@ -182,6 +182,13 @@ pub trait FailureLog: Send + Sync + std::fmt::Debug {
     async fn note(&self, failures: &[Failure]) -> PortResult<()>;
 
     async fn failure(&self, id: JobId) -> PortResult<Option<Failure>>;
+
+    /// Keeps failed deliveries, each its own record (a delivery noted twice is kept once),
+    /// for [`ATTEMPTS_KEPT_MS`](crate::domain::ATTEMPTS_KEPT_MS).
+    async fn note_attempts(&self, attempts: &[Attempt]) -> PortResult<()>;
+
+    /// A job's failed deliveries, oldest first.
+    async fn attempts(&self, id: JobId) -> PortResult<Vec<Attempt>>;
 }
 
 /// Where a worker outside Lambda keeps the flow of its consumer's invocations, minute by

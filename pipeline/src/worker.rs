@@ -17,7 +17,7 @@ use futures::FutureExt as _;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    truncate_chars, ContentLimit, DeadLetterId, Failure, FailureClass, JobId, Message,
+    truncate_chars, Attempt, ContentLimit, DeadLetterId, Failure, FailureClass, JobId, Message,
     QueuedMessage, RecordFailure, RetryPolicy, PREVIEW_CHARS,
 };
 use crate::metrics::{self, BatchOutcome, Document};
@@ -175,6 +175,8 @@ impl<'a> Consumer<'a> {
         outcome.failed = retried.len();
         outcome.dead_lettered = match self.notes {
             Some(notes) => {
+                let failed = moved.iter().map(|(f, _)| f).chain(&retried);
+                note_attempts(&event.records, failed, notes, self.clock).await;
                 note_dead_letters(&event.records, &moved, &retried, notes, self.clock).await
             }
             None => 0,
@@ -404,6 +406,42 @@ struct FailedRecord {
     job: Option<JobId>,
     preview: String,
     failure: RecordFailure,
+}
+
+/// Keeps each failed delivery of a job (not the records a FIFO group held back: they were not
+/// tried). A note that cannot be written is logged: the job's retries go on either way.
+async fn note_attempts<'f>(
+    records: &[SqsMessage],
+    failed: impl Iterator<Item = &'f FailedRecord>,
+    notes: &LastFailureNotes,
+    clock: &dyn Clock,
+) {
+    let at_ms = clock.now_ms_u64();
+    let attempts: Vec<Attempt> = failed
+        .filter(|f| !matches!(f.failure, RecordFailure::NotAttempted))
+        .filter_map(|f| {
+            Some(
+                Attempt {
+                    job: f.job?,
+                    receive_count: receive_count(&records[f.index]),
+                    at_ms,
+                    class: f.failure.class(),
+                    error: f.failure.note(),
+                }
+                .bounded(),
+            )
+        })
+        .collect();
+    if attempts.is_empty() {
+        return;
+    }
+    if let Err(error) = notes.log.note_attempts(&attempts).await {
+        tracing::error!(
+            ?error,
+            attempts = attempts.len(),
+            "noting failed attempts failed"
+        );
+    }
 }
 
 /// Notes the dead letters: those moved at once, and retried ones at their last receive (SQS
@@ -865,6 +903,60 @@ mod tests {
         );
         assert_eq!(failure.preview, "refused at last");
         assert!(log.failure_of(early.id).is_none());
+    }
+
+    #[tokio::test]
+    async fn every_failed_delivery_of_a_job_is_kept_not_only_the_last() {
+        let mut store = InMemoryStore::default();
+        store.refuse.insert("refused".into());
+        let log = Arc::new(InMemoryFailureLog::default());
+        let notes = LastFailureNotes {
+            log: log.clone(),
+            max_receive_count: 5,
+        };
+        let clock = ManualClock::at(1_700_000_000_000);
+        let (refused, body) = job("refused");
+        let (stored, body_stored) = job("stored");
+        let (invalid, _) = job("x");
+        let empty = format!(r#"{{"v":1,"job_id":"{}","content":""}}"#, invalid.id);
+        let consumer = Consumer::new(&store)
+            .noting_last_failures(Some(&notes))
+            .on_clock(&clock);
+
+        consumer
+            .consume(event(vec![
+                delivered("1", &body, 1),
+                delivered("2", &body_stored, 1),
+                delivered("3", &empty, 1),
+                delivered("4", "not an envelope, names no job", 1),
+            ]))
+            .await;
+        clock.advance(std::time::Duration::from_secs(30));
+        consumer
+            .consume(event(vec![delivered("1", &body, 2)]))
+            .await;
+
+        let attempts = log.attempts(refused.id).await.unwrap();
+        let seen: Vec<(u32, u64, FailureClass)> = attempts
+            .iter()
+            .map(|a| (a.receive_count, a.at_ms, a.class))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, 1_700_000_000_000, FailureClass::Transient),
+                (2, 1_700_000_030_000, FailureClass::Transient),
+            ]
+        );
+        assert_eq!(
+            attempts[0].error,
+            "transient (retried with backoff): injected store failure"
+        );
+        // The invalid job's one delivery (dead-lettered at once); a stored job has none.
+        let invalid = log.attempts(invalid.id).await.unwrap();
+        assert_eq!(invalid.len(), 1, "{invalid:?}");
+        assert_eq!(invalid[0].class, FailureClass::Permanent);
+        assert!(log.attempts(stored.id).await.unwrap().is_empty());
     }
 
     #[tokio::test]

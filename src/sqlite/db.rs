@@ -24,7 +24,9 @@ pub enum Durability {
 /// `PRAGMA user_version` records how many have run. Append a step for every change; never edit
 /// one that has shipped. Step 1 is the schema as the runner wrote it before it kept versions
 /// (`IF NOT EXISTS` makes it a no-op on such a database).
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+];
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS queue (
@@ -69,6 +71,20 @@ ALTER TABLE queue ADD COLUMN first_received_ms INTEGER;
 /// envelope of ours, a raw message ([`pipeline::domain::DeadLetterId::key`]).
 const SCHEMA_V4: &str = "
 ALTER TABLE failures RENAME COLUMN job_id TO dead_letter;
+";
+
+/// Version 6: every failed delivery of a job ([`pipeline::domain::Attempt`]), kept as long as
+/// a dead letter can be.
+const SCHEMA_V6: &str = "
+CREATE TABLE attempts (
+    job_id        TEXT    NOT NULL,
+    receive_count INTEGER NOT NULL,
+    at_ms         INTEGER NOT NULL,
+    class         TEXT    NOT NULL,
+    error         TEXT    NOT NULL,
+    PRIMARY KEY (job_id, receive_count, at_ms)
+) WITHOUT ROWID;
+CREATE INDEX attempts_by_time ON attempts (at_ms);
 ";
 
 /// Version 5: the flow, a row a minute (a day of them is kept), and each minute's end-to-end

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{SqliteQueue, SqliteStore};
-use pipeline::domain::{DeadLetterId, Failure, FlowMinute, HistoryWindow, JobId};
+use pipeline::domain::{
+    Attempt, DeadLetterId, Failure, FlowMinute, HistoryWindow, JobId, ATTEMPTS_KEPT_MS,
+};
 use pipeline::ports::{
     Count, DeadLetterPage, FailureLog, OneDeadLetter, Operations, PipelineStats, PortError,
     PortResult, QueueCounts, RequeueAll,
@@ -51,6 +53,68 @@ impl FailureLog for SqliteStore {
                     .query_row([DeadLetterId::Job(id).key()], failure_of_row)
                     .optional()?
                     .transpose()
+            })
+            .await
+            .map_err(PortError::from)
+    }
+
+    /// Each in the `attempts` table; those older than [`ATTEMPTS_KEPT_MS`] go as new ones
+    /// come, as DynamoDB's TTL removes them.
+    async fn note_attempts(&self, attempts: &[Attempt]) -> PortResult<()> {
+        let attempts = attempts.to_vec();
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let newest = attempts.iter().map(|a| a.at_ms).max().unwrap_or(0);
+                for a in &attempts {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO attempts VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![
+                        a.job.to_string(),
+                        a.receive_count,
+                        a.at_ms as i64,
+                        a.class.to_string(),
+                        a.error
+                    ])?;
+                }
+                tx.execute(
+                    "DELETE FROM attempts WHERE at_ms < ?1",
+                    [newest.saturating_sub(ATTEMPTS_KEPT_MS) as i64],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(PortError::from)
+    }
+
+    async fn attempts(&self, id: JobId) -> PortResult<Vec<Attempt>> {
+        self.db
+            .read(move |conn| {
+                let mut select = conn.prepare_cached(
+                    "SELECT receive_count, at_ms, class, error FROM attempts WHERE job_id = ?1
+                     ORDER BY receive_count, at_ms",
+                )?;
+                let rows = select.query_map([id.to_string()], |row| {
+                    Ok((
+                        row.get::<_, u32>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                })?;
+                rows.map(|row| {
+                    let (receive_count, at_ms, class, error) = row?;
+                    Ok(Attempt {
+                        job: id,
+                        receive_count,
+                        at_ms: at_ms.max(0) as u64,
+                        class: class.parse()?,
+                        error,
+                    })
+                })
+                .collect()
             })
             .await
             .map_err(PortError::from)

@@ -187,6 +187,10 @@ try {
     await page.fill("#job-id", poison);
     await page.click("#job-form button");
     await page.waitForFunction(() => document.querySelector("#job-result").textContent.includes("dead_lettered"));
+    // With its failed delivery, class and error, and not its content.
+    const found = JSON.parse(await page.textContent("#job-result"));
+    assert.equal(found.attempts.length, 1, JSON.stringify(found));
+    assert.equal(found.attempts[0].class, "permanent");
 
     // A second poison job, deleted from the panel after a confirmation.
     const doomed = uuidv7();

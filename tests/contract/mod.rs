@@ -2,6 +2,7 @@
 //! local runner, AWS (here the emulator) and the in-memory fakes that unit tests stand on
 //! cannot drift apart.
 
+mod attempts;
 mod keys;
 mod queue;
 mod store;

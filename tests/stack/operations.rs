@@ -44,6 +44,9 @@ async fn a_job_with_invalid_content_is_dead_lettered_with_why_and_an_operator_ca
         sent.elapsed()
     );
     assert_eq!(status["dead_letter"]["receive_count"], 1);
+    // Its one failed delivery, kept beside the note (the consumer's PutItem, the list's Query).
+    assert_eq!(status["attempts"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(status["attempts"][0]["class"], "permanent", "{status}");
     assert!(
         status["dead_letter"]["last_error"]
             .as_str()

@@ -37,6 +37,8 @@ enum On {
     Message,
     /// A failure note's item (partition `dead`, the operate role's `dynamodb:LeadingKeys`).
     Note,
+    /// A job's failed delivery (partition `attempts#<job>`).
+    Attempt,
     IdempotencyKey,
     /// Another stack's queue, and a message item in its table.
     ForeignQueue,
@@ -99,6 +101,7 @@ const TABLE: &[(Who, Call, On, Verdict)] = &[
     (Consumer, SendMessage, DeadLetterQueue, Allowed),
     (Consumer, PutItem, Message, Allowed),
     (Consumer, PutItem, Note, Allowed),
+    (Consumer, PutItem, Attempt, Allowed),
     (Consumer, SendMessage, Queue, Refused),
     (Consumer, PurgeQueue, Queue, Refused),
     (Consumer, ReceiveMessage, DeadLetterQueue, Refused),
@@ -113,6 +116,7 @@ const TABLE: &[(Who, Call, On, Verdict)] = &[
     (List, Query, Message, Allowed),
     (List, GetItem, Message, Allowed),
     (List, GetItem, Note, Allowed),
+    (List, Query, Attempt, Allowed),
     (List, PutItem, Message, Refused),
     (List, DeleteItem, Message, Refused),
     (List, BatchWriteItem, Note, Refused),
@@ -136,6 +140,7 @@ const TABLE: &[(Who, Call, On, Verdict)] = &[
     (Operate, BatchWriteItem, Note, Allowed),
     (Operate, Query, Message, Refused),
     (Operate, GetItem, Message, Refused),
+    (Operate, Query, Attempt, Refused),
     (Operate, BatchWriteItem, Message, Refused),
     (Operate, PutItem, Message, Refused),
     (Operate, ReceiveMessage, Queue, Refused),
@@ -170,7 +175,7 @@ impl Names {
 
     fn table(&self, on: On) -> &str {
         match on {
-            Message | Note | Queue | DeadLetterQueue | Metrics => &self.table,
+            Message | Note | Attempt | Queue | DeadLetterQueue | Metrics => &self.table,
             IdempotencyKey => &self.keys_table,
             ForeignQueue | ForeignMessage => &self.foreign_table,
         }

@@ -415,4 +415,18 @@ impl pipeline::ports::FailureLog for NoNotes {
     ) -> pipeline::ports::PortResult<Option<pipeline::domain::Failure>> {
         Ok(None)
     }
+
+    async fn note_attempts(
+        &self,
+        _: &[pipeline::domain::Attempt],
+    ) -> pipeline::ports::PortResult<()> {
+        Err(anyhow::anyhow!("the read routes' tests note nothing").into())
+    }
+
+    async fn attempts(
+        &self,
+        _: pipeline::domain::JobId,
+    ) -> pipeline::ports::PortResult<Vec<pipeline::domain::Attempt>> {
+        Ok(Vec::new())
+    }
 }

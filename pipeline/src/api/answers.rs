@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{rfc3339_millis, Failure, FlowMinute, Message};
+use crate::domain::{rfc3339_millis, Attempt, Failure, FlowMinute, Message};
 use crate::ports::{Count, PipelineStats, QueueCounts, RequeueAll};
 
 /// `202` to `POST /messages`.
@@ -85,6 +85,31 @@ pub struct JobView {
     pub message: Option<MessageView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<FailureView>,
+    /// Every failed delivery, oldest first: empty for a job that never failed.
+    #[serde(default)]
+    pub attempts: Vec<AttemptView>,
+}
+
+/// One failed delivery of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptView {
+    /// Which delivery (SQS's receive count).
+    pub attempt: u32,
+    pub at: String,
+    /// `transient`, `deployment` or `permanent`.
+    pub class: String,
+    pub error: String,
+}
+
+impl From<Attempt> for AttemptView {
+    fn from(attempt: Attempt) -> Self {
+        Self {
+            attempt: attempt.receive_count,
+            at: rfc3339_millis(attempt.at_ms),
+            class: attempt.class.to_string(),
+            error: attempt.error,
+        }
+    }
 }
 
 /// A dead letter's last failure.

@@ -8,8 +8,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 
 use super::answers::{
-    DeadLetterPageView, FailureView, HistoryView, JobView, OneDeadLetterView, RequeueAllView,
-    StatsView,
+    AttemptView, DeadLetterPageView, FailureView, HistoryView, JobView, OneDeadLetterView,
+    RequeueAllView, StatsView,
 };
 use super::response::json_response;
 use super::{ApiError, Reader};
@@ -44,8 +44,12 @@ fn dead_letter_id(raw: &str) -> Result<DeadLetterId, ApiError> {
 #[tracing::instrument(skip_all, fields(job_id = %raw_id))]
 pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Body>, ApiError> {
     let id = job_id(raw_id)?;
-    let (stored, failure) = tokio::try_join!(reader.store.get(id), reader.failures.failure(id))
-        .map_err(ApiError::from)?;
+    let (stored, failure, attempts) = tokio::try_join!(
+        reader.store.get(id),
+        reader.failures.failure(id),
+        reader.failures.attempts(id)
+    )
+    .map_err(ApiError::from)?;
     let status = JobStatus::of(
         id,
         stored,
@@ -60,6 +64,7 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
         visible_at: super::enqueue::visible_at(id),
         message: None,
         dead_letter: None,
+        attempts: attempts.into_iter().map(AttemptView::from).collect(),
     };
     // A job on its way is worth asking about again: a scheduled one once it is visible.
     let retry_after = match status {

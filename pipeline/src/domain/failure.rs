@@ -3,7 +3,7 @@
 //! count at the queue's `maxReceiveCount` (SQS moves it at its next receive). The common path
 //! writes nothing of this.
 
-use super::DeadLetterId;
+use super::{DeadLetterId, FailureClass, JobId};
 
 /// Characters of the content kept beside a failure, for an operator to recognise the job.
 pub const PREVIEW_CHARS: usize = 200;
@@ -36,6 +36,31 @@ impl Failure {
         self
     }
 }
+
+/// One failed delivery of a job: every one is kept, not only the last, so that a job's status
+/// tells its whole story (an outage's retries, then the poison that ended it). Never content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub job: JobId,
+    /// Which delivery it was (SQS's `ApproximateReceiveCount`).
+    pub receive_count: u32,
+    /// When it failed, in milliseconds since the epoch.
+    pub at_ms: u64,
+    pub class: FailureClass,
+    /// What went wrong, bounded to [`ERROR_CHARS`].
+    pub error: String,
+}
+
+impl Attempt {
+    pub fn bounded(mut self) -> Self {
+        self.error = truncate_chars(&self.error, ERROR_CHARS);
+        self
+    }
+}
+
+/// How long a job's attempts are kept: as long as its dead letter can be (the dead-letter
+/// queue's retention, 14 days), whatever became of it.
+pub const ATTEMPTS_KEPT_MS: u64 = 14 * 24 * 3600 * 1000;
 
 pub fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {

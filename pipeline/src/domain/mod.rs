@@ -22,7 +22,9 @@ pub use cursor::{Cursor, CursorError, CursorKey, CursorKeyError};
 pub use dead_letter_id::DeadLetterId;
 pub use delivery::{Delay, DelayError, GroupError, GroupId, MAX_GROUP_CHARS};
 pub use envelope::{EnvelopeError, QueuedMessage};
-pub use failure::{rfc3339_millis, truncate_chars, Failure, ERROR_CHARS, PREVIEW_CHARS};
+pub use failure::{
+    rfc3339_millis, truncate_chars, Attempt, Failure, ATTEMPTS_KEPT_MS, ERROR_CHARS, PREVIEW_CHARS,
+};
 pub use flow::{latency, minute_of, BatchFlow, FlowMinute, HistoryWindow, MINUTE_MS};
 pub use idempotency::{
     fingerprint, on_existing, Claim, Existing, IdempotencyKey, KeyError, KeyRecord, ReservedIds,

@@ -26,6 +26,18 @@ impl FailureClass {
     }
 }
 
+impl std::str::FromStr for FailureClass {
+    type Err = anyhow::Error;
+
+    /// The class by the name [`Display`](std::fmt::Display) gives it.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [Self::Transient, Self::Deployment, Self::Permanent]
+            .into_iter()
+            .find(|class| class.to_string() == name)
+            .ok_or_else(|| anyhow::anyhow!("`{name}` is no failure class"))
+    }
+}
+
 impl std::fmt::Display for FailureClass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use futures::future::try_join_all;
 
 use super::dynamodb::{DynamoDbStore, Item};
-use crate::domain::{DeadLetterId, Failure, JobId};
+use crate::domain::{Attempt, DeadLetterId, Failure, JobId};
 use crate::ports::{DeadLetterPage, FailureLog, PortError, PortResult};
 
 const PARTITION: &str = "dead";
@@ -150,6 +150,14 @@ impl FailureLog for DynamoDbStore {
             .map(failure_from_item)
             .transpose()
             .map_err(PortError::from)
+    }
+
+    async fn note_attempts(&self, attempts: &[Attempt]) -> PortResult<()> {
+        Ok(self.put_attempts(attempts).await?)
+    }
+
+    async fn attempts(&self, id: JobId) -> PortResult<Vec<Attempt>> {
+        Ok(self.query_attempts(id).await?)
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+mod attempts;
 mod dynamodb;
 mod errors;
 mod failures;

@@ -13,7 +13,7 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    on_existing, Claim, ContentLimit, Cursor, DeadLetterId, Existing, Failure, FlowMinute,
+    on_existing, Attempt, Claim, ContentLimit, Cursor, DeadLetterId, Existing, Failure, FlowMinute,
     HistoryWindow, IdempotencyKey, JobId, KeyRecord, Message, MessageContent, Outgoing, Page,
     PageLimit, ReservedIds, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
 };
@@ -334,6 +334,7 @@ impl MessageStore for InMemoryStore {
 #[derive(Debug, Default)]
 pub struct InMemoryFailureLog {
     notes: Mutex<BTreeMap<String, Failure>>,
+    attempts: Mutex<Vec<Attempt>>,
     failing: bool,
 }
 
@@ -367,6 +368,28 @@ impl FailureLog for InMemoryFailureLog {
 
     async fn failure(&self, id: JobId) -> PortResult<Option<Failure>> {
         Ok(self.failure_of(id))
+    }
+
+    async fn note_attempts(&self, attempts: &[Attempt]) -> PortResult<()> {
+        if self.failing {
+            return Err(injected("injected failure-log failure"));
+        }
+        let mut kept = self.attempts.lock().unwrap();
+        for attempt in attempts {
+            if !kept.contains(attempt) {
+                kept.push(attempt.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn attempts(&self, id: JobId) -> PortResult<Vec<Attempt>> {
+        let mut found: Vec<Attempt> = (self.attempts.lock().unwrap().iter())
+            .filter(|a| a.job == id)
+            .cloned()
+            .collect();
+        found.sort_by_key(|a| (a.receive_count, a.at_ms));
+        Ok(found)
     }
 }
 
