@@ -223,11 +223,12 @@ impl TestStack {
                 .scan()
                 .table_name(&self.table)
                 .select(aws_sdk_dynamodb::types::Select::Count)
-                // Messages only: failure notes live in the same table, in partition `dead`.
-                .filter_expression("pk <> :dead")
+                // Messages only (partitions `shard#NN`): failure notes (`dead`) and failed
+                // attempts (`attempts#<job>`) live in the same table.
+                .filter_expression("begins_with(pk, :shard)")
                 .expression_attribute_values(
-                    ":dead",
-                    aws_sdk_dynamodb::types::AttributeValue::S("dead".into()),
+                    ":shard",
+                    aws_sdk_dynamodb::types::AttributeValue::S("shard#".into()),
                 )
                 .set_exclusive_start_key(start)
                 .send()

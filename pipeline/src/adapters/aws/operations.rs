@@ -414,7 +414,7 @@ impl Operations for AwsOperations {
                 approximate: true,
             },
             // DescribeTable's ItemCount, refreshed by DynamoDB about every six hours; it
-            // includes the failure notes. Counting exactly would read the whole table.
+            // includes the failure notes and attempts. Counting exactly would read the whole table.
             stored: Count {
                 count: table,
                 approximate: true,
