@@ -18,9 +18,13 @@
 //! - [`provision`]: queues and tables created as the template creates them, for the tests
 //!   and benchmarks on the emulator.
 //!
-//! The operations CLI, `pipeline-ctl` (`src/bin/`), talks to the HTTP API only.
+//! - [`doctor`]: `pipeline-ctl doctor`'s checks of a deployment's configuration.
+//!
+//! The operations CLI, `pipeline-ctl` (`src/bin/`), talks to the HTTP API, and for `doctor`
+//! to a stack's AWS resources.
 
 pub mod calls;
+pub mod doctor;
 pub mod event_source;
 pub mod faults;
 mod private_file;

@@ -58,6 +58,19 @@ pub struct AppState {
     pub gate: Gate,
     /// Listening on loopback: only loopback `Host` and `Origin` names are answered.
     pub loopback: bool,
+    /// What `pipeline-ctl doctor` checks (`/_local/settings`).
+    pub settings: Settings,
+}
+
+/// The runner's queue and consumer settings, as the template's parameters would be.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Settings {
+    pub visibility_timeout_secs: u64,
+    pub max_receive_count: u32,
+    pub queue_retention_secs: u64,
+    pub consumer_timeout_secs: u64,
+    pub batching_window_ms: u64,
+    pub consumers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -412,6 +425,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         consumer: consumer.clone(),
         gate: tokens.as_ref().map_or(Gate::Open, IssuedTokens::gate),
         loopback,
+        settings: Settings {
+            visibility_timeout_secs: args.visibility_timeout_secs,
+            max_receive_count: args.max_receive_count,
+            queue_retention_secs: args.queue_retention_secs,
+            consumer_timeout_secs: args.consumer_timeout_secs,
+            batching_window_ms: args.batching_window_ms,
+            consumers: mapping.concurrency,
+        },
     });
     // The flow history (`GET /stats/history`) of the embedded backend, kept beside its queue;
     // the AWS backend's is CloudWatch's.

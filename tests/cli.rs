@@ -282,3 +282,54 @@ fn pipeline_ctl_cuts_long_lines_unless_full() {
     runner.terminate();
     crate::support::remove_db(&data);
 }
+
+#[test]
+fn pipeline_ctl_doctor_passes_a_sound_runner_and_names_what_to_change_on_a_short_visibility() {
+    let data = data_file();
+    // The runner's defaults for the consumer (30 s), its visibility timeout as given.
+    let sound = Runner::start_with(&data, &["--visibility-timeout-secs", "30"]);
+    let healthy = ctl(&sound, &["doctor"]);
+    let verdicts: Vec<Value> = String::from_utf8(ctl(&sound, &["--json", "doctor"]).stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    sound.kill();
+    let short = Runner::start_with(&data, &["--visibility-timeout-secs", "5"]);
+    let unhealthy = ctl(&short, &["doctor"]);
+    short.kill();
+
+    let text = String::from_utf8(healthy.stdout).unwrap();
+    assert!(healthy.status.success(), "{text}");
+    assert!(text.starts_with("ok    visibility timeout: 30 s"), "{text}");
+    let statuses: Vec<(&str, &str)> = verdicts
+        .iter()
+        .map(|v| (v["check"].as_str().unwrap(), v["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("visibility timeout", "ok"),
+            ("consumer concurrency", "ok"),
+            ("redrive", "ok"),
+            ("event source mapping", "ok"),
+            ("dead letters", "ok"),
+            ("alarms", "skipped"),
+            ("authorizer", "skipped"),
+        ]
+    );
+    let text = String::from_utf8(unhealthy.stdout).unwrap();
+    assert!(!unhealthy.status.success());
+    assert!(
+        text.contains("FAIL  visibility timeout: 5 s; 1 × the consumer's timeout (30 s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix: raise the queue's visibility timeout to at least 30 s"),
+        "{text}"
+    );
+    assert_eq!(
+        String::from_utf8(unhealthy.stderr).unwrap(),
+        "pipeline-ctl: 1 check failed\n"
+    );
+}

@@ -11,6 +11,7 @@
 //! writer's, reader's and admin's PIPELINE_*_CLIENT_ID / _SECRET.
 
 mod auth;
+mod doctor;
 mod fifo;
 mod operations;
 mod queue_features;

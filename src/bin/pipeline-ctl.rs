@@ -91,6 +91,15 @@ enum Command {
     /// The dead-letter queue.
     #[command(subcommand)]
     Dlq(Dlq),
+    /// Checks that the deployment cannot lose or double-process messages and that someone
+    /// hears of trouble: the local runner's settings, or with --stack a deployed stack's
+    /// (with your AWS credentials). Each check's verdict on a line, and what to change;
+    /// exits 1 if any failed.
+    Doctor {
+        /// A deployed stack's name (CloudFormation), read with your AWS credentials.
+        #[arg(long)]
+        stack: Option<String>,
+    },
 }
 
 /// What every message sent by a command carries besides its content.
@@ -312,7 +321,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let need = match &cli.command {
         Command::Send { .. } | Command::SendBatch { .. } => Need::Write,
         Command::Status { .. } | Command::List { .. } | Command::Stats => Need::Read,
-        Command::Dlq(_) => Need::Admin,
+        Command::Dlq(_) | Command::Doctor { .. } => Need::Admin,
     };
     if let Command::Dlq(Dlq::Purge { yes: false }) = &cli.command {
         anyhow::bail!("purge deletes every dead letter for good: add --yes to do it");
@@ -330,6 +339,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         token: token(cli, need),
     };
     match &cli.command {
+        Command::Doctor { stack } => return doctor(cli, &api, stack.as_deref()),
         Command::Send {
             content,
             options,
@@ -569,6 +579,46 @@ fn requeue_all(cli: &Cli, api: &Api) -> anyhow::Result<()> {
             println!("left {} (not envelopes of this pipeline: they would only fail again); see `pipeline-ctl dlq list`, then delete them", counted(left, "raw dead letter"));
         }
     }
+    Ok(())
+}
+
+/// `pipeline-ctl doctor`: the facts of a stack (AWS) or of the runner (its `/_local/`
+/// endpoints), every check's verdict, and an error if any failed.
+fn doctor(cli: &Cli, api: &Api, stack: Option<&str>) -> anyhow::Result<()> {
+    use message_pipeline::doctor::{self, Status};
+    let facts = match stack {
+        Some(stack) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(doctor::aws::facts(stack))?,
+        None => {
+            let settings: Answer<Value> = api.call("GET", "/_local/settings", None)?;
+            let stats: Answer<Value> = api.call("GET", "/_local/stats", None)?;
+            doctor::runner::facts(&settings.body, &stats.body)?
+        }
+    };
+    let verdicts = doctor::diagnose(&facts);
+    for verdict in &verdicts {
+        if cli.json {
+            println!("{}", serde_json::to_string(verdict)?);
+            continue;
+        }
+        let status = match verdict.status {
+            Status::Ok => "ok  ",
+            Status::Fail => "FAIL",
+            Status::Skipped => "-   ",
+        };
+        println!("{status}  {}: {}", verdict.check, verdict.detail);
+        if let Some(fix) = &verdict.fix {
+            println!("      fix: {fix}");
+        }
+    }
+    let failed = verdicts.iter().filter(|v| v.status == Status::Fail).count();
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} check{} failed",
+        if failed == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 

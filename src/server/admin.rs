@@ -1,5 +1,5 @@
 //! The runner's own endpoints under `/_local/`, the stand-in for rq-dashboard and the SQS
-//! console: queue counts and injected faults, the dead-letter queue's messages, and sending a
+//! console: queue counts and injected faults, its settings (for `pipeline-ctl doctor`), the dead-letter queue's messages, and sending a
 //! raw body straight to the queue (as any producer with queue access could, bypassing the
 //! API's validation: how a poison message gets in).
 
@@ -15,10 +15,11 @@ pub async fn respond(request: &Request, state: &AppState) -> Option<Response<Bod
     let path = request.uri().path().strip_prefix("/_local/")?;
     let outcome = match (path, request.method()) {
         ("stats", &Method::GET) => stats(state).await,
+        ("settings", &Method::GET) => Ok(json_response(StatusCode::OK, &state.settings)),
         ("dead-letters", &Method::GET) => dead_letters(state).await,
         ("queue", &Method::POST) => send_raw(request, state).await,
         ("faults", &Method::DELETE) => heal(state),
-        ("stats" | "dead-letters", _) => Err(ApiError::MethodNotAllowed {
+        ("stats" | "settings" | "dead-letters", _) => Err(ApiError::MethodNotAllowed {
             allow: "GET".into(),
         }),
         ("queue", _) => Err(ApiError::MethodNotAllowed {
