@@ -19,6 +19,7 @@
 //!   and benchmarks on the emulator.
 //!
 //! - [`doctor`]: `pipeline-ctl doctor`'s checks of a deployment's configuration.
+//! - [`job_logs`]: `pipeline-ctl logs`: one job's lines, from CloudWatch or the runner's log.
 //!
 //! The operations CLI, `pipeline-ctl` (`src/bin/`), talks to the HTTP API, and for `doctor`
 //! to a stack's AWS resources.
@@ -27,6 +28,7 @@ pub mod calls;
 pub mod doctor;
 pub mod event_source;
 pub mod faults;
+pub mod job_logs;
 mod private_file;
 pub mod provision;
 pub mod runner;

@@ -307,6 +307,12 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
     }
 }
 
+/// Where the runner also writes its log, as JSON lines (for `pipeline-ctl logs <job id>`):
+/// beside its database, `.local/pipeline.log` by default.
+pub fn log_file(args: &Args) -> PathBuf {
+    crate::job_logs::runner_log(&database_file(&args.data))
+}
+
 /// The database file `--data` names: itself, or `pipeline.db` in it when it is a directory.
 fn database_file(data: &Path) -> PathBuf {
     if data.is_dir() {

@@ -333,3 +333,54 @@ fn pipeline_ctl_doctor_passes_a_sound_runner_and_names_what_to_change_on_a_short
         "pipeline-ctl: 1 check failed\n"
     );
 }
+
+#[test]
+fn pipeline_ctl_logs_shows_one_job_s_lines_from_the_runner_s_log_and_never_its_content() {
+    let data = data_file();
+    let runner = Runner::start_with(
+        &data,
+        &[
+            "--visibility-timeout-secs",
+            "2",
+            "--store-faults",
+            "poison=POISON",
+        ],
+    );
+    let job = ok(&runner, &["send", "a POISON secret"]).trim().to_owned();
+    let other = ok(&runner, &["send", "a neighbour"]).trim().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while json(&runner, &["status", &job])["status"] != "dead_lettered" {
+        assert!(Instant::now() < deadline, "never dead-lettered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = data.with_extension("log");
+    let log_arg = log.to_str().unwrap();
+    let lines = ok(&runner, &["logs", &job, "--log", log_arg]);
+    let unknown = ctl(
+        &runner,
+        &[
+            "logs",
+            "01a244d0-f779-7953-b649-d07b1222fd13",
+            "--log",
+            log_arg,
+        ],
+    );
+    let garbage = ctl(&runner, &["logs", "x\" or 1=1", "--log", log_arg]);
+    runner.kill();
+
+    let lines: Vec<&str> = lines.lines().collect();
+    // Its acceptance, its delivery, its dead-lettering: JSON lines, each naming the job.
+    assert!(lines.len() >= 3, "{lines:#?}");
+    for line in &lines {
+        assert!(line.contains(&job) && !line.contains(&other), "{line}");
+        assert!(!line.contains("secret"), "content in the log: {line}");
+        serde_json::from_str::<Value>(line).unwrap();
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("noted as dead-lettered")),
+        "{lines:#?}"
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no log line names job"));
+    assert!(String::from_utf8_lossy(&garbage.stderr).contains("is not a job id"));
+}

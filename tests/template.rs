@@ -360,13 +360,21 @@ fn as_list(value: &Json) -> Vec<&Json> {
     }
 }
 
-/// Managed policies a role may carry: Lambda's basic execution role (its own log streams).
 /// Actions whose only resource can be "*" (the service authorization reference lists no
-/// resource type for them), each read-only.
-const ACTIONS_WITHOUT_RESOURCE_TYPES: [&str; 1] = ["cloudwatch:GetMetricData"];
+/// resource type for them): a read, and X-Ray's writes of the function's own trace segments.
+const ACTIONS_WITHOUT_RESOURCE_TYPES: [&str; 3] = [
+    "cloudwatch:GetMetricData",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+];
 
-const MANAGED_POLICY_ALLOWLIST: [&str; 1] =
-    ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"];
+/// Managed policies a role may carry: Lambda's basic execution role (its own log streams),
+/// and X-Ray's write-only policy, which SAM adds for `Tracing: Active` (segments and sampling
+/// rules, nothing readable).
+const MANAGED_POLICY_ALLOWLIST: [&str; 2] = [
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+];
 
 #[test]
 fn no_deployed_role_grants_a_wildcard_action_or_resource_or_a_managed_policy_outside_the_allowlist()
@@ -413,7 +421,7 @@ fn no_deployed_role_grants_a_wildcard_action_or_resource_or_a_managed_policy_out
 }
 
 #[test]
-fn the_consumer_may_only_receive_delete_and_back_off_on_its_queue_send_to_its_dead_letter_queue_put_in_its_table_and_write_its_logs(
+fn the_consumer_may_only_receive_delete_and_back_off_on_its_queue_send_to_its_dead_letter_queue_put_in_its_table_and_write_its_logs_and_traces(
 ) {
     let role = &translated()["Resources"]["ConsumerRole"]["Properties"];
     assert!(role["ManagedPolicyArns"].is_null(), "{role}");
@@ -446,6 +454,10 @@ fn the_consumer_may_only_receive_delete_and_back_off_on_its_queue_send_to_its_de
             (
                 vec!["logs:CreateLogStream", "logs:PutLogEvents"],
                 &get_att("ConsumerLogGroup")
+            ),
+            (
+                vec!["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                &serde_json::json!("*")
             ),
         ]
     );

@@ -187,6 +187,10 @@ impl<'a> Consumer<'a> {
             dead_lettered = moved.len(),
             "batch handled"
         );
+        // Each job's last line when all went well (its failures have their own).
+        for id in &stored {
+            tracing::info!(job_id = %id, "stored");
+        }
         // From the 202 to stored, by the acceptance time each job id carries.
         let now_ms = self.clock.now_ms_u64();
         let latencies_ms: Vec<u64> = stored
@@ -335,8 +339,14 @@ async fn store_records(
         // Lambda treats an empty identifier as "the whole batch failed", the safe reading of a
         // record we cannot name.
         let record_id = record.message_id.as_deref().unwrap_or_default();
-        let span =
-            tracing::info_span!("record", message_id = %record_id, job_id = tracing::field::Empty);
+        // The trace the message was sent in, so that its lines here join the enqueue
+        // function's (and API Gateway's) in X-Ray and in the logs.
+        let span = tracing::info_span!(
+            "record",
+            message_id = %record_id,
+            job_id = tracing::field::Empty,
+            trace_id = trace_root(record).unwrap_or_default(),
+        );
         let _entered = span.enter();
         match decode_guarded(record, limit) {
             Ok(message) => {
@@ -397,6 +407,17 @@ async fn store_records(
     }
 
     (records_by_job.into_keys().collect(), latency_ms)
+}
+
+/// The X-Ray trace a record was sent in: the root of its `AWSTraceHeader` system attribute
+/// (`Root=1-...;Parent=...;Sampled=1`), which SQS sets from the sender's trace header (the
+/// SDK sends the enqueue function's own).
+fn trace_root(record: &SqsMessage) -> Option<&str> {
+    record
+        .attributes
+        .get("AWSTraceHeader")?
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
 }
 
 /// A record that was not stored, and why.
@@ -903,6 +924,20 @@ mod tests {
         );
         assert_eq!(failure.preview, "refused at last");
         assert!(log.failure_of(early.id).is_none());
+    }
+
+    #[test]
+    fn a_record_names_the_trace_it_was_sent_in() {
+        let mut sent = record("1", "{}");
+        sent.attributes.insert(
+            "AWSTraceHeader".into(),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into(),
+        );
+        assert_eq!(
+            trace_root(&sent),
+            Some("1-5759e988-bd862e3fe1be46a994272793")
+        );
+        assert_eq!(trace_root(&record("2", "{}")), None);
     }
 
     #[tokio::test]

@@ -100,6 +100,21 @@ enum Command {
         #[arg(long)]
         stack: Option<String>,
     },
+    /// One job's log lines across the functions, oldest first: with --stack from the stack's
+    /// log groups (CloudWatch Logs Insights, your AWS credentials), else from the local
+    /// runner's log.
+    Logs {
+        job_id: String,
+        /// A deployed stack's name (CloudFormation).
+        #[arg(long)]
+        stack: Option<String>,
+        /// How far back to look on the stack, in hours.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+        /// The runner's log (beside its database).
+        #[arg(long, default_value = ".local/pipeline.log")]
+        log: PathBuf,
+    },
 }
 
 /// What every message sent by a command carries besides its content.
@@ -322,6 +337,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Send { .. } | Command::SendBatch { .. } => Need::Write,
         Command::Status { .. } | Command::List { .. } | Command::Stats => Need::Read,
         Command::Dlq(_) | Command::Doctor { .. } => Need::Admin,
+        Command::Logs { .. } => Need::Read,
     };
     if let Command::Dlq(Dlq::Purge { yes: false }) = &cli.command {
         anyhow::bail!("purge deletes every dead letter for good: add --yes to do it");
@@ -340,6 +356,34 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     };
     match &cli.command {
         Command::Doctor { stack } => return doctor(cli, &api, stack.as_deref()),
+        Command::Logs {
+            job_id,
+            stack,
+            hours,
+            log,
+        } => {
+            use message_pipeline::job_logs;
+            let job: pipeline::domain::JobId = job_id.parse().map_err(|_| {
+                anyhow::anyhow!("{job_id:?} is not a job id (a UUID, as POST /messages gives)")
+            })?;
+            let lines = match stack {
+                Some(stack) => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(job_logs::from_cloudwatch(
+                        stack,
+                        job,
+                        Duration::from_secs(hours * 3600),
+                    ))?,
+                None => job_logs::from_file(log, job)?,
+            };
+            if lines.is_empty() {
+                anyhow::bail!("no log line names job {job}");
+            }
+            for line in lines {
+                println!("{line}");
+            }
+        }
         Command::Send {
             content,
             options,

@@ -35,6 +35,8 @@ pub fn remove_db(path: &Path) {
         file.push(suffix);
         let _ = std::fs::remove_file(file);
     }
+    // The runner's log beside it.
+    let _ = std::fs::remove_file(path.with_extension("log"));
 }
 
 /// A runner's database file in the temp directory, removed with its WAL files when the

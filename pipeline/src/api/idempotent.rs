@@ -77,6 +77,12 @@ pub(super) async fn send_items(
     }
 
     let outcomes = send(writer, items).await;
+    // A job's first line: the start of its story in the logs (`pipeline-ctl logs`).
+    for outcome in &outcomes {
+        if let Outcome::Queued(id) = outcome {
+            tracing::info!(job_id = %id, "queued");
+        }
+    }
     let queued = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Queued(_)))
