@@ -13,6 +13,7 @@
 mod auth;
 mod doctor;
 mod fifo;
+mod logs;
 mod operations;
 mod queue_features;
 mod roles;

@@ -187,10 +187,6 @@ impl<'a> Consumer<'a> {
             dead_lettered = moved.len(),
             "batch handled"
         );
-        // Each job's last line when all went well (its failures have their own).
-        for id in &stored {
-            tracing::info!(job_id = %id, "stored");
-        }
         // From the 202 to stored, by the acceptance time each job id carries.
         let now_ms = self.clock.now_ms_u64();
         let latencies_ms: Vec<u64> = stored
@@ -345,8 +341,11 @@ async fn store_records(
             "record",
             message_id = %record_id,
             job_id = tracing::field::Empty,
-            trace_id = trace_root(record).unwrap_or_default(),
+            trace_id = tracing::field::Empty,
         );
+        if let Some(trace) = trace_root(record) {
+            span.record("trace_id", trace);
+        }
         let _entered = span.enter();
         match decode_guarded(record, limit) {
             Ok(message) => {
@@ -406,6 +405,14 @@ async fn store_records(
         }
     }
 
+    // Each job's last line when all went well (its failures have their own), in the trace it
+    // was sent in.
+    for (id, indexes) in &records_by_job {
+        match indexes.first().and_then(|&i| trace_root(&records[i])) {
+            Some(trace) => tracing::info!(job_id = %id, trace_id = trace, "stored"),
+            None => tracing::info!(job_id = %id, "stored"),
+        }
+    }
     (records_by_job.into_keys().collect(), latency_ms)
 }
 

@@ -1,6 +1,7 @@
 //! The queue ports on Amazon SQS: sending (the enqueue function) and receiving and deleting
 //! as the event source mapping does (the local runner on its AWS backend).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -9,7 +10,7 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
-    SendMessageBatchRequestEntry,
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, SendMessageBatchRequestEntry,
 };
 use futures::future::join_all;
 
@@ -48,6 +49,7 @@ impl SqsQueue {
             .queue_url(&self.queue_url)
             .message_body(sent.body)
             .set_message_attributes(sent.attributes)
+            .set_message_system_attributes(sent.trace)
             .set_message_group_id(sent.group)
             .set_message_deduplication_id(sent.deduplication)
             .set_delay_seconds(sent.delay)
@@ -67,6 +69,7 @@ impl SqsQueue {
             .id(index.to_string())
             .message_body(sent.body)
             .set_message_attributes(sent.attributes)
+            .set_message_system_attributes(sent.trace)
             .set_message_group_id(sent.group)
             .set_message_deduplication_id(sent.deduplication)
             .set_delay_seconds(sent.delay)
@@ -84,6 +87,7 @@ impl SqsQueue {
             group: self.fifo.then(|| outgoing.fifo_group()),
             deduplication: self.fifo.then(|| message.id.to_string()),
             delay: (!self.fifo && !delay.is_none()).then(|| i32::from(delay.seconds())),
+            trace: trace_header(),
         }
     }
 
@@ -208,6 +212,7 @@ struct Sending {
     group: Option<String>,
     deduplication: Option<String>,
     delay: Option<i32>,
+    trace: Option<HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>>,
 }
 
 /// SQS's limit on the payload of one `SendMessageBatch` call (bodies and attributes), as of
@@ -318,6 +323,27 @@ impl QueueSource for SqsQueue {
 }
 
 /// A message's attributes as SQS `String` message attributes; none when it has none.
+/// The X-Ray trace of this send, as SQS's `AWSTraceHeader` system attribute, which the
+/// consumer's record reads back: the Lambda runtime puts the invocation's trace header in
+/// `_X_AMZN_TRACE_ID`. SQS on AWS also takes it from the SDK's `X-Amzn-Trace-Id` header; the
+/// attribute is what every SQS-compatible service keeps. It does not count towards the
+/// message's size. None outside Lambda.
+fn trace_header() -> Option<HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>>
+{
+    let header = std::env::var("_X_AMZN_TRACE_ID")
+        .ok()
+        .filter(|h| !h.is_empty())?;
+    let value = MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(header)
+        .build()
+        .ok()?;
+    Some(HashMap::from([(
+        MessageSystemAttributeNameForSends::AwsTraceHeader,
+        value,
+    )]))
+}
+
 fn message_attributes(
     attributes: &Attributes,
 ) -> Option<std::collections::HashMap<String, MessageAttributeValue>> {
