@@ -43,21 +43,11 @@ pub async fn from_cloudwatch(
     since: Duration,
 ) -> anyhow::Result<Vec<String>> {
     let config = pipeline::adapters::aws::sdk_config().await;
-    let groups: Vec<String> = aws_sdk_cloudformation::Client::new(&config)
-        .describe_stack_resources()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "reading stack {stack}: {}",
-                aws_sdk_cloudformation::error::DisplayErrorContext(&e)
-            )
-        })?
-        .stack_resources()
-        .iter()
-        .filter(|r| r.resource_type() == Some("AWS::Logs::LogGroup"))
-        .filter_map(|r| r.physical_resource_id().map(str::to_owned))
+    let groups: Vec<String> = crate::doctor::aws::resources(&config, stack)
+        .await?
+        .into_values()
+        .filter(|(kind, _)| kind == "AWS::Logs::LogGroup")
+        .map(|(_, name)| name)
         .collect();
     anyhow::ensure!(!groups.is_empty(), "stack {stack} has no log groups");
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);

@@ -15,7 +15,7 @@ use super::{
 /// Everything the checks need of stack `stack`.
 pub async fn facts(stack: &str) -> anyhow::Result<Facts> {
     let config = pipeline::adapters::aws::sdk_config().await;
-    let resources = resources(&aws_sdk_cloudformation::Client::new(&config), stack).await?;
+    let resources = resources(&config, stack).await?;
     let physical = |logical: &str| {
         resources
             .get(logical)
@@ -60,12 +60,12 @@ pub async fn facts(stack: &str) -> anyhow::Result<Facts> {
     })
 }
 
-/// Logical id → (type, physical id).
-async fn resources(
-    cloudformation: &aws_sdk_cloudformation::Client,
+/// A stack's resources: logical id → (type, physical id).
+pub async fn resources(
+    config: &aws_config::SdkConfig,
     stack: &str,
 ) -> anyhow::Result<HashMap<String, (String, String)>> {
-    let output = cloudformation
+    let output = aws_sdk_cloudformation::Client::new(config)
         .describe_stack_resources()
         .stack_name(stack)
         .send()

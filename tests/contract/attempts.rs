@@ -1,59 +1,14 @@
 //! The failure log's attempts contract: every failed delivery of a job kept once, read back
 //! oldest first, and only its own.
 
-use std::path::PathBuf;
-
-use message_pipeline::sqlite::SqliteStore;
-use pipeline::adapters::aws::DynamoDbStore;
-use pipeline::adapters::memory::InMemoryFailureLog;
 use pipeline::clock::{Clock as _, SystemClock};
 use pipeline::domain::{Attempt, FailureClass, JobId};
-use pipeline::ports::FailureLog;
 
-use super::{for_each_backend, remove_db, temp_db};
-use crate::support::TestStack;
-
-pub enum AttemptsBackend {
-    Memory(InMemoryFailureLog),
-    Embedded(SqliteStore, PathBuf),
-    Aws(TestStack, DynamoDbStore),
-}
-
-impl AttemptsBackend {
-    async fn memory() -> Self {
-        Self::Memory(InMemoryFailureLog::default())
-    }
-
-    async fn embedded() -> Self {
-        let (db, path) = temp_db();
-        Self::Embedded(SqliteStore::new(db), path)
-    }
-
-    async fn aws() -> Self {
-        let stack = TestStack::new().await;
-        let store = stack.store();
-        Self::Aws(stack, store)
-    }
-
-    fn log(&self) -> &dyn FailureLog {
-        match self {
-            Self::Memory(log) => log,
-            Self::Embedded(store, _) => store,
-            Self::Aws(_, store) => store,
-        }
-    }
-
-    async fn teardown(self) {
-        match self {
-            Self::Memory(_) => {}
-            Self::Embedded(_, path) => remove_db(&path),
-            Self::Aws(stack, _) => stack.teardown().await,
-        }
-    }
-}
+use super::for_each_backend;
+use super::store::StoreBackend;
 
 async fn a_job_s_attempts_come_back_oldest_first_once_each_and_only_its_own(
-    backend: &AttemptsBackend,
+    backend: &StoreBackend,
 ) {
     let log = backend.log();
     let (job, other) = (JobId::new(), JobId::new());
@@ -83,6 +38,6 @@ async fn a_job_s_attempts_come_back_oldest_first_once_each_and_only_its_own(
     assert_eq!(log.attempts(JobId::new()).await.unwrap(), []);
 }
 
-for_each_backend!(AttemptsBackend [memory, embedded, aws]:
+for_each_backend!(StoreBackend [memory, embedded, aws]:
     a_job_s_attempts_come_back_oldest_first_once_each_and_only_its_own,
 );

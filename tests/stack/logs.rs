@@ -28,7 +28,10 @@ fn a_job_s_lines_from_both_functions_come_back_in_one_query_in_one_trace() {
     };
     assert!(said.contains(&format!("queued job_id={job}")), "{said}");
     assert!(said.contains(&format!("stored job_id={job}")), "{said}");
-    assert!(!said.contains("find my story"), "content in the logs: {said}");
+    assert!(
+        !said.contains("find my story"),
+        "content in the logs: {said}"
+    );
     // The enqueue invocation's trace root, and the consumer's stored line in it.
     let root = said
         .split("xrayTraceId=\"Root=")

@@ -26,16 +26,23 @@ fn partition(job: JobId) -> String {
 
 impl DynamoDbStore {
     pub(super) async fn put_attempts(&self, attempts: &[Attempt]) -> anyhow::Result<()> {
-        let puts = attempts.iter().map(|attempt| {
+        let items = attempts.iter().map(attempt_item);
+        self.put_each(items).await.context("attempt")
+    }
+
+    /// Puts each item with its own `PutItem`, all at once: a few items, each in its own
+    /// partition or rewriting itself, where a batch write would only add its retries.
+    pub(super) async fn put_each(&self, items: impl Iterator<Item = Item>) -> anyhow::Result<()> {
+        let puts = items.map(|item| {
             self.client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(attempt_item(attempt)))
+                .set_item(Some(item))
                 .send()
         });
         try_join_all(puts)
             .await
-            .context("DynamoDB PutItem (attempt) failed")?;
+            .context("DynamoDB PutItem failed")?;
         Ok(())
     }
 

@@ -121,17 +121,8 @@ impl DynamoDbStore {
 #[async_trait]
 impl FailureLog for DynamoDbStore {
     async fn note(&self, failures: &[Failure]) -> PortResult<()> {
-        let puts = failures.iter().map(|failure| {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(failure_item(failure)))
-                .send()
-        });
-        try_join_all(puts)
-            .await
-            .context("DynamoDB PutItem (failure note) failed")?;
-        Ok(())
+        let items = failures.iter().map(failure_item);
+        Ok(self.put_each(items).await.context("failure note")?)
     }
 
     async fn failure(&self, id: JobId) -> PortResult<Option<Failure>> {
