@@ -32,12 +32,18 @@ fn a_job_s_lines_from_both_functions_come_back_in_one_query_in_one_trace() {
         !said.contains("find my story"),
         "content in the logs: {said}"
     );
-    // The enqueue invocation's trace root, and the consumer's stored line in it.
-    let root = said
+    // The enqueue invocation's trace root, read off its own `queued` line (the emulator
+    // returns whole invocations, others' lines among them), and the consumer's stored line
+    // in it.
+    let queued = said
+        .lines()
+        .find(|line| line.contains(&format!("queued job_id={job}")))
+        .unwrap();
+    let root = queued
         .split("xrayTraceId=\"Root=")
         .nth(1)
         .and_then(|rest| rest.split(';').next())
-        .unwrap_or_else(|| panic!("no trace id in the enqueue function's lines: {said}"));
+        .unwrap_or_else(|| panic!("no trace id on the enqueue function's line: {queued}"));
     assert!(
         said.contains(&format!("stored job_id={job} trace_id=\"{root}\"")),
         "the stored line is not in trace {root}: {said}"
