@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, Context as _};
 use pipeline::domain::JobId;
 
+use crate::doctor::aws::call_failed;
+
 /// The query the README gives. The job id is a parsed UUID: nothing else gets into it.
 pub fn insights_query(job: JobId) -> String {
     format!("fields @timestamp, @log, @message\n| filter @message like \"{job}\"\n| sort @timestamp asc\n| limit 10000")
@@ -60,12 +62,7 @@ pub async fn from_cloudwatch(
         .query_string(insights_query(job))
         .send()
         .await
-        .map_err(|e| {
-            anyhow!(
-                "starting the Logs Insights query: {}",
-                aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-            )
-        })?
+        .map_err(|e| call_failed("starting the Logs Insights query", e))?
         .query_id
         .ok_or_else(|| anyhow!("Logs Insights gave no query id"))?;
     use aws_sdk_cloudwatchlogs::types::QueryStatus;
@@ -75,12 +72,7 @@ pub async fn from_cloudwatch(
             .query_id(&query)
             .send()
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "reading the query's results: {}",
-                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(|e| call_failed("reading the query's results", e))?;
         match answer.status() {
             Some(QueryStatus::Complete) => {
                 return Ok(answer

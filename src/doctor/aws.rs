@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{anyhow, Context as _};
+use anyhow::anyhow;
 use aws_sdk_lambda::types::FunctionResponseType;
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -60,6 +60,21 @@ pub async fn facts(stack: &str) -> anyhow::Result<Facts> {
     })
 }
 
+/// A failed AWS call as one error: what was being done and the SDK's causes, and when no
+/// credentials were found (the SDK's last resort is the instance metadata service), how to
+/// give some.
+pub fn call_failed(doing: impl std::fmt::Display, error: impl std::error::Error) -> anyhow::Error {
+    let causes = aws_sdk_sqs::error::DisplayErrorContext(&error).to_string();
+    if causes.contains("loading credentials") {
+        anyhow!(
+            "{doing}: no AWS credentials found. For a stack on AWS, set them as for the AWS CLI; \
+             for the stack `infra/local.sh up` deployed, `source infra/env.sh` first"
+        )
+    } else {
+        anyhow!("{doing}: {causes}")
+    }
+}
+
 /// A stack's resources: logical id → (type, physical id).
 pub async fn resources(
     config: &aws_config::SdkConfig,
@@ -70,12 +85,7 @@ pub async fn resources(
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| {
-            anyhow!(
-                "reading stack {stack}: {}",
-                aws_sdk_cloudformation::error::DisplayErrorContext(&e)
-            )
-        })?;
+        .map_err(|e| call_failed(format!("reading stack {stack}"), e))?;
     Ok(output
         .stack_resources()
         .iter()
@@ -101,12 +111,7 @@ async fn attributes(
         .attribute_names(QueueAttributeName::All)
         .send()
         .await
-        .map_err(|e| {
-            anyhow!(
-                "reading {url}'s attributes: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(&e)
-            )
-        })?;
+        .map_err(|e| call_failed(format!("reading {url}'s attributes"), e))?;
     Ok(output.attributes.unwrap_or_default())
 }
 
@@ -126,23 +131,13 @@ async fn consumer_facts(
         .function_name(function)
         .send()
         .await
-        .map_err(|e| {
-            anyhow!(
-                "reading {function}: {}",
-                aws_sdk_lambda::error::DisplayErrorContext(&e)
-            )
-        })?;
+        .map_err(|e| call_failed(format!("reading {function}"), e))?;
     let concurrency = lambda
         .get_function_concurrency()
         .function_name(function)
         .send()
         .await
-        .map_err(|e| {
-            anyhow!(
-                "reading {function}'s concurrency: {}",
-                aws_sdk_lambda::error::DisplayErrorContext(&e)
-            )
-        })?;
+        .map_err(|e| call_failed(format!("reading {function}'s concurrency"), e))?;
     Ok(ConsumerFacts {
         timeout_secs: configuration.timeout().unwrap_or(3).max(0) as u64,
         reserved_concurrency: concurrency
@@ -161,12 +156,7 @@ async fn mapping(
         .function_name(function)
         .send()
         .await
-        .map_err(|e| {
-            anyhow!(
-                "reading {function}'s event source mappings: {}",
-                aws_sdk_lambda::error::DisplayErrorContext(&e)
-            )
-        })?;
+        .map_err(|e| call_failed(format!("reading {function}'s event source mappings"), e))?;
     Ok(output
         .event_source_mappings()
         .first()
@@ -199,12 +189,7 @@ async fn alarms(
         .set_alarm_names(Some(names))
         .send()
         .await
-        .map_err(|e| {
-            anyhow!(
-                "reading the alarms: {}",
-                aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
-            )
-        })?;
+        .map_err(|e| call_failed("reading the alarms", e))?;
     let mut heard_topics: HashMap<String, bool> = HashMap::new();
     let mut facts = Vec::new();
     for alarm in output.metric_alarms() {
@@ -220,7 +205,7 @@ async fn alarms(
                     .topic_arn(action)
                     .send()
                     .await
-                    .with_context(|| format!("reading {action}'s subscriptions"))?;
+                    .map_err(|e| call_failed(format!("reading {action}'s subscriptions"), e))?;
                 let confirmed = subscriptions.subscriptions().iter().any(|s| {
                     s.subscription_arn()
                         .is_some_and(|arn| arn.starts_with("arn:"))
@@ -249,12 +234,7 @@ async fn routes(config: &aws_config::SdkConfig, api: &str) -> anyhow::Result<Vec
             .set_next_token(next)
             .send()
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "reading API {api}'s routes: {}",
-                    aws_sdk_apigatewayv2::error::DisplayErrorContext(&e)
-                )
-            })?;
+            .map_err(|e| call_failed(format!("reading API {api}'s routes"), e))?;
         routes.extend(output.items().iter().map(|route| {
             RouteFacts {
                 key: route.route_key().unwrap_or_default().to_owned(),
@@ -268,5 +248,26 @@ async fn routes(config: &aws_config::SdkConfig, api: &str) -> anyhow::Result<Vec
         if next.is_none() {
             return Ok(routes);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_without_credentials_says_how_to_give_some() {
+        let missing = std::io::Error::other("an error occurred while loading credentials: IMDS");
+        let said = call_failed("reading stack s", missing).to_string();
+        assert!(
+            said.starts_with("reading stack s: no AWS credentials found"),
+            "{said}"
+        );
+        assert!(said.contains("source infra/env.sh"), "{said}");
+        let other = call_failed("reading stack s", std::io::Error::other("throttled"));
+        assert!(
+            other.to_string().starts_with("reading stack s: throttled"),
+            "{other}"
+        );
     }
 }
