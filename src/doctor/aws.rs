@@ -217,7 +217,6 @@ async fn alarms(
         facts.push(AlarmFacts {
             name: alarm.alarm_name().unwrap_or_default().to_owned(),
             heard_actions: heard,
-            actions: alarm.alarm_actions().len(),
         });
     }
     Ok(facts)

@@ -59,7 +59,6 @@ pub struct AlarmFacts {
     pub name: String,
     /// The alarm's actions that someone is subscribed to (a confirmed SNS subscription).
     pub heard_actions: usize,
-    pub actions: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -384,7 +383,6 @@ mod tests {
             alarms: Some(vec![AlarmFacts {
                 name: "dead-letters".into(),
                 heard_actions: 1,
-                actions: 1,
             }]),
             routes: Some(vec![
                 RouteFacts {

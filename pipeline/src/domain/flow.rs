@@ -21,10 +21,6 @@ impl HistoryWindow {
         }
     }
 
-    pub fn in_minutes(self) -> u32 {
-        self.0
-    }
-
     /// The window's minutes, oldest first, each as the unix milliseconds it starts at; the
     /// last is the minute `now_ms` falls in.
     pub fn minute_starts(self, now_ms: u64) -> impl Iterator<Item = u64> {
@@ -119,14 +115,8 @@ mod tests {
 
     #[test]
     fn a_window_is_1_to_1440_minutes_and_says_what_to_fix() {
-        assert_eq!(
-            HistoryWindow::minutes("60").map(HistoryWindow::in_minutes),
-            Ok(60)
-        );
-        assert_eq!(
-            HistoryWindow::minutes("1440").map(HistoryWindow::in_minutes),
-            Ok(1440)
-        );
+        assert_eq!(HistoryWindow::minutes("60"), Ok(HistoryWindow(60)));
+        assert_eq!(HistoryWindow::minutes("1440"), Ok(HistoryWindow(1440)));
         for bad in ["0", "1441", "-1", "1.5", "", "sixty"] {
             let error = HistoryWindow::minutes(bad).unwrap_err();
             assert!(error.contains("from 1 to 1440"), "{bad}: {error}");
