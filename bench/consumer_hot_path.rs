@@ -19,7 +19,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use pipeline::adapters::aws::for_benchmarks::message_item;
 use pipeline::domain::RetryPolicy;
 use pipeline::domain::{
-    ContentLimit, JobId, Message, MessageContent, Page, PageLimit, QueuedMessage,
+    ContentLimit, Deletion, JobId, Lookup, Message, MessageContent, Page, PageLimit, QueuedMessage,
 };
 use pipeline::ports::{MessageStore, PortResult, PutBatchError, Redrive};
 use pipeline::worker::{Consumer, Retries};
@@ -41,12 +41,16 @@ impl MessageStore for RequestBuilder {
         Ok(())
     }
 
-    async fn get(&self, _: JobId) -> PortResult<Option<Message>> {
-        Ok(None)
+    async fn lookup(&self, _: JobId) -> PortResult<Lookup> {
+        Ok(Lookup::Absent)
     }
 
     async fn list(&self, _: PageLimit, _: Option<JobId>) -> PortResult<Page> {
         Ok(Page::default())
+    }
+
+    async fn delete(&self, _: JobId) -> PortResult<Deletion> {
+        panic!("the consumer deletes nothing")
     }
 }
 

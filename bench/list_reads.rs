@@ -70,6 +70,7 @@ fn walk(shards: &[Vec<Message>], limit: usize, asked: usize) -> (usize, usize, f
                 ShardPage {
                     messages: shard[end - taken..end].iter().rev().cloned().collect(),
                     exhausted: taken == end,
+                    last_read: shard[end - taken..end].first().map(|m| m.id),
                 }
             })
             .collect();

@@ -209,6 +209,18 @@ async function loadMessages() {
     // Attributes are client data too: text, like the content.
     const attributes = Object.entries(message.attributes || {}).map(([k, v]) => `${k}=${v}`);
     cell(row, attributes.join(", "), "wrap attributes");
+    // Erasure (messages/admin): gone from every read, and a later delivery is not stored.
+    const action = document.createElement("td");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Delete";
+    remove.className = "delete-message danger";
+    remove.addEventListener("click", () => {
+      if (!window.confirm(`Delete the message of job ${message.id} for good? It cannot be read again.`)) return;
+      act(() => call("DELETE", `messages/${encodeURIComponent(message.id)}`));
+    });
+    action.appendChild(remove);
+    row.appendChild(action);
     body.appendChild(row);
   }
 }

@@ -7,6 +7,8 @@ differs from AWS:
 - it does not set the condition key dynamodb:LeadingKeys, so a `ForAllValues` condition on it
   (the operate role's: failure notes only) holds for every item. AWS sets it to the partition
   key values a request names; so does this, for the item, batch-write and query calls.
+  Nor dynamodb:Attributes (the operate role's: tombstones only), which AWS sets to the
+  top-level attribute names a request names; this sets it for PutItem's item.
 - it does not name the action of a call in the smithy-rpc-v2-cbor protocol (POST
   /service/<service>/operation/<Operation>), which the Rust SDK speaks to CloudWatch, and so
   lets any signed caller make it: `cloudwatch:GetMetricData` went unchecked.
@@ -70,6 +72,8 @@ def dynamodb_service_context(body):
         return context
     if isinstance(request, dict) and (keys := leading_keys(request)):
         context["dynamodb:LeadingKeys"] = keys
+    if isinstance(request, dict) and isinstance(item := request.get("Item"), dict):
+        context["dynamodb:Attributes"] = sorted(item)
     return context
 
 

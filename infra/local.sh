@@ -129,6 +129,13 @@ watch() {
   if [ "${#cursor_secret}" -lt 32 ]; then
     cursor_secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
   fi
+  # Job ids are tagged with the stack's key, so ids issued here read there and back.
+  local job_id_secret
+  job_id_secret=$(aws_ secretsmanager get-secret-value --secret-id "$(resource JobIdSecret)" \
+    --query SecretString 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["current"])' 2>/dev/null) || job_id_secret=""
+  if [ "${#job_id_secret}" -lt 32 ]; then
+    job_id_secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  fi
   # The consumer notes a job's last failure at the queue's own maxReceiveCount, and job status
   # knows the queue's retention: both read from the queue.
   local attributes max_receive_count retention
@@ -145,6 +152,7 @@ DEAD_LETTER_QUEUE_URL=$(output DeadLetterQueueUrl)
 MAX_RECEIVE_COUNT=$max_receive_count
 QUEUE_RETENTION_SECONDS=$retention
 CURSOR_SECRET=$cursor_secret
+JOB_ID_SECRET=$job_id_secret
 TABLE_NAME=$(output TableName)
 IDEMPOTENCY_TABLE_NAME=$(output IdempotencyTableName)
 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL

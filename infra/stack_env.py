@@ -7,6 +7,7 @@ TOKEN_URL overriding, e.g. LocalStack's /_aws/cognito-idp/oauth2/token).
 
     python infra/stack_env.py STACK_NAME   # needs AWS_ENDPOINT_URL and credentials in the environment
 """
+import json
 import os
 import shlex
 import sys
@@ -41,6 +42,13 @@ def main(stack: str) -> None:
             client = cognito.describe_user_pool_client(UserPoolId=pool, ClientId=client_id)
             exports[f"PIPELINE_{role}_CLIENT_ID"] = client_id
             exports[f"PIPELINE_{role}_CLIENT_SECRET"] = client["UserPoolClient"]["ClientSecret"]
+    # The key that tags job ids, for tests that send a job to the queue themselves (as a
+    # producer with the stack's key would): the routes that take an id refuse any other.
+    secret = cfn.describe_stack_resource(StackName=stack, LogicalResourceId="JobIdSecret")
+    value = boto3.client("secretsmanager").get_secret_value(
+        SecretId=secret["StackResourceDetail"]["PhysicalResourceId"]
+    )["SecretString"]
+    exports["PIPELINE_JOB_ID_SECRET"] = json.loads(value)["current"]
     for name, value in exports.items():
         print(f"export {name}={shlex.quote(value)}")
 

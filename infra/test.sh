@@ -70,7 +70,7 @@ infra/readme-smoke.sh runner
 # tests in tests/stack.rs). Short timeouts so a poison message reaches the DLQ in seconds.
 if [ -z "${SKIP_STACK_TESTS:-}" ]; then
   export STACK_NAME="mp-test-$(date +%s)"
-  export STACK_PARAMETERS="ConsumerTimeoutSeconds=2 QueueVisibilityTimeoutSeconds=12 MaxReceiveCount=2 RetryBaseSeconds=2 RetryMaxSeconds=12"
+  export STACK_PARAMETERS="ConsumerTimeoutSeconds=2 QueueVisibilityTimeoutSeconds=12 MaxReceiveCount=2 RetryBaseSeconds=2 RetryMaxSeconds=12 MessageRetentionDays=1"
   deployed_stack="$STACK_NAME"
   infra/local.sh up >/dev/null
   eval "$(infra/local.sh env)"

@@ -451,7 +451,17 @@ mod tests {
             std::future::pending().await
         }
 
-        async fn get(&self, _id: pipeline::domain::JobId) -> PortResult<Option<Message>> {
+        async fn lookup(
+            &self,
+            _id: pipeline::domain::JobId,
+        ) -> PortResult<pipeline::domain::Lookup> {
+            std::future::pending().await
+        }
+
+        async fn delete(
+            &self,
+            _id: pipeline::domain::JobId,
+        ) -> PortResult<pipeline::domain::Deletion> {
             std::future::pending().await
         }
 

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsMessage;
 use serde::Serialize;
 
-use pipeline::domain::{JobId, Message, Outgoing, Page, PageLimit};
+use pipeline::domain::{Deletion, JobId, Lookup, Message, Outgoing, Page, PageLimit};
 use pipeline::ports::{
     MessageQueue, MessageStore, PortError, PortResult, PutBatchError, QueueSource,
 };
@@ -391,14 +391,19 @@ impl<T: MessageStore> MessageStore for Faulty<T> {
         self.inner.put_batch(messages).await
     }
 
-    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
+    async fn lookup(&self, id: JobId) -> PortResult<Lookup> {
         self.gate("GetItem").await?;
-        self.inner.get(id).await
+        self.inner.lookup(id).await
     }
 
     async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page> {
         self.gate("Query").await?;
         self.inner.list(limit, before).await
+    }
+
+    async fn delete(&self, id: JobId) -> PortResult<Deletion> {
+        self.gate("PutItem").await?;
+        self.inner.delete(id).await
     }
 }
 

@@ -26,7 +26,7 @@ use crate::sqlite::{Durability, SqliteDb, SqliteFlow, SqliteKeys, SqliteQueue, S
 use crate::{private_file, server};
 use pipeline::adapters::aws::{AwsOperations, DynamoDbKeys, DynamoDbStore, SqsQueue, SqsRedrive};
 use pipeline::api::EnqueueLimits;
-use pipeline::domain::{ContentLimit, CursorKey, RetryPolicy};
+use pipeline::domain::{ContentLimit, CursorKey, JobIdKeys, MessageRetention, RetryPolicy};
 use pipeline::ports::QueueSettings;
 use pipeline::ports::{
     FailureLog, FlowLog, IdempotencyKeys, MessageQueue, MessageStore, Operations, QueueSource,
@@ -46,6 +46,8 @@ pub struct AppState {
     pub retention: Duration,
     pub limits: EnqueueLimits,
     pub cursors: CursorKey,
+    /// Tags job ids and checks the ids in paths.
+    pub job_ids: JobIdKeys,
     /// The embedded queue, for the `/_local/` endpoints; none on the AWS backend.
     pub embedded: Option<Arc<SqliteQueue>>,
     /// The fault-injecting wrappers in place, by the port they wrap.
@@ -138,6 +140,20 @@ pub struct Args {
     /// earlier run of the runner are refused.
     #[arg(long, env = "CURSOR_SECRET", hide_env_values = true)]
     pub cursor_secret: Option<String>,
+    /// Days a stored message is kept (as the template's MessageRetentionDays; 0: for ever).
+    /// Applies to messages stored from then on; expired ones are pruned in the background.
+    #[arg(long, env = "MESSAGE_RETENTION_DAYS", default_value_t = 0)]
+    pub message_retention_days: u64,
+    /// Makes a new key for job ids before starting; ids tagged with the one before stay
+    /// valid, those of the one before that do not (README, "Rotating the job id key").
+    /// Embedded backend: the keys live in its database.
+    #[arg(long)]
+    pub rotate_job_id_key: bool,
+    /// The job id key on the AWS backend (at least 32 bytes), as the stack's functions hold
+    /// it; default: a random key, so the ids of an earlier run are refused. The embedded
+    /// backend keeps its keys in its database.
+    #[arg(long, env = "JOB_ID_SECRET", hide_env_values = true)]
+    pub job_id_secret: Option<String>,
     /// Faults injected into the store, e.g. `error=0.2,partial=0.1,panic=0.01,latency-ms=5`
     /// (also `throttle`, `seed`): proves that retries and the dead-letter queue keep every
     /// acknowledged message. Counts in `GET /_local/stats`.
@@ -190,6 +206,9 @@ struct Pipeline {
     embedded: Option<Arc<SqliteQueue>>,
     flow: Option<Arc<SqliteFlow>>,
     calls: Option<CallCounter>,
+    job_ids: JobIdKeys,
+    /// The embedded database, which the pruner keeps within its retention.
+    db: Option<Arc<SqliteDb>>,
     description: String,
 }
 
@@ -217,6 +236,8 @@ impl Pipeline {
 }
 
 async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
+    let retention = MessageRetention::days(args.message_retention_days)
+        .map_err(|e| anyhow::anyhow!("--message-retention-days: {e}"))?;
     let backend = args
         .backend
         .unwrap_or(if std::env::var_os("QUEUE_URL").is_some() {
@@ -237,7 +258,8 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
             } else {
                 SqliteQueue::new(db.clone(), settings)
             });
-            let store = Arc::new(SqliteStore::new(db.clone()));
+            let store = Arc::new(SqliteStore::new(db.clone()).with_retention(retention));
+            let job_ids = db.job_id_keys(args.rotate_job_id_key).await?;
             Ok(Pipeline {
                 default_consumers: 1,
                 queue: queue.clone(),
@@ -250,6 +272,8 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 embedded: Some(queue),
                 flow: Some(Arc::new(SqliteFlow::new(db.clone()))),
                 calls: None,
+                job_ids,
+                db: Some(db),
                 description: format!(
                     "embedded (SQLite at {}, durability {:?}{})",
                     data.display(),
@@ -276,7 +300,21 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 calls.dynamodb(&sdk),
                 &config.idempotency_table,
             ));
-            let store = DynamoDbStore::new(calls.dynamodb(&sdk), &table);
+            let store = DynamoDbStore::new(calls.dynamodb(&sdk), &table).with_retention(retention);
+            anyhow::ensure!(
+                !args.rotate_job_id_key,
+                "--rotate-job-id-key rotates the embedded backend's key; on AWS, rotate the \
+                 stack's secret (README, \"Rotating the job id key\")"
+            );
+            let job_ids = match &args.job_id_secret {
+                Some(secret) => JobIdKeys::from_secrets(secret, None)?,
+                None => {
+                    println!(
+                        "  job ids: a random key (set JOB_ID_SECRET to keep ids valid across runs)"
+                    );
+                    JobIdKeys::random()
+                }
+            };
             let operations = AwsOperations::new(
                 calls.sqs(&sdk),
                 &config.queue_url,
@@ -298,6 +336,8 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 embedded: None,
                 flow: None,
                 calls: Some(calls),
+                job_ids,
+                db: None,
                 description: format!(
                     "aws (queue {}, table {table}, endpoint {endpoint})",
                     config.queue_url
@@ -425,6 +465,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         retention: Duration::from_secs(args.queue_retention_secs),
         limits: EnqueueLimits::for_content(content_limit),
         cursors,
+        job_ids: pipeline.job_ids,
         embedded: pipeline.embedded,
         faults,
         calls: pipeline.calls,
@@ -445,6 +486,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let flow = pipeline.flow.clone();
     if let Some(flow) = flow.clone() {
         tokio::spawn(sample_backlog(flow, stopped.clone()));
+    }
+    if let Some(db) = pipeline.db {
+        tokio::spawn(db.run_pruner(stopped.clone()));
     }
     let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
     let worker = tokio::spawn(run_mapping(

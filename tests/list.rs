@@ -6,10 +6,15 @@ use pipeline::ports::MessageStore;
 
 use crate::support::{json, read, request, TestStack};
 
+/// `n` messages under ids the API issued (the read routes refuse any other).
 fn messages(n: usize) -> Vec<Message> {
     (0..n)
         .map(|i| {
-            Message::accept(MessageContent::parse(format!("m{i}"), ContentLimit::DEFAULT).unwrap())
+            Message::new(
+                pipeline::adapters::memory::test_ids().issue(pipeline::domain::Delay::NONE),
+                MessageContent::parse(format!("m{i}"), ContentLimit::DEFAULT).unwrap(),
+                Default::default(),
+            )
         })
         .collect()
 }

@@ -16,6 +16,7 @@ mod consumer;
 mod contract;
 mod enqueue;
 mod flow;
+mod lifecycle;
 mod list;
 mod local_runner;
 mod operations;

@@ -13,6 +13,7 @@
 mod auth;
 mod doctor;
 mod fifo;
+mod lifecycle;
 mod logs;
 mod operations;
 mod queue_features;

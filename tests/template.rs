@@ -181,6 +181,7 @@ fn the_http_api_uses_the_default_stage_and_routes_every_path() {
             "ANY $default -> ListFunction",
             "DELETE /dead-letters -> OperateFunction",
             "DELETE /dead-letters/{id} -> OperateFunction",
+            "DELETE /messages/{id} -> OperateFunction",
             "GET /dashboard -> OperateFunction",
             "GET /dashboard/{file} -> OperateFunction",
             "GET /dead-letters -> OperateFunction",
@@ -568,7 +569,7 @@ fn only_the_operate_function_reads_the_dead_letter_queue_the_consumer_only_sends
         }
     }
     let operate = statements_of(&role_of("OperateFunction"));
-    let mut writes_table = false;
+    let (mut writes_table, mut writes_tombstones) = (false, false);
     for (actions, resource, condition) in &operate {
         let on_dlq = resource == &get_att("DeadLetterQueue");
         for action in actions {
@@ -591,12 +592,25 @@ fn only_the_operate_function_reads_the_dead_letter_queue_the_consumer_only_sends
                         "{action} reaches items other than the failure notes"
                     );
                 }
+                // DELETE /messages/{id}: a tombstone over a message, which holds no content.
+                "dynamodb:PutItem" => {
+                    writes_tombstones = true;
+                    assert_eq!(
+                        condition["ForAllValues:StringEquals"]["dynamodb:Attributes"],
+                        serde_json::json!(["pk", "sk", "deleted_at", "expires_at"]),
+                        "the operate function may write more than a tombstone"
+                    );
+                    assert_eq!(
+                        condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                        serde_json::json!(["shard#*"]),
+                    );
+                }
                 "logs:CreateLogStream" | "logs:PutLogEvents" => {}
                 other => panic!("the operate function may {other}"),
             }
         }
     }
-    assert!(writes_table);
+    assert!(writes_table && writes_tombstones);
 }
 
 #[test]

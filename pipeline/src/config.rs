@@ -5,7 +5,7 @@ use std::env;
 use std::str::FromStr;
 
 use crate::api::EnqueueLimits;
-use crate::domain::{ContentLimit, CursorKey, RetryPolicy};
+use crate::domain::{ContentLimit, CursorKey, JobIdKeys, MessageRetention, RetryPolicy};
 
 #[derive(thiserror::Error)]
 pub enum ConfigError {
@@ -54,14 +54,22 @@ pub struct ConsumerConfig {
     /// The queue's redrive `maxReceiveCount` (`MAX_RECEIVE_COUNT`, default 9): a record that
     /// fails at this receive count is noted as dead-lettered.
     pub max_receive_count: u32,
+    /// How long each message it stores is kept (`MESSAGE_RETENTION_DAYS`, 0 or unset: for
+    /// ever).
+    pub retention: MessageRetention,
 }
 
 impl ConsumerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let days = optional("MESSAGE_RETENTION_DAYS")?.unwrap_or(0);
         Ok(Self {
             table_name: required("TABLE_NAME")?,
             max_receive_count: optional("MAX_RECEIVE_COUNT")?
                 .unwrap_or(crate::ports::QueueSettings::PRODUCTION.max_receive_count),
+            retention: MessageRetention::days(days).map_err(|reason| ConfigError::Invalid {
+                name: "MESSAGE_RETENTION_DAYS",
+                reason,
+            })?,
         })
     }
 }
@@ -160,6 +168,38 @@ pub fn cursor_key(secret: &str) -> Result<CursorKey, ConfigError> {
         name: "CURSOR_SECRET",
         reason: e.to_string(),
     })
+}
+
+/// When job ids began to carry tags (this version's release): ids from before it are
+/// admitted untagged, unless `JOB_IDS_UNTAGGED_UNTIL` says otherwise (a stack upgraded later
+/// sets it to its upgrade time, README "Job ids").
+pub const TAGS_INTRODUCED_MS: u64 = 1_796_428_800_000; // 2026-12-05T00:00:00Z
+
+/// The keys of job ids (`JOB_ID_SECRET`, and `JOB_ID_PREVIOUS_SECRET` during a rotation; the
+/// template resolves both from Secrets Manager at deploy time), admitting untagged ids from
+/// before `JOB_IDS_UNTAGGED_UNTIL` (RFC 3339; default [`TAGS_INTRODUCED_MS`]).
+pub fn job_id_keys() -> Result<JobIdKeys, ConfigError> {
+    let previous = env::var("JOB_ID_PREVIOUS_SECRET").ok();
+    let keys =
+        JobIdKeys::from_secrets(&required("JOB_ID_SECRET")?, previous.as_deref()).map_err(|e| {
+            ConfigError::Invalid {
+                name: "JOB_ID_SECRET",
+                reason: e.to_string(),
+            }
+        })?;
+    let until = match env::var("JOB_IDS_UNTAGGED_UNTIL") {
+        Err(_) => TAGS_INTRODUCED_MS,
+        Ok(text) if text.trim().is_empty() => TAGS_INTRODUCED_MS,
+        Ok(text) => {
+            time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000).max(0) as u64)
+                .map_err(|e| ConfigError::Invalid {
+                    name: "JOB_IDS_UNTAGGED_UNTIL",
+                    reason: format!("`{text}` is not an RFC 3339 time: {e}"),
+                })?
+        }
+    };
+    Ok(keys.admitting_untagged_before(until))
 }
 
 /// `MAX_CONTENT_CHARS`: the longest content enqueue accepts.

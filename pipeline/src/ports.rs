@@ -10,8 +10,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 pub use crate::domain::FailureClass;
 use crate::domain::{
-    Attempt, BatchFlow, Claim, DeadLetterId, Failure, FlowMinute, HistoryWindow, IdempotencyKey,
-    JobId, Message, Outgoing, Page, PageLimit, ReservedIds, StoredAnswer,
+    Attempt, BatchFlow, Claim, DeadLetterId, Deletion, Failure, FlowMinute, HistoryWindow,
+    IdempotencyKey, JobId, Lookup, Message, Outgoing, Page, PageLimit, ReservedIds, StoredAnswer,
 };
 
 /// Why a call to a backend failed, as far as its caller can act on it: its
@@ -107,14 +107,28 @@ pub trait QueueSource: Send + Sync + std::fmt::Debug {
 /// Where messages are kept and read back.
 #[async_trait]
 pub trait MessageStore: Send + Sync + std::fmt::Debug {
-    /// Writes every message, idempotently: putting the same job twice leaves one item.
-    /// On failure, names the jobs that were not written (the others were).
+    /// Writes every message, idempotently: putting the same job twice leaves one item, and a
+    /// job deleted before is not stored again (its tombstone wins, in the same conditional
+    /// write: it counts as done). On failure, names the jobs that were not written (the
+    /// others were). Each message expires as the store's retention says.
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError>;
 
-    async fn get(&self, id: JobId) -> PortResult<Option<Message>>;
+    /// What the store holds under `id`; an expired message is absent, even before the
+    /// store's reaper removed it.
+    async fn lookup(&self, id: JobId) -> PortResult<Lookup>;
 
-    /// Messages newest first, strictly older than `before` when given.
+    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
+        Ok(self.lookup(id).await?.into_message())
+    }
+
+    /// Messages newest first, strictly older than `before` when given; never a deleted or
+    /// expired one.
     async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page>;
+
+    /// Deletes job `id`'s message for good, stored or not yet: a tombstone takes its place
+    /// for [`TOMBSTONE_KEPT`](crate::domain::TOMBSTONE_KEPT), so that a later delivery of
+    /// the job is not stored.
+    async fn delete(&self, id: JobId) -> PortResult<Deletion>;
 }
 
 /// The jobs of a batch that were not stored, each with why: in one batch, one job may be
@@ -247,6 +261,17 @@ pub trait Operations: Send + Sync + std::fmt::Debug {
 
     /// Deletes every message in the dead-letter queue, and the notes of their failures.
     async fn purge_dead_letters(&self) -> PortResult<()>;
+
+    /// Removes what the queues and the failure log hold of job `id` once its message was
+    /// deleted ([`MessageStore::delete`]): its dead letter, if any, and its failure note
+    /// (whose preview is a piece of the content), even when the queue has not moved it yet.
+    /// Where the queue can be searched (SQLite), its queued copy too; on SQS that copy is
+    /// delivered and the tombstone keeps it from being stored.
+    async fn erase(&self, id: JobId) -> PortResult<()> {
+        self.delete_dead_letter(DeadLetterId::Job(id))
+            .await
+            .map(|_| ())
+    }
 }
 
 /// Counts of a running pipeline. A count the backend only estimates says so.
@@ -341,12 +366,16 @@ impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
         (**self).put_batch(messages).await
     }
 
-    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
-        (**self).get(id).await
+    async fn lookup(&self, id: JobId) -> PortResult<Lookup> {
+        (**self).lookup(id).await
     }
 
     async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page> {
         (**self).list(limit, before).await
+    }
+
+    async fn delete(&self, id: JobId) -> PortResult<Deletion> {
+        (**self).delete(id).await
     }
 }
 

@@ -34,6 +34,7 @@ pub fn test_writer(queue: &InMemoryQueue) -> crate::api::Writer<'_> {
         queue,
         keys,
         limits: &LIMITS,
+        ids: test_ids(),
         clock: &crate::clock::SystemClock,
     }
 }

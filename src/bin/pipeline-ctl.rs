@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use pipeline::api::{
-    Accepted, BatchItem, BatchView, DeadLetterPageView, JobView, OneDeadLetterView, PageView,
-    RequeueAllView, StatsView,
+    Accepted, BatchItem, BatchView, DeadLetterPageView, DeletedView, JobView, OneDeadLetterView,
+    PageView, RequeueAllView, StatsView,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -71,7 +71,7 @@ enum Command {
         #[arg(long)]
         key: Option<String>,
     },
-    /// A job's status: scheduled, queued, stored or dead_lettered.
+    /// A job's status: scheduled, queued, stored, dead_lettered, deleted or expired.
     Status {
         job_id: String,
         /// Ask again (as Retry-After says) until the job is stored or dead-lettered.
@@ -80,6 +80,14 @@ enum Command {
         /// Give up waiting after this many seconds.
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
+    },
+    /// Delete a job's message for good, stored or still on its way (erasure): it is gone
+    /// from every read, and a later delivery of the job is not stored.
+    Delete {
+        job_id: String,
+        /// Confirms the deletion; without it nothing is deleted.
+        #[arg(long)]
+        yes: bool,
     },
     /// The newest stored messages.
     List {
@@ -336,11 +344,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let need = match &cli.command {
         Command::Send { .. } | Command::SendBatch { .. } => Need::Write,
         Command::Status { .. } | Command::List { .. } | Command::Stats => Need::Read,
-        Command::Dlq(_) | Command::Doctor { .. } => Need::Admin,
+        Command::Dlq(_) | Command::Doctor { .. } | Command::Delete { .. } => Need::Admin,
         Command::Logs { .. } => Need::Read,
     };
     if let Command::Dlq(Dlq::Purge { yes: false }) = &cli.command {
         anyhow::bail!("purge deletes every dead letter for good: add --yes to do it");
+    }
+    if let Command::Delete { yes: false, job_id } = &cli.command {
+        anyhow::bail!(
+            "this deletes the message of job {job_id} for good (it cannot be read again): add --yes to do it"
+        );
     }
     if let Command::Dlq(Dlq::Delete { yes: false, job_id }) = &cli.command {
         anyhow::bail!("this deletes job {job_id} for good: add --yes to do it");
@@ -446,6 +459,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     );
                     cut(line, width)
                 })
+            });
+        }
+        Command::Delete { job_id, .. } => {
+            let answer: Answer<DeletedView> =
+                api.call("DELETE", &format!("/messages/{job_id}"), None)?;
+            print(cli, &answer, |a| match a.already_deleted {
+                false => format!("deleted {} at {}", a.job_id, a.deleted_at),
+                true => format!("{} was already deleted, at {}", a.job_id, a.deleted_at),
             });
         }
         Command::Dlq(Dlq::Requeue { job_id }) => {
@@ -713,6 +734,10 @@ fn describe_job(job: &JobView) -> String {
         "scheduled" => format!(
             "{id}: scheduled, visible at {}",
             job.visible_at.as_deref().unwrap_or_default()
+        ),
+        "deleted" => format!(
+            "{id}: deleted at {}",
+            job.deleted_at.as_deref().unwrap_or_default()
         ),
         other => format!("{id}: {other} (accepted {})", job.accepted_at),
     }

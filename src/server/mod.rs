@@ -20,7 +20,7 @@ pub mod gateway;
 
 use crate::runner::AppState;
 use gateway::check_loopback_names;
-use pipeline::api::{Api, ApiError, Reader, Writer};
+use pipeline::api::{Api, ApiError, Operator, Reader, Writer};
 use pipeline::clock::SystemClock;
 
 /// How long shutdown waits for open connections to finish their requests.
@@ -127,6 +127,7 @@ async fn respond(
             queue: &*state.queue,
             keys: &*state.keys,
             limits: &state.limits,
+            ids: &state.job_ids,
             clock: &SystemClock,
         },
         reader: Reader {
@@ -135,8 +136,13 @@ async fn respond(
             failures: &*state.failures,
             retention: state.retention,
             clock: &SystemClock,
+            ids: &state.job_ids,
         },
-        operations: &*state.operations,
+        operator: Operator {
+            operations: &*state.operations,
+            store: &*state.store,
+            ids: &state.job_ids,
+        },
     };
     into_hyper(api.handle(request).await)
 }

@@ -25,7 +25,7 @@ pub enum Durability {
 /// one that has shipped. Step 1 is the schema as the runner wrote it before it kept versions
 /// (`IF NOT EXISTS` makes it a no-op on such a database).
 const MIGRATIONS: &[&str] = &[
-    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7,
 ];
 
 const SCHEMA_V1: &str = "
@@ -51,6 +51,32 @@ CREATE TABLE IF NOT EXISTS messages (
     id      TEXT PRIMARY KEY,
     content TEXT NOT NULL
 ) WITHOUT ROWID;
+";
+
+/// Version 7: the data's lifecycle. Each stored message's expiry (NULL: kept for ever), the
+/// tombstones of deleted jobs (as DynamoDB's tombstone items), and the keys that tag job ids.
+/// A database that already holds jobs admits their untagged ids: those issued before now.
+const SCHEMA_V7: &str = "
+ALTER TABLE messages ADD COLUMN expires_at_ms INTEGER;
+CREATE INDEX messages_by_expiry ON messages (expires_at_ms) WHERE expires_at_ms IS NOT NULL;
+CREATE TABLE deleted_jobs (
+    id            TEXT    PRIMARY KEY,
+    deleted_at_ms INTEGER NOT NULL,
+    keep_until_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX deleted_jobs_by_expiry ON deleted_jobs (keep_until_ms);
+CREATE TABLE job_id_keys (
+    created_at_ms INTEGER PRIMARY KEY,
+    secret        TEXT    NOT NULL
+);
+CREATE TABLE untagged_job_ids (
+    until_ms INTEGER NOT NULL
+);
+INSERT INTO untagged_job_ids
+SELECT CASE WHEN EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM queue)
+                 OR EXISTS (SELECT 1 FROM dead_letters)
+            THEN CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+            ELSE 0 END;
 ";
 
 /// Version 2: the failure notes (as DynamoDB's `dead` partition), and each queued message's

@@ -14,6 +14,7 @@
 mod db;
 mod flow;
 mod keys;
+mod lifecycle;
 mod operations;
 mod queue;
 mod store;
@@ -21,5 +22,6 @@ mod store;
 pub use db::{Durability, SqliteDb, Stats};
 pub use flow::SqliteFlow;
 pub use keys::SqliteKeys;
+pub use lifecycle::PRUNE_BATCH;
 pub use queue::{DeadLetter, SqliteQueue};
 pub use store::SqliteStore;

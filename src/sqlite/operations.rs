@@ -282,6 +282,30 @@ impl Operations for SqliteQueue {
             .map_err(PortError::from)
     }
 
+    /// Every copy of the job in one transaction: queued (a scan of the queue, which is short
+    /// when the consumer keeps up; deletes are rare), dead-lettered, and its failure note.
+    async fn erase(&self, id: JobId) -> PortResult<()> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                let job = id.to_string();
+                for table in ["queue", "dead_letters"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE ({JOB_OF_BODY}) = ?1"),
+                        [&job],
+                    )?;
+                }
+                tx.execute(
+                    "DELETE FROM failures WHERE dead_letter = ?1",
+                    [DeadLetterId::Job(id).key()],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .map_err(PortError::from)
+    }
+
     async fn requeue_all(&self, _budget: Duration) -> PortResult<RequeueAll> {
         let now = self.db.clock.now_ms();
         let moved = self

@@ -1,4 +1,8 @@
 //! The store: messages kept, read back newest first, and the consumer's failure notes.
+//!
+//! A deleted job leaves a row in `deleted_jobs`, which the insert of a later delivery checks
+//! in the same statement; an expired message is left out of every read from its expiry on,
+//! and the pruner ([`SqliteDb::run_pruner`]) removes it.
 
 use std::sync::Arc;
 
@@ -8,7 +12,8 @@ use rusqlite::{params, OptionalExtension};
 
 use super::db::SqliteDb;
 use pipeline::domain::{
-    Attributes, ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit,
+    Attributes, ContentLimit, Cursor, Deletion, JobId, Lookup, Message, MessageContent,
+    MessageRetention, Page, PageLimit, TOMBSTONE_KEPT,
 };
 use pipeline::ports::{MessageStore, PortError, PortResult, PutBatchError};
 
@@ -16,13 +21,26 @@ use pipeline::ports::{MessageStore, PortError, PortResult, PutBatchError};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(super) db: Arc<SqliteDb>,
+    retention: MessageRetention,
 }
 
 impl SqliteStore {
     pub fn new(db: Arc<SqliteDb>) -> Self {
-        Self { db }
+        Self {
+            db,
+            retention: MessageRetention::FOREVER,
+        }
+    }
+
+    /// Messages it stores from now on expire after `retention`.
+    pub fn with_retention(mut self, retention: MessageRetention) -> Self {
+        self.retention = retention;
+        self
     }
 }
+
+/// Rows a read shows: not expired at `?now`.
+const LIVE: &str = "(expires_at_ms IS NULL OR expires_at_ms > :now)";
 
 fn message_from_row(
     id: String,
@@ -62,20 +80,28 @@ impl MessageStore for SqliteStore {
                 )
             })
             .collect();
+        let (clock, retention) = (self.db.clock.clone(), self.retention);
         let refused = self
             .db
             .write(move |conn| {
+                let expires_at = retention.expires_at_ms(clock.now_ms_u64()).map(|ms| ms as i64);
                 let tx = conn.transaction()?;
                 let mut refused = Vec::new();
                 {
-                    let mut insert =
-                        tx.prepare_cached("INSERT INTO messages (id, content, attributes) VALUES (?1, ?2, ?3) ON CONFLICT (id) DO NOTHING")?;
+                    // A tombstone wins in the insert itself: a deleted job is not stored again.
+                    let mut insert = tx.prepare_cached(
+                        "INSERT INTO messages (id, content, attributes, expires_at_ms)
+                         SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM deleted_jobs WHERE id = ?1)
+                         ON CONFLICT (id) DO NOTHING",
+                    )?;
                     let mut stored = tx.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
                     for (id, content, attributes) in &rows {
                         let key = id.to_string();
-                        if insert.execute(params![key, content, attributes])? == 0 {
-                            let kept: String = stored.query_row([&key], |r| r.get(0))?;
-                            if &kept != content {
+                        if insert.execute(params![key, content, attributes, expires_at])? == 0 {
+                            // Stored before, or deleted (no row: nothing to compare, done).
+                            let kept: Option<String> =
+                                stored.query_row([&key], |r| r.get(0)).optional()?;
+                            if kept.is_some_and(|kept| &kept != content) {
                                 refused.push(*id);
                             }
                         }
@@ -101,23 +127,76 @@ impl MessageStore for SqliteStore {
         ))
     }
 
-    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
+    async fn lookup(&self, id: JobId) -> PortResult<Lookup> {
+        let now = self.db.clock.now_ms();
         self.db
             .read(move |conn| {
-                conn.query_row(
-                    "SELECT content, attributes FROM messages WHERE id = ?1",
-                    [id.to_string()],
-                    |r| Ok((r.get::<_, String>(0)?, r.get(1)?)),
-                )
-                .optional()?
-                .map(|(content, attributes)| message_from_row(id.to_string(), content, attributes))
-                .transpose()
+                let key = id.to_string();
+                let deleted: Option<i64> = conn
+                    .prepare_cached("SELECT deleted_at_ms FROM deleted_jobs WHERE id = ?1")?
+                    .query_row([&key], |r| r.get(0))
+                    .optional()?;
+                if let Some(at_ms) = deleted {
+                    return Ok(Lookup::Deleted {
+                        at_ms: u64::try_from(at_ms).unwrap_or(0),
+                    });
+                }
+                let sql =
+                    format!("SELECT content, attributes, {LIVE} FROM messages WHERE id = :id");
+                let row = conn
+                    .prepare_cached(&sql)?
+                    .query_row(rusqlite::named_params! {":id": key, ":now": now}, |r| {
+                        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, bool>(2)?))
+                    })
+                    .optional()?;
+                match row {
+                    None => Ok(Lookup::Absent),
+                    Some((_, _, false)) => Ok(Lookup::Expired),
+                    Some((content, attributes, true)) => {
+                        Ok(Lookup::Stored(message_from_row(key, content, attributes)?))
+                    }
+                }
+            })
+            .await
+            .map_err(PortError::from)
+    }
+
+    /// One transaction: the tombstone, and the message's row gone with it.
+    async fn delete(&self, id: JobId) -> PortResult<Deletion> {
+        let clock = self.db.clock.clone();
+        self.db
+            .write(move |conn| {
+                let now = clock.now_ms();
+                let key = id.to_string();
+                let tx = conn.transaction()?;
+                let deleted: Option<i64> = tx
+                    .query_row(
+                        "SELECT deleted_at_ms FROM deleted_jobs WHERE id = ?1",
+                        [&key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(at_ms) = deleted {
+                    return Ok(Deletion::AlreadyDeleted {
+                        at_ms: u64::try_from(at_ms).unwrap_or(0),
+                    });
+                }
+                tx.execute(
+                    "INSERT INTO deleted_jobs VALUES (?1, ?2, ?3)",
+                    params![key, now, now + TOMBSTONE_KEPT.as_millis() as i64],
+                )?;
+                tx.execute("DELETE FROM messages WHERE id = ?1", [&key])?;
+                tx.commit()?;
+                Ok(Deletion::Deleted {
+                    at_ms: u64::try_from(now).unwrap_or(0),
+                })
             })
             .await
             .map_err(PortError::from)
     }
 
     async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page> {
+        let now = self.db.clock.now_ms();
         self.db
             .read(move |conn| {
                 // Two statements, not `?1 IS NULL OR id < ?1`: with the OR, SQLite cannot use
@@ -127,14 +206,19 @@ impl MessageStore for SqliteStore {
                 let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
                 let rows: Vec<(String, String, Option<String>)> = match before {
                     None => conn
-                        .prepare_cached("SELECT id, content, attributes FROM messages ORDER BY id DESC LIMIT ?1")?
-                        .query_map(params![wanted], row)?
+                        .prepare_cached(&format!(
+                            "SELECT id, content, attributes FROM messages WHERE {LIVE} ORDER BY id DESC LIMIT :wanted"
+                        ))?
+                        .query_map(rusqlite::named_params! {":now": now, ":wanted": wanted}, row)?
                         .collect::<Result<_, _>>()?,
                     Some(before) => conn
-                        .prepare_cached(
-                            "SELECT id, content, attributes FROM messages WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+                        .prepare_cached(&format!(
+                            "SELECT id, content, attributes FROM messages WHERE id < :before AND {LIVE} ORDER BY id DESC LIMIT :wanted"
+                        ))?
+                        .query_map(
+                            rusqlite::named_params! {":before": before.to_string(), ":now": now, ":wanted": wanted},
+                            row,
                         )?
-                        .query_map(params![before.to_string(), wanted], row)?
                         .collect::<Result<_, _>>()?,
                 };
                 let more = rows.len() > limit.get();

@@ -1,8 +1,9 @@
 // The dashboard in a real headless browser (Debian's Chromium, driven by playwright-core)
 // against the local runner that infra/browser-test.sh started with a poison marker:
-// a posted message appears; a poison message sent through the raw queue route reaches the
-// dead-letter panel after its retries, is requeued once the fault is fixed and is stored; a
-// body with <script> shows as text; purge asks for its confirmation. The screenshot in the
+// a posted message appears; a poison message reaches the dead-letter panel, is requeued once
+// the fault is fixed and is stored, then deleted from the messages after a confirmation; a
+// body with <script> shows as text; a raw body is a raw dead letter; purge asks for its
+// confirmation. The screenshot in the
 // README is taken here when SCREENSHOT names a file.
 //
 // With TARGET=stack it runs against the deployed stack (infra/browser-test.sh stack): the
@@ -11,7 +12,6 @@
 //
 //   PIPELINE_URL=... ADMIN_TOKEN=... WRITE_TOKEN=... SCREENSHOT=docs/dashboard.png node tests/browser/dashboard.mjs
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { chromium } from "playwright-core";
 
 const url = process.env.PIPELINE_URL;
@@ -35,15 +35,12 @@ async function api(method, path, token, body, contentType = "application/json") 
   return { status: response.status, text };
 }
 
-// A job id as the API makes them: a UUIDv7 (48-bit millisecond time, version 7, variant 10).
-function uuidv7() {
-  const bytes = randomBytes(16);
-  const now = BigInt(Date.now());
-  for (let i = 0; i < 6; i++) bytes[i] = Number((now >> BigInt(8 * (5 - i))) & 0xffn);
-  bytes[6] = (bytes[6] & 0x0f) | 0x70;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = bytes.toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+// A message posted through the API: its job id (one the API issued, so the routes that take
+// an id accept it).
+async function post(content) {
+  const posted = await api("POST", "/messages", writer, JSON.stringify({ content }));
+  assert.equal(posted.status, 202, posted.text);
+  return JSON.parse(posted.text).job_id;
 }
 
 // A failure's or a message's time shows its time of day, whole: not cut by its column.
@@ -143,13 +140,10 @@ try {
     await mine.locator("button.delete").click();
     await mine.waitFor({ state: "detached", timeout: WAIT_MS });
   } else {
-    // A poison message through the raw queue route, as any producer with queue access could
-    // send it: dead-lettered at its first failure (no retry can store it), with why, its
-    // <script> shown as text.
-    const poison = uuidv7();
+    // A poison message (the runner's store refuses it for good): dead-lettered at its first
+    // failure (no retry can store it), with why, its <script> shown as text.
     const content = "POISON <script>alert('xss')</script><img src=x onerror=alert(1)>";
-    const raw = await api("POST", "/_local/queue", admin, JSON.stringify({ v: 1, job_id: poison, content }));
-    assert.equal(raw.status, 202, raw.text);
+    const poison = await post(content);
     const row = `#dead-letters tr[data-id="${poison}"]`;
     await page.waitForSelector(row, { timeout: WAIT_MS });
     assert.equal(await page.textContent(`${row} td.content`), content);
@@ -193,9 +187,7 @@ try {
     assert.equal(found.attempts[0].class, "permanent");
 
     // A second poison job, deleted from the panel after a confirmation.
-    const doomed = uuidv7();
-    const sent = await api("POST", "/_local/queue", admin, JSON.stringify({ v: 1, job_id: doomed, content: "POISON, to be deleted" }));
-    assert.equal(sent.status, 202, sent.text);
+    const doomed = await post("POISON, to be deleted");
     const doomedRow = `#dead-letters tr[data-id="${doomed}"]`;
     await page.waitForSelector(doomedRow, { timeout: WAIT_MS });
 
@@ -213,6 +205,16 @@ try {
     assert.equal(await page.textContent(`#messages tr[data-job-id="${poison}"] td.content`), content);
     await page.waitForSelector(row, { state: "detached" });
     assert.equal(await page.locator("#messages script, #messages img").count(), 0);
+
+    // Erased from the messages after a confirmation: gone from the page, and its job says so.
+    const storedRow = `#messages tr[data-job-id="${poison}"]`;
+    await page.click(`${storedRow} button.delete-message`);
+    await page.waitForSelector(storedRow, { state: "detached", timeout: WAIT_MS });
+    assert.equal(confirmations.at(-1), `Delete the message of job ${poison} for good? It cannot be read again.`);
+    await page.fill("#job-id", poison);
+    await page.click("#job-form button");
+    await page.waitForFunction(() => document.querySelector("#job-result").textContent.includes('"deleted"'));
+    assert.equal((await api("GET", `/messages/${poison}`, admin)).status, 404);
 
     // A body that is not an envelope at all is listed as a raw dead letter, beside a count
     // that agrees, with no requeue button (it would only fail again).

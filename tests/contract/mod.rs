@@ -4,6 +4,7 @@
 
 mod attempts;
 mod keys;
+mod lifecycle;
 mod queue;
 mod store;
 

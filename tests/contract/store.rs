@@ -35,7 +35,7 @@ impl StoreBackend {
         Self::Aws(stack, store)
     }
 
-    fn store(&self) -> &dyn MessageStore {
+    pub(super) fn store(&self) -> &dyn MessageStore {
         match self {
             Self::Memory(store, _) => store,
             Self::Embedded(store, _) => store,
@@ -60,7 +60,7 @@ impl StoreBackend {
     }
 }
 
-fn messages(n: usize) -> Vec<Message> {
+pub(super) fn messages(n: usize) -> Vec<Message> {
     (0..n)
         .map(|i| {
             Message::accept(MessageContent::parse(format!("m{i}"), ContentLimit::DEFAULT).unwrap())
@@ -73,7 +73,7 @@ fn limit(n: usize) -> PageLimit {
 }
 
 /// Every message, following `next` until it ends.
-async fn list_all(store: &dyn MessageStore, page_size: usize) -> Vec<Message> {
+pub(super) async fn list_all(store: &dyn MessageStore, page_size: usize) -> Vec<Message> {
     let mut all = Vec::new();
     let mut before = None;
     for _ in 0..1000 {

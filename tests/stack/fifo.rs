@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use pipeline::adapters::aws::sdk_config;
-use pipeline::domain::{ContentLimit, JobId, Message, MessageContent, QueuedMessage};
+use pipeline::domain::{ContentLimit, Message, MessageContent, QueuedMessage};
 use serde_json::json;
 
 use super::queue_features::Stack;
@@ -42,7 +42,7 @@ fn as_admin(method: &str, path: &str) -> (u16, serde_json::Value) {
 /// A queue entry for `group`: a valid envelope of `content`, or with `bad` one whose content
 /// the consumer refuses (empty). Returns the job id too.
 fn entry(content: &str, group: &str, bad: bool) -> (String, SendMessageBatchRequestEntry) {
-    let job = JobId::new();
+    let job = crate::support::stack::issued_job_id();
     let body = if bad {
         format!(r#"{{"v":1,"job_id":"{job}","content":""}}"#)
     } else {

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use pipeline::adapters::aws::sdk_config;
-use pipeline::domain::JobId;
 
 use crate::support::stack::{call, call_text, call_with, dead_lettered, tokens, var};
 
@@ -24,7 +23,7 @@ async fn a_job_with_invalid_content_is_dead_lettered_with_why_and_an_operator_ca
 ) {
     // Anyone with queue access can send what the API would refuse: here, empty content.
     let sqs = aws_sdk_sqs::Client::new(&sdk_config().await);
-    let job = JobId::new().to_string();
+    let job = crate::support::stack::issued_job_id().to_string();
     let before = dead_lettered(&sqs).await;
     sqs.send_message()
         .queue_url(var("PIPELINE_QUEUE_URL"))

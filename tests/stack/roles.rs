@@ -33,8 +33,11 @@ enum Who {
 enum On {
     Queue,
     DeadLetterQueue,
-    /// A stored message's item (partition `shard#NN`).
+    /// A stored message's item (partition `shard#NN`); a put writes it with content.
     Message,
+    /// A deleted message's tombstone: the same key, only `deleted_at` beside it (the operate
+    /// role's `dynamodb:Attributes`).
+    Tombstone,
     /// A failure note's item (partition `dead`, the operate role's `dynamodb:LeadingKeys`).
     Note,
     /// A job's failed delivery (partition `attempts#<job>`).
@@ -90,6 +93,7 @@ const TABLE: &[(Who, Call, On, Verdict)] = &[
     (Enqueue, DeleteMessage, Queue, Refused),
     (Enqueue, SendMessage, DeadLetterQueue, Refused),
     (Enqueue, PutItem, Message, Refused),
+    (Enqueue, PutItem, Tombstone, Refused),
     (Enqueue, GetItem, Message, Refused),
     (Enqueue, SendMessage, ForeignQueue, Refused),
     // consumer: the event source mapping's receive and delete, backoffs, dead-lettering a
@@ -118,6 +122,7 @@ const TABLE: &[(Who, Call, On, Verdict)] = &[
     (List, GetItem, Note, Allowed),
     (List, Query, Attempt, Allowed),
     (List, PutItem, Message, Refused),
+    (List, PutItem, Tombstone, Refused),
     (List, DeleteItem, Message, Refused),
     (List, BatchWriteItem, Note, Refused),
     (List, SendMessage, Queue, Refused),
@@ -143,6 +148,7 @@ const TABLE: &[(Who, Call, On, Verdict)] = &[
     (Operate, Query, Attempt, Refused),
     (Operate, BatchWriteItem, Message, Refused),
     (Operate, PutItem, Message, Refused),
+    (Operate, PutItem, Tombstone, Allowed),
     (Operate, ReceiveMessage, Queue, Refused),
     (Operate, DeleteMessage, Queue, Refused),
     (Operate, PurgeQueue, Queue, Refused),
@@ -175,7 +181,7 @@ impl Names {
 
     fn table(&self, on: On) -> &str {
         match on {
-            Message | Note | Attempt | Queue | DeadLetterQueue | Metrics => &self.table,
+            Message | Tombstone | Note | Attempt | Queue | DeadLetterQueue | Metrics => &self.table,
             IdempotencyKey => &self.keys_table,
             ForeignQueue | ForeignMessage => &self.foreign_table,
         }
@@ -311,10 +317,13 @@ impl Role {
                 verdict(get.set_key(Some(key(on))).send().await)
             }
             PutItem => {
-                let put = dynamodb
-                    .put_item()
-                    .table_name(table)
-                    .set_item(Some(key(on)));
+                let mut item = key(on);
+                match on {
+                    Message => item.insert("content".into(), AttributeValue::S("x".into())),
+                    Tombstone => item.insert("deleted_at".into(), AttributeValue::N("1".into())),
+                    _ => None,
+                };
+                let put = dynamodb.put_item().table_name(table).set_item(Some(item));
                 verdict(
                     put.condition_expression("attribute_exists(pk)")
                         .send()

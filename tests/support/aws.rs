@@ -23,6 +23,7 @@ pub fn writer<'a>(queue: &'a SqsQueue, keys: &'a DynamoDbKeys) -> Writer<'a> {
         queue,
         keys,
         limits: &LIMITS,
+        ids: pipeline::adapters::memory::test_ids(),
         clock: &pipeline::clock::SystemClock,
     }
 }
@@ -395,6 +396,7 @@ pub async fn read(request: Request, store: &dyn MessageStore) -> Response<Body> 
             failures: &NoNotes,
             retention: std::time::Duration::from_secs(3600),
             clock: &pipeline::clock::SystemClock,
+            ids: pipeline::adapters::memory::test_ids(),
         },
     )
     .await

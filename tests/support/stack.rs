@@ -14,6 +14,17 @@ pub fn var(name: &str) -> String {
         .unwrap_or_else(|_| panic!("{name} is not set: run these through infra/test.sh"))
 }
 
+/// A job id as the stack's enqueue function would issue it (tagged with the stack's key,
+/// `PIPELINE_JOB_ID_SECRET`), for a job a test sends to the queue itself: the routes that
+/// take an id refuse any other.
+pub fn issued_job_id() -> pipeline::domain::JobId {
+    static KEYS: OnceLock<pipeline::domain::JobIdKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        pipeline::domain::JobIdKeys::from_secrets(&var("PIPELINE_JOB_ID_SECRET"), None).unwrap()
+    })
+    .issue(pipeline::domain::Delay::NONE)
+}
+
 pub fn agent() -> ureq::Agent {
     crate::support::http_agent(Duration::from_secs(30))
 }

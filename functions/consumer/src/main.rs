@@ -8,7 +8,8 @@
 //! queue at once (`pipeline::worker`).
 //!
 //! Environment: `TABLE_NAME`, `QUEUE_URL`, `DEAD_LETTER_QUEUE_URL` (required),
-//! `MAX_RECEIVE_COUNT` (the queue's redrive policy), `RETRY_BASE_SECS`, `RETRY_MAX_SECS`.
+//! `MAX_RECEIVE_COUNT` (the queue's redrive policy), `RETRY_BASE_SECS`, `RETRY_MAX_SECS`,
+//! `MESSAGE_RETENTION_DAYS` (0 or unset: kept for ever).
 //! Content is read against the ceiling, not `MAX_CONTENT_CHARS`: a message that was
 //! accepted is stored.
 
@@ -33,7 +34,8 @@ async fn main() -> Result<(), Error> {
             }
         };
     let sdk = sdk_config().await;
-    let store = DynamoDbStore::from_config(&sdk, config.table_name);
+    let store =
+        DynamoDbStore::from_config(&sdk, config.table_name).with_retention(config.retention);
     let notes = LastFailureNotes {
         log: Arc::new(store.clone()),
         max_receive_count: config.max_receive_count,

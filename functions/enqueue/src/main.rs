@@ -1,19 +1,19 @@
 //! The enqueue Lambda behind API Gateway: validates `POST /messages` (and the tutorial's
 //! `POST /add_message`), sends the message to SQS and answers 202 with its job id.
 //!
-//! Environment: `QUEUE_URL` and `IDEMPOTENCY_TABLE_NAME` (required), `MAX_CONTENT_CHARS`,
-//! `MAX_BODY_BYTES`.
+//! Environment: `QUEUE_URL`, `IDEMPOTENCY_TABLE_NAME` and `JOB_ID_SECRET` (required),
+//! `JOB_ID_PREVIOUS_SECRET`, `JOB_IDS_UNTAGGED_UNTIL`, `MAX_CONTENT_CHARS`, `MAX_BODY_BYTES`.
 
 use lambda_http::{run, service_fn, Error, Request};
 use pipeline::adapters::aws::{DynamoDbKeys, SqsQueue};
 use pipeline::api::{enqueue_function, Writer};
-use pipeline::config::EnqueueConfig;
+use pipeline::config::{job_id_keys, EnqueueConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad environment fails the cold start with its reason, also under cargo lambda watch.
-    let config = match EnqueueConfig::from_env() {
+    let (config, job_ids) = match EnqueueConfig::from_env().and_then(|c| Ok((c, job_id_keys()?))) {
         Ok(config) => config,
         Err(e) => {
             pipeline::init_error::report(&e).await;
@@ -27,6 +27,7 @@ async fn main() -> Result<(), Error> {
         queue: &queue,
         keys: &keys,
         limits: &config.limits,
+        ids: &job_ids,
         clock: &pipeline::clock::SystemClock,
     };
     run(service_fn(move |request: Request| async move {

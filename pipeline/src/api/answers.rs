@@ -75,9 +75,12 @@ pub struct PageView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobView {
     pub job_id: String,
-    /// `queued`, `scheduled`, `stored` or `dead_lettered`.
+    /// `queued`, `scheduled`, `stored`, `dead_lettered`, `deleted` or `expired`.
     pub status: String,
     pub accepted_at: String,
+    /// When a deleted job was deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
     /// When a delayed job becomes (or became) visible to the consumer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visible_at: Option<String>,
@@ -150,6 +153,17 @@ impl From<Failure> for FailureView {
 pub struct DeadLetterPageView {
     pub dead_letters: Vec<FailureView>,
     pub next: Option<String>,
+}
+
+/// `DELETE /messages/{id}`: the job's message is deleted, by this call or an earlier one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedView {
+    pub job_id: String,
+    /// Always `deleted`, as `GET /jobs/{id}` now says.
+    pub status: String,
+    pub deleted_at: String,
+    /// An earlier call deleted it (`deleted_at` is that call's time); this one changed nothing.
+    pub already_deleted: bool,
 }
 
 /// `POST /dead-letters/{id}/requeue` (`status: queued`) and `DELETE /dead-letters/{id}`

@@ -58,11 +58,10 @@ pub async fn enqueue_batch(
         )));
     }
     tracing::Span::current().record("items", messages.len());
-    let fifo = writer.queue.is_fifo();
     let items = messages
         .into_iter()
         .map(|value| match value {
-            Value::Object(fields) => parse_item(fields, writer.limits.content, fifo),
+            Value::Object(fields) => parse_item(fields, writer),
             _ => Err(r#"each message must be a JSON object such as {"content": "hello"}"#.into()),
         })
         .collect();

@@ -52,8 +52,7 @@ pub async fn enqueue(request: &Request, writer: Writer<'_>) -> Result<Response<B
         writer.limits.max_body_bytes,
         r#"{"content": "hello"}"#,
     )?;
-    let item = parse_item(fields, writer.limits.content, writer.queue.is_fifo())
-        .map_err(ApiError::BadRequest)?;
+    let item = parse_item(fields, writer).map_err(ApiError::BadRequest)?;
     tracing::Span::current().record("job_id", tracing::field::display(item.message.id));
     send_items(request, writer, "/messages", vec![Ok(item)], single_answer).await
 }
@@ -122,9 +121,9 @@ pub(super) fn read_object(
 /// the reverse.
 pub(super) fn parse_item(
     mut fields: Map<String, Value>,
-    limit: ContentLimit,
-    fifo: bool,
+    writer: Writer<'_>,
 ) -> Result<Outgoing, String> {
+    let (limit, fifo) = (writer.limits.content, writer.queue.is_fifo());
     let content = fields.remove("content");
     let delay = fields.remove("delay_seconds");
     let attributes = fields.remove("attributes");
@@ -194,7 +193,7 @@ pub(super) fn parse_item(
         Some(Value::String(text)) => Some(GroupId::parse(text).map_err(|e| e.to_string())?),
         Some(_) => return Err("group_id must be a string".into()),
     };
-    let id = JobId::scheduled(delay);
+    let id = writer.ids.issue(delay);
     Ok(Outgoing {
         message: Message::new(id, content, attributes),
         group,

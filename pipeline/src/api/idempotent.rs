@@ -243,6 +243,7 @@ mod tests {
             queue,
             keys,
             limits: &limits,
+            ids: crate::testing::test_ids(),
             clock: &crate::clock::SystemClock,
         };
         let answer = if request.uri().path() == "/messages/batch" {
@@ -320,8 +321,8 @@ mod tests {
 
     fn outgoing_of(request: &Request) -> Outgoing {
         let fields = super::super::enqueue::read_object(request, 1 << 20, "").unwrap();
-        super::super::enqueue::parse_item(fields, crate::domain::ContentLimit::DEFAULT, false)
-            .unwrap()
+        let queue = InMemoryQueue::default();
+        super::super::enqueue::parse_item(fields, crate::testing::test_writer(&queue)).unwrap()
     }
 
     #[tokio::test]

@@ -24,8 +24,8 @@ mod response;
 mod route;
 
 pub use answers::{
-    Accepted, BatchItem, BatchView, CountView, DeadLetterPageView, FailureView, JobView,
-    MessageView, OneDeadLetterView, PageView, QueueCountsView, RequeueAllView, StatsView,
+    Accepted, BatchItem, BatchView, CountView, DeadLetterPageView, DeletedView, FailureView,
+    JobView, MessageView, OneDeadLetterView, PageView, QueueCountsView, RequeueAllView, StatsView,
 };
 #[cfg(test)]
 pub(crate) use auth::tests::with_scopes;
@@ -44,7 +44,7 @@ use lambda_http::{Body, Request, Response};
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::domain::CursorKey;
+use crate::domain::{CursorKey, JobIdKeys};
 use crate::ports::{FailureLog, IdempotencyKeys, MessageQueue, MessageStore, Operations};
 
 /// The enqueue Lambda: POST /messages, POST /messages/batch and POST /add_message.
@@ -78,9 +78,10 @@ pub async fn read_function(request: Request, reader: Reader<'_>) -> Response<Bod
     dispatch(request, None, Some(reader), None).await
 }
 
-/// The operate Lambda: GET /stats, the dead-letter routes and the dashboard's files.
-pub async fn operate_function(request: Request, operations: &dyn Operations) -> Response<Body> {
-    dispatch(request, None, None, Some(operations)).await
+/// The operate Lambda: GET /stats, the dead-letter routes, DELETE /messages/{id} and the
+/// dashboard's files.
+pub async fn operate_function(request: Request, operator: Operator<'_>) -> Response<Body> {
+    dispatch(request, None, None, Some(operator)).await
 }
 
 /// The whole API at once, as the local runner serves it: every route has its port.
@@ -88,7 +89,7 @@ pub async fn operate_function(request: Request, operations: &dyn Operations) -> 
 pub struct Api<'a> {
     pub writer: Writer<'a>,
     pub reader: Reader<'a>,
-    pub operations: &'a dyn Operations,
+    pub operator: Operator<'a>,
 }
 
 impl Api<'_> {
@@ -97,7 +98,7 @@ impl Api<'_> {
             request,
             Some(self.writer),
             Some(self.reader),
-            Some(self.operations),
+            Some(self.operator),
         )
         .await
     }
@@ -109,6 +110,8 @@ pub struct Writer<'a> {
     pub queue: &'a dyn MessageQueue,
     pub keys: &'a dyn IdempotencyKeys,
     pub limits: &'a EnqueueLimits,
+    /// Tags each new job id, so that the read routes can tell it from a forgery.
+    pub ids: &'a JobIdKeys,
     /// Stamps the function's metrics.
     pub clock: &'a dyn Clock,
 }
@@ -123,6 +126,17 @@ pub struct Reader<'a> {
     pub retention: Duration,
     /// What "now" is for the job-status route (a job past the retention is unknown).
     pub clock: &'a dyn Clock,
+    /// Checks the job ids in paths: one this pipeline did not issue is a 404 before any read.
+    pub ids: &'a JobIdKeys,
+}
+
+/// What the operator's routes need: the dead-letter side, the store (to delete a message:
+/// on AWS the operate role may write tombstones, never read a message) and the id keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator<'a> {
+    pub operations: &'a dyn Operations,
+    pub store: &'a dyn MessageStore,
+    pub ids: &'a JobIdKeys,
 }
 
 /// Routes a request to the handler that serves it, once the caller is authorized for the
@@ -134,7 +148,7 @@ async fn dispatch(
     request: Request,
     writer: Option<Writer<'_>>,
     reader: Option<Reader<'_>>,
-    operations: Option<&dyn Operations>,
+    operator: Option<Operator<'_>>,
 ) -> Response<Body> {
     let routed = match route(request.method(), request.uri().path()) {
         Ok((route, access)) => authorize(&request, access).map(|()| route),
@@ -142,21 +156,24 @@ async fn dispatch(
         Err(refusal) => authorize(&request, CATCH_ALL_ACCESS).and(Err(refusal)),
     };
     let query = request.uri().query();
-    let outcome = match (routed, writer, reader, operations) {
+    let outcome = match (routed, writer, reader, operator) {
         (Ok(Route::Enqueue), Some(writer), _, _) => enqueue(&request, writer).await,
         (Ok(Route::EnqueueBatch), Some(writer), _, _) => enqueue_batch(&request, writer).await,
         (Ok(Route::List), _, Some(reader), _) => list_messages(query, reader).await,
-        (Ok(Route::Get(id)), _, Some(reader), _) => get_message(&id, reader.store).await,
+        (Ok(Route::Get(id)), _, Some(reader), _) => get_message(&id, reader).await,
         (Ok(Route::JobStatus(id)), _, Some(reader), _) => operate::job_status(&id, reader).await,
-        (Ok(Route::Stats), _, _, Some(ops)) => operate::stats(ops).await,
-        (Ok(Route::StatsHistory), _, _, Some(ops)) => operate::history(query, ops).await,
-        (Ok(Route::DeadLetters), _, _, Some(ops)) => operate::dead_letters(query, ops).await,
-        (Ok(Route::Requeue(id)), _, _, Some(ops)) => operate::requeue(&id, ops).await,
-        (Ok(Route::RequeueAll), _, _, Some(ops)) => operate::requeue_all(ops).await,
-        (Ok(Route::PurgeDeadLetters), _, _, Some(ops)) => operate::purge(query, ops).await,
-        (Ok(Route::DeleteDeadLetter(id)), _, _, Some(ops)) => {
-            operate::delete_dead_letter(&id, ops).await
+        (Ok(Route::Stats), _, _, Some(op)) => operate::stats(op.operations).await,
+        (Ok(Route::StatsHistory), _, _, Some(op)) => operate::history(query, op.operations).await,
+        (Ok(Route::DeadLetters), _, _, Some(op)) => {
+            operate::dead_letters(query, op.operations).await
         }
+        (Ok(Route::Requeue(id)), _, _, Some(op)) => operate::requeue(&id, op).await,
+        (Ok(Route::RequeueAll), _, _, Some(op)) => operate::requeue_all(op.operations).await,
+        (Ok(Route::PurgeDeadLetters), _, _, Some(op)) => operate::purge(query, op.operations).await,
+        (Ok(Route::DeleteDeadLetter(id)), _, _, Some(op)) => {
+            operate::delete_dead_letter(&id, op).await
+        }
+        (Ok(Route::DeleteMessage(id)), _, _, Some(op)) => operate::delete_message(&id, op).await,
         (Ok(Route::Dashboard(file)), _, _, _) => dashboard::file(&file, request.uri().path()),
         (Ok(Route::OpenApi), _, _, _) => Ok(response::openapi()),
         (Ok(other), _, _, _) => Err(ApiError::NotServedHere(other)),
@@ -247,6 +264,7 @@ mod tests {
             failures: &*FAILURES,
             retention: Duration::from_secs(3600),
             clock: &crate::clock::SystemClock,
+            ids: crate::testing::test_ids(),
         }
     }
 
@@ -285,7 +303,12 @@ mod tests {
         let listed = read_function(sample_event("list-messages.json"), reader).await;
         assert_eq!(listed.status(), StatusCode::OK);
         let operations = crate::testing::EmptyOperations;
-        let stats = operate_function(sample_event("get-stats.json"), &operations).await;
+        let operator = Operator {
+            operations: &operations,
+            store: reader.store,
+            ids: reader.ids,
+        };
+        let stats = operate_function(sample_event("get-stats.json"), operator).await;
         assert_eq!(stats.status(), StatusCode::OK);
         assert_eq!(body_json(&stats)["dead_letter_queue"]["count"], 0);
     }

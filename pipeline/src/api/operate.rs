@@ -8,12 +8,14 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 
 use super::answers::{
-    AttemptView, DeadLetterPageView, FailureView, HistoryView, JobView, OneDeadLetterView,
-    RequeueAllView, StatsView,
+    AttemptView, DeadLetterPageView, DeletedView, FailureView, HistoryView, JobView,
+    OneDeadLetterView, RequeueAllView, StatsView,
 };
 use super::response::json_response;
-use super::{ApiError, Reader};
-use crate::domain::{DeadLetterId, HistoryWindow, JobId, JobStatus};
+use super::{ApiError, Operator, Reader};
+use crate::domain::{
+    rfc3339_millis, DeadLetterId, Deletion, HistoryWindow, JobId, JobIdKeys, JobStatus,
+};
 use crate::ports::{OneDeadLetter, Operations, PortResult};
 
 /// Seconds a client waits before asking about a queued job again: the pipeline stores a
@@ -28,13 +30,18 @@ const DEAD_LETTER_PAGE_MAX: usize = 100;
 /// The word `DELETE /dead-letters` needs in its `confirm` parameter.
 pub const PURGE_CONFIRMATION: &str = "purge";
 
-fn job_id(raw: &str) -> Result<JobId, ApiError> {
+/// The job `raw` names, if this pipeline issued it: a forged id is a 404 before any read.
+fn job_id(raw: &str, ids: &JobIdKeys) -> Result<JobId, ApiError> {
     raw.parse()
-        .map_err(|_| ApiError::JobNotFound(raw.chars().take(100).collect()))
+        .ok()
+        .filter(|id| ids.issued(*id))
+        .ok_or_else(|| ApiError::JobNotFound(raw.chars().take(100).collect()))
 }
 
-fn dead_letter_id(raw: &str) -> Result<DeadLetterId, ApiError> {
+/// A dead letter's id: a raw one's message id (SQS's own), or a job id this pipeline issued.
+fn dead_letter_id(raw: &str, ids: &JobIdKeys) -> Result<DeadLetterId, ApiError> {
     DeadLetterId::parse(raw)
+        .filter(|id| id.job().is_none_or(|job| ids.issued(job)))
         .ok_or_else(|| ApiError::NotDeadLettered(raw.chars().take(100).collect()))
 }
 
@@ -43,9 +50,9 @@ fn dead_letter_id(raw: &str) -> Result<DeadLetterId, ApiError> {
 /// delay is in the job id), `queued`, or 404: [`JobStatus`] decides.
 #[tracing::instrument(skip_all, fields(job_id = %raw_id))]
 pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Body>, ApiError> {
-    let id = job_id(raw_id)?;
+    let id = job_id(raw_id, reader.ids)?;
     let (stored, failure, attempts) = tokio::try_join!(
-        reader.store.get(id),
+        reader.store.lookup(id),
         reader.failures.failure(id),
         reader.failures.attempts(id)
     )
@@ -61,6 +68,7 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
         job_id: id.to_string(),
         status: String::new(),
         accepted_at: id.timestamp(),
+        deleted_at: None,
         visible_at: super::enqueue::visible_at(id),
         message: None,
         dead_letter: None,
@@ -71,6 +79,15 @@ pub async fn job_status(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bod
         JobStatus::Stored(message) => {
             view.status = "stored".into();
             view.message = Some(message.into());
+            None
+        }
+        JobStatus::Deleted { at_ms } => {
+            view.status = "deleted".into();
+            view.deleted_at = Some(rfc3339_millis(at_ms));
+            None
+        }
+        JobStatus::Expired => {
+            view.status = "expired".into();
             None
         }
         JobStatus::DeadLettered(failure) => {
@@ -164,15 +181,12 @@ pub async fn dead_letters(
 /// POST /dead-letters/{id}/requeue: the job goes back to the queue under the same id. A raw
 /// dead letter is refused: it would only fail again.
 #[tracing::instrument(skip_all, fields(dead_letter = %raw_id))]
-pub async fn requeue(
-    raw_id: &str,
-    operations: &dyn Operations,
-) -> Result<Response<Body>, ApiError> {
-    let id = match dead_letter_id(raw_id)? {
+pub async fn requeue(raw_id: &str, operator: Operator<'_>) -> Result<Response<Body>, ApiError> {
+    let id = match dead_letter_id(raw_id, operator.ids)? {
         DeadLetterId::Job(id) => id,
         DeadLetterId::Raw(message_id) => return Err(ApiError::RawNotRequeueable(message_id)),
     };
-    let outcome = operations.requeue(id).await;
+    let outcome = operator.operations.requeue(id).await;
     answer_for_one(&DeadLetterId::Job(id), outcome, "requeued")
 }
 
@@ -180,11 +194,45 @@ pub async fn requeue(
 #[tracing::instrument(skip_all, fields(dead_letter = %raw_id))]
 pub async fn delete_dead_letter(
     raw_id: &str,
-    operations: &dyn Operations,
+    operator: Operator<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    let id = dead_letter_id(raw_id)?;
-    let outcome = operations.delete_dead_letter(id.clone()).await;
+    let id = dead_letter_id(raw_id, operator.ids)?;
+    let outcome = operator.operations.delete_dead_letter(id.clone()).await;
     answer_for_one(&id, outcome, "deleted")
+}
+
+/// DELETE /messages/{id}: the job's message is gone for good from every read, stored or not
+/// yet (a tombstone keeps a later delivery from storing it), and so are its dead letter and
+/// failure note. 200 each time: a repeat says `already_deleted` (a client that lost the first
+/// answer retries safely). A job this pipeline never issued is a 404.
+#[tracing::instrument(skip_all, fields(job_id = %raw_id))]
+pub async fn delete_message(
+    raw_id: &str,
+    operator: Operator<'_>,
+) -> Result<Response<Body>, ApiError> {
+    let id = job_id(raw_id, operator.ids)?;
+    let deletion = operator.store.delete(id).await.map_err(ApiError::from)?;
+    // After the tombstone, so that a failure here is retried by the client and the retry
+    // (already deleted) erases again.
+    operator
+        .operations
+        .erase(id)
+        .await
+        .map_err(ApiError::from)?;
+    let (at_ms, already_deleted) = match deletion {
+        Deletion::Deleted { at_ms } => (at_ms, false),
+        Deletion::AlreadyDeleted { at_ms } => (at_ms, true),
+    };
+    tracing::info!(already_deleted, "message deleted");
+    Ok(json_response(
+        StatusCode::OK,
+        &DeletedView {
+            job_id: id.to_string(),
+            status: "deleted".into(),
+            deleted_at: rfc3339_millis(at_ms),
+            already_deleted,
+        },
+    ))
 }
 
 /// The answer to an action on one dead letter: 200 with its id and `field`, or why not.
@@ -262,7 +310,7 @@ mod tests {
     async fn a_delayed_job_reads_scheduled_until_it_is_visible_then_queued() {
         let (store, failures) = (InMemoryStore::default(), InMemoryFailureLog::default());
         let cursors = CursorKey::random();
-        let delayed = JobId::scheduled(Delay::from_seconds(600).unwrap());
+        let delayed = crate::testing::test_ids().issue(Delay::from_seconds(600).unwrap());
         let clock = ManualClock::at(delayed.unix_millis() as i64);
         let reader = Reader {
             store: &store,
@@ -270,6 +318,7 @@ mod tests {
             failures: &failures,
             retention: Duration::from_secs(3600),
             clock: &clock,
+            ids: crate::testing::test_ids(),
         };
 
         let response = job_status(&delayed.to_string(), reader).await.unwrap();
@@ -291,7 +340,7 @@ mod tests {
         assert_eq!(body_json(&response)["status"], "queued");
 
         // Accepted after the delayed job, ten minutes before the clock's now: queued, no delay.
-        let plain = JobId::new();
+        let plain = crate::testing::test_ids().issue(Delay::NONE);
         let response = job_status(&plain.to_string(), reader).await.unwrap();
         let body = body_json(&response);
         assert_eq!(body["status"], "queued");

@@ -37,11 +37,16 @@ fn call(request: Request, queue: &InMemoryQueue) -> Response<Body> {
         failures: &*FAILURES,
         retention: Duration::from_secs(3600),
         clock: &crate::clock::SystemClock,
+        ids: crate::testing::test_ids(),
     };
     let api = Api {
         writer: crate::testing::test_writer(queue),
         reader,
-        operations: &*OPERATIONS,
+        operator: super::Operator {
+            operations: &*OPERATIONS,
+            store: &*STORE,
+            ids: crate::testing::test_ids(),
+        },
     };
     RUNTIME.block_on(api.handle(request))
 }

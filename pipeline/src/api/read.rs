@@ -8,7 +8,6 @@ use super::answers::{MessageView, PageView};
 use super::response::json_response;
 use super::{ApiError, Reader};
 use crate::domain::{Cursor, JobId, Page, PageLimit};
-use crate::ports::MessageStore;
 
 /// GET /messages?limit=&next=: newest first.
 #[tracing::instrument(skip_all)]
@@ -73,15 +72,17 @@ fn size_in_lambda_response(view: &MessageView) -> usize {
 }
 
 /// GET /messages/{id}.
-#[tracing::instrument(skip(store))]
-pub async fn get_message(
-    raw_id: &str,
-    store: &dyn MessageStore,
-) -> Result<Response<Body>, ApiError> {
+#[tracing::instrument(skip(reader))]
+pub async fn get_message(raw_id: &str, reader: Reader<'_>) -> Result<Response<Body>, ApiError> {
     let not_found = || ApiError::MessageNotFound(raw_id.chars().take(64).collect());
-    // A string that is not a job id cannot name a stored message.
-    let id: JobId = raw_id.parse().map_err(|_| not_found())?;
-    let message = store
+    // A string that is not a job id this pipeline issued cannot name a stored message.
+    let id: JobId = raw_id
+        .parse()
+        .ok()
+        .filter(|id| reader.ids.issued(*id))
+        .ok_or_else(not_found)?;
+    let message = reader
+        .store
         .get(id)
         .await
         .map_err(ApiError::from)?
@@ -106,6 +107,7 @@ mod tests {
             failures: &*FAILURES,
             retention: std::time::Duration::from_secs(3600),
             clock: &crate::clock::SystemClock,
+            ids: crate::testing::test_ids(),
         }
     }
 
@@ -218,11 +220,13 @@ mod tests {
         let wanted = messages[1].clone();
         let store = InMemoryStore::with(messages);
 
-        let found = get_message(&wanted.id.to_string(), &store).await.unwrap();
+        let found = get_message(&wanted.id.to_string(), reader(&store))
+            .await
+            .unwrap();
         assert_eq!(body_json(&found)["content"], "message 1");
 
         for missing in [JobId::new().to_string(), "nope".to_owned()] {
-            let error = get_message(&missing, &store).await.unwrap_err();
+            let error = get_message(&missing, reader(&store)).await.unwrap_err();
             assert_eq!(error.status(), StatusCode::NOT_FOUND, "{missing}");
         }
     }

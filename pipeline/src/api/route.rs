@@ -27,6 +27,9 @@ pub enum Route {
     PurgeDeadLetters,
     /// Delete one dead-lettered job for good, by the id as it appeared in the path.
     DeleteDeadLetter(String),
+    /// Delete a job's message for good, stored or still on its way, by the id as it
+    /// appeared in the path.
+    DeleteMessage(String),
     /// A file of the dashboard: `""` for the page itself.
     Dashboard(String),
 }
@@ -67,6 +70,7 @@ enum Operation {
     RequeueAll,
     PurgeDeadLetters,
     DeleteDeadLetter,
+    DeleteMessage,
     Dashboard,
 }
 
@@ -118,6 +122,13 @@ pub const ROUTES: &[RouteSpec] = &[
         "/messages/{id}",
         Access::Scoped(Scope::Read),
         Operation::Get,
+    ),
+    // Erasure: an operator's act (it also removes the job's dead letter and failure note).
+    spec(
+        "DELETE",
+        "/messages/{id}",
+        Access::Scoped(Scope::Admin),
+        Operation::DeleteMessage,
     ),
     spec("GET", "/openapi.json", Access::Public, Operation::OpenApi),
     spec(
@@ -222,6 +233,7 @@ pub fn route(method: &Method, path: &str) -> Result<(Route, Access), ApiError> {
             Operation::DeleteDeadLetter => {
                 Route::DeleteDeadLetter(id.unwrap_or_default().to_owned())
             }
+            Operation::DeleteMessage => Route::DeleteMessage(id.unwrap_or_default().to_owned()),
             Operation::Dashboard => Route::Dashboard(id.unwrap_or_default().to_owned()),
         };
         return Ok((route, spec.access));
@@ -298,6 +310,14 @@ mod tests {
             Ok(Route::DeleteDeadLetter("abc".into()))
         );
         assert_eq!(
+            route_of(Method::DELETE, "/messages/abc"),
+            Ok(Route::DeleteMessage("abc".into()))
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/messages/abc").unwrap().1,
+            Access::Scoped(Scope::Admin)
+        );
+        assert_eq!(
             route_of(Method::GET, "/dashboard"),
             Ok(Route::Dashboard(String::new()))
         );
@@ -359,7 +379,7 @@ mod tests {
         assert_eq!(allow(Method::DELETE, "/dead-letters/requeue-all"), "POST");
         assert_eq!(allow(Method::OPTIONS, "/dead-letters/requeue-all"), "POST");
         assert_eq!(allow(Method::GET, "/add_message"), "POST");
-        assert_eq!(allow(Method::PUT, "/messages/abc"), "GET");
+        assert_eq!(allow(Method::PUT, "/messages/abc"), "DELETE, GET");
     }
 
     #[test]

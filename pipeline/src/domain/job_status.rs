@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Failure, JobId, Message};
+use super::{Failure, JobId, Lookup, Message};
 
 /// How far in the future a job id's time may be (the clocks of the functions differ a little)
 /// before it is taken for one this API never issued.
@@ -13,6 +13,12 @@ pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobStatus {
     Stored(Message),
+    /// Deleted through the API at this time (milliseconds since the epoch).
+    Deleted {
+        at_ms: u64,
+    },
+    /// Stored, and since past the store's retention.
+    Expired,
     /// Its last delivery failed and the queue moved it to the dead-letter queue.
     DeadLettered(Failure),
     /// Accepted with a delay that has not passed; visible to the consumer in `wait`.
@@ -33,13 +39,16 @@ impl JobStatus {
     /// queue's `retention` and the time `now_ms`.
     pub fn of(
         id: JobId,
-        stored: Option<Message>,
+        stored: Lookup,
         failure: Option<Failure>,
         retention: Duration,
         now_ms: u64,
     ) -> Self {
-        if let Some(message) = stored {
-            return Self::Stored(message);
+        match stored {
+            Lookup::Stored(message) => return Self::Stored(message),
+            Lookup::Deleted { at_ms } => return Self::Deleted { at_ms },
+            Lookup::Expired => return Self::Expired,
+            Lookup::Absent => {}
         }
         if let Some(failure) = failure {
             return Self::DeadLettered(failure);
@@ -82,12 +91,23 @@ mod tests {
         let now = id.unix_millis();
 
         assert_eq!(
-            JobStatus::of(id, Some(message.clone()), Some(failure.clone()), HOUR, now),
+            JobStatus::of(
+                id,
+                Lookup::Stored(message.clone()),
+                Some(failure.clone()),
+                HOUR,
+                now
+            ),
             JobStatus::Stored(message)
         );
         assert_eq!(
-            JobStatus::of(id, None, Some(failure.clone()), HOUR, now),
-            JobStatus::DeadLettered(failure)
+            JobStatus::of(id, Lookup::Absent, Some(failure.clone()), HOUR, now),
+            JobStatus::DeadLettered(failure.clone())
+        );
+        // A deleted job stays deleted, whatever its notes say.
+        assert_eq!(
+            JobStatus::of(id, Lookup::Deleted { at_ms: 7 }, Some(failure), HOUR, now),
+            JobStatus::Deleted { at_ms: 7 }
         );
     }
 
@@ -95,7 +115,7 @@ mod tests {
     fn a_job_neither_stored_nor_noted_is_scheduled_queued_or_unknown_by_its_time() {
         let delayed = JobId::scheduled(Delay::from_seconds(600).unwrap());
         let accepted = delayed.unix_millis();
-        let status = |now| JobStatus::of(delayed, None, None, HOUR, now);
+        let status = |now| JobStatus::of(delayed, Lookup::Absent, None, HOUR, now);
 
         assert_eq!(
             status(accepted),

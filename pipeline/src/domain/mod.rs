@@ -11,7 +11,9 @@ mod failure;
 mod flow;
 mod idempotency;
 mod job_id;
+mod job_id_keys;
 mod job_status;
+mod lifecycle;
 mod page;
 mod record_failure;
 mod retry;
@@ -31,7 +33,9 @@ pub use idempotency::{
     ReservedIdsError, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
 };
 pub use job_id::JobId;
+pub use job_id_keys::{JobIdKeyError, JobIdKeys};
 pub use job_status::{JobStatus, CLOCK_SKEW};
+pub use lifecycle::{expired, Deletion, Lookup, MessageRetention, TOMBSTONE_KEPT};
 pub use page::{Page, PageLimit, PageLimitError};
 pub use record_failure::RecordFailure;
 pub use retry::{FailureClass, RetryPolicy, MAX_BACKOFF};

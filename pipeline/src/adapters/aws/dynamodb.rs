@@ -7,6 +7,13 @@
 //! | `content` | | the message |
 //! | `attributes` | | the message's attributes (a map of strings), absent when it has none |
 //! | `accepted_at` | | RFC 3339, for people reading the table; the API derives it from `sk` |
+//! | `expires_at` | TTL | epoch seconds: when the message expires (absent: kept for ever), or when a tombstone may go |
+//! | `deleted_at` | | a tombstone: milliseconds since the epoch when the message was deleted; no content |
+//!
+//! A deleted message leaves a tombstone under its key (only `pk`, `sk`, `deleted_at` and
+//! `expires_at`), so that the consumer's conditional write of a later delivery finds it and
+//! stores nothing: the delete wins in the same condition that makes writes idempotent. Reads
+//! skip tombstones and expired items themselves: DynamoDB's TTL reaper can take days.
 //!
 //! Why shards and not time buckets: a partition takes about 1,000 writes/s, and messages
 //! arriving now all share the current time bucket, so bucketing by time funnels every write
@@ -30,8 +37,12 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    Attributes, ContentLimit, Cursor, JobId, Message, MessageContent, Page, PageLimit,
+    expired, Attributes, ContentLimit, Cursor, Deletion, JobId, Lookup, Message, MessageContent,
+    MessageRetention, Page, PageLimit, TOMBSTONE_KEPT,
 };
 use crate::ports::{MessageStore, PortError, PortResult, PutBatchError, Unwritten};
 
@@ -45,11 +56,17 @@ const EMPTY_PAGE_RETRIES: usize = 3;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
+/// A tombstone is written once: a second delete finds it and says when the first was.
+const NOT_YET_DELETED: &str = "attribute_not_exists(deleted_at)";
+
 /// The store port on Amazon DynamoDB.
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
     pub(super) client: aws_sdk_dynamodb::Client,
     pub(super) table: String,
+    retention: MessageRetention,
+    /// Stamps expiries and tombstones, and decides what has expired.
+    clock: Arc<dyn Clock>,
 }
 
 impl DynamoDbStore {
@@ -57,7 +74,20 @@ impl DynamoDbStore {
         Self {
             client,
             table: table.into(),
+            retention: MessageRetention::FOREVER,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Messages it stores expire after `retention` (the consumer's `MESSAGE_RETENTION_DAYS`).
+    pub fn with_retention(mut self, retention: MessageRetention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// With a client of the shared configuration (see [`super::sdk_config`]).
@@ -106,20 +136,37 @@ impl DynamoDbStore {
     /// Writes one message with the first-write-wins condition. The SDK retries throttling
     /// and transient errors itself.
     async fn put_one(&self, message: &Message) -> PortResult<()> {
+        let mut item = message_item(message);
+        if let Some(at_ms) = self.retention.expires_at_ms(self.clock.now_ms_u64()) {
+            item.insert("expires_at".into(), epoch_seconds(at_ms));
+        }
         let outcome = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(message_item(message)))
+            .set_item(Some(item))
             .condition_expression(FIRST_WRITE_WINS)
             .expression_attribute_values(
                 ":content",
                 AttributeValue::S(message.content.as_str().to_owned()),
             )
+            // What stands in the way comes back with the refusal: a tombstone means done.
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
             .send()
             .await;
         match outcome {
             Ok(_) => Ok(()),
+            Err(error)
+                if error.as_service_error().is_some_and(|e| {
+                    matches!(e, aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(refusal)
+                        if refusal.item().is_some_and(|old| old.contains_key("deleted_at")))
+                }) =>
+            {
+                tracing::info!(job_id = %message.id, "not stored: the job was deleted before this delivery");
+                Ok(())
+            }
             Err(error)
                 if error
                     .as_service_error()
@@ -159,18 +206,25 @@ impl DynamoDbStore {
             let items = output.items.unwrap_or_default();
             start = output.last_evaluated_key;
             if !items.is_empty() || start.is_none() {
+                let now_ms = self.clock.now_ms_u64();
+                let mut messages = Vec::with_capacity(items.len());
+                let mut last_read = None;
+                for item in &items {
+                    let (id, lookup) = lookup_from_item(item, now_ms)?;
+                    last_read = Some(id);
+                    messages.extend(lookup.into_message());
+                }
                 return Ok(ShardPage {
                     exhausted: start.is_none(),
-                    messages: items
-                        .iter()
-                        .map(message_from_item)
-                        .collect::<Result<_, _>>()?,
+                    messages,
+                    last_read,
                 });
             }
         }
         Ok(ShardPage {
             messages: Vec::new(),
             exhausted: false,
+            last_read: None,
         })
     }
 }
@@ -206,7 +260,7 @@ impl MessageStore for DynamoDbStore {
         }
     }
 
-    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
+    async fn lookup(&self, id: JobId) -> PortResult<Lookup> {
         let output = self
             .client
             .get_item()
@@ -216,12 +270,49 @@ impl MessageStore for DynamoDbStore {
             .send()
             .await
             .context("DynamoDB GetItem failed")?;
-        output
-            .item
-            .as_ref()
-            .map(message_from_item)
-            .transpose()
-            .map_err(PortError::from)
+        match output.item {
+            None => Ok(Lookup::Absent),
+            Some(item) => Ok(lookup_from_item(&item, self.clock.now_ms_u64())?.1),
+        }
+    }
+
+    /// One PutItem of a tombstone over the message's key, whatever was there (nothing yet, or
+    /// the message): no read of the message first, so the operate role needs no read of
+    /// messages, only this write (its policy allows items of these attributes only).
+    async fn delete(&self, id: JobId) -> PortResult<Deletion> {
+        let now_ms = self.clock.now_ms_u64();
+        let keep_until = now_ms + TOMBSTONE_KEPT.as_millis() as u64;
+        let outcome = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(shard_key(shard_of(id))))
+            .item("sk", AttributeValue::S(id.to_string()))
+            .item("deleted_at", AttributeValue::N(now_ms.to_string()))
+            .item("expires_at", epoch_seconds(keep_until))
+            .condition_expression(NOT_YET_DELETED)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(Deletion::Deleted { at_ms: now_ms }),
+            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(refusal))
+                if refusal.err().is_conditional_check_failed_exception() =>
+            {
+                let at_ms = match refusal.err() {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => {
+                        e.item().and_then(|old| number(old, "deleted_at"))
+                    }
+                    _ => None,
+                };
+                Ok(Deletion::AlreadyDeleted {
+                    at_ms: at_ms.unwrap_or(0),
+                })
+            }
+            Err(error) => Err(super::port_error(error, "DynamoDB PutItem")),
+        }
     }
 
     async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page> {
@@ -237,8 +328,11 @@ impl MessageStore for DynamoDbStore {
 /// One shard's messages, newest first, and whether the shard has nothing older.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardPage {
+    /// The messages to show: deleted and expired ones left out.
     pub messages: Vec<Message>,
     pub exhausted: bool,
+    /// The oldest job read, shown or not: how far the shard has been looked through.
+    pub last_read: Option<JobId>,
 }
 
 /// Merges per-shard pages into one page, newest first.
@@ -247,18 +341,22 @@ pub struct ShardPage {
 /// at or above the highest such "frontier" are known to be in order; the page stops there
 /// (possibly short) and its cursor resumes right after its last message.
 ///
+/// The frontier counts every item read, tombstones and expired messages too: a shard whose
+/// page held only those still moves the walk on (the page may then be empty, with a cursor
+/// at the frontier).
+///
 /// A shard that returned nothing without being exhausted gives no frontier at all: any page
 /// cut now could pass over its messages for good. That is an error (a 503: the client asks
 /// again); [`DynamoDbStore`] asks such a shard again before it comes to that.
 pub fn merge_newest_first(pages: Vec<ShardPage>, limit: PageLimit) -> anyhow::Result<Page> {
     anyhow::ensure!(
-        pages.iter().all(|p| p.exhausted || !p.messages.is_empty()),
+        pages.iter().all(|p| p.exhausted || p.last_read.is_some()),
         "a shard answered no items without being exhausted; the page cannot be cut safely"
     );
     let frontier = pages
         .iter()
         .filter(|page| !page.exhausted)
-        .filter_map(|page| page.messages.last().map(|m| m.id))
+        .filter_map(|page| page.last_read)
         .max();
     let mut messages: Vec<Message> = pages
         .into_iter()
@@ -268,12 +366,48 @@ pub fn merge_newest_first(pages: Vec<ShardPage>, limit: PageLimit) -> anyhow::Re
     messages.sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
     let more = frontier.is_some() || messages.len() > limit.get();
     messages.truncate(limit.get());
-    let next = if more {
-        messages.last().map(Cursor::after)
-    } else {
-        None
+    let next = match (more, messages.last(), frontier) {
+        (false, _, _) => None,
+        (true, Some(last), _) => Some(Cursor::after(last)),
+        // Everything down to the frontier was deleted or expired: go on from there.
+        (true, None, frontier) => frontier.map(|before| Cursor { before }),
     };
     Ok(Page { messages, next })
+}
+
+/// An epoch-milliseconds time as DynamoDB's TTL wants it: epoch seconds (rounded down, so
+/// that what a store hides at a millisecond is hidden here by then), a number.
+fn epoch_seconds(ms: u64) -> AttributeValue {
+    AttributeValue::N((ms / 1000).to_string())
+}
+
+fn number(item: &Item, name: &str) -> Option<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+/// What an item holds, at `now_ms`: a message, a tombstone, or an expired message.
+fn lookup_from_item(item: &Item, now_ms: u64) -> anyhow::Result<(JobId, Lookup)> {
+    let id: JobId = match item.get("sk") {
+        Some(AttributeValue::S(sk)) => sk.parse()?,
+        _ => return Err(anyhow!("stored item has no string attribute `sk`")),
+    };
+    let expires_at_ms = number(item, "expires_at").map(|s| s.saturating_mul(1000));
+    if let Some(at_ms) = number(item, "deleted_at") {
+        // A tombstone past its time is gone, as if the reaper had been.
+        let lookup = if expired(expires_at_ms, now_ms) {
+            Lookup::Absent
+        } else {
+            Lookup::Deleted { at_ms }
+        };
+        return Ok((id, lookup));
+    }
+    if expired(expires_at_ms, now_ms) {
+        return Ok((id, Lookup::Expired));
+    }
+    Ok((id, Lookup::Stored(message_from_item(item)?)))
 }
 
 /// The shard a job's item is written to.
@@ -369,6 +503,7 @@ mod tests {
         let mut messages = messages.to_vec();
         messages.sort_by_key(|m| std::cmp::Reverse(m.id));
         ShardPage {
+            last_read: messages.last().map(|m| m.id),
             messages,
             exhausted,
         }
@@ -479,8 +614,10 @@ mod tests {
         /// ([`shard_query_limit`]), as DynamoDB may
         /// give it: cut short anywhere (the 1 MB cap), and now and then empty without being
         /// exhausted.
+        /// `hidden` items (deleted or expired) are read but not shown.
         fn query(
             shard: &[Message],
+            hidden: &std::collections::HashSet<JobId>,
             before: Option<JobId>,
             limit: usize,
             rng: &mut fastrand::Rng,
@@ -495,13 +632,19 @@ mod tests {
                 return ShardPage {
                     messages: Vec::new(),
                     exhausted: false,
+                    last_read: None,
                 };
             }
             let asked = shard_query_limit(limit);
             let taken = older.len().min(asked).min(1 + rng.usize(..=asked));
             ShardPage {
                 exhausted: taken == older.len(),
-                messages: older[..taken].to_vec(),
+                last_read: older[..taken].last().map(|m| m.id),
+                messages: older[..taken]
+                    .iter()
+                    .filter(|m| !hidden.contains(&m.id))
+                    .cloned()
+                    .collect(),
             }
         }
 
@@ -512,8 +655,13 @@ mod tests {
                 layout in proptest::collection::vec(0..SHARDS, 150),
                 limit in 1..20usize,
                 seed in any::<u64>(),
+                hidden_share in 0..4u8,
             ) {
                 let all = stored_messages(n);
+                // Up to three in four deleted or expired: long runs of them in a shard.
+                let mut pick = fastrand::Rng::with_seed(seed ^ 1);
+                let hidden: std::collections::HashSet<JobId> =
+                    all.iter().filter(|_| pick.u8(..4) < hidden_share).map(|m| m.id).collect();
                 let mut shards = vec![Vec::new(); usize::from(SHARDS)];
                 for (message, shard) in all.iter().zip(&layout) {
                     shards[usize::from(*shard)].push(message.clone());
@@ -524,7 +672,10 @@ mod tests {
                 loop {
                     calls += 1;
                     prop_assert!(calls < 10_000, "the walk does not end");
-                    let pages = shards.iter().map(|s| query(s, before, limit, &mut rng)).collect();
+                    let pages = shards
+                        .iter()
+                        .map(|s| query(s, &hidden, before, limit, &mut rng))
+                        .collect();
                     let Ok(page) = merge_newest_first(pages, page_limit) else {
                         continue; // a 503: the client asks again
                     };
@@ -535,7 +686,12 @@ mod tests {
                         None => break,
                     }
                 }
-                let newest_first: Vec<JobId> = all.iter().rev().map(|m| m.id).collect();
+                let newest_first: Vec<JobId> = all
+                    .iter()
+                    .rev()
+                    .map(|m| m.id)
+                    .filter(|id| !hidden.contains(id))
+                    .collect();
                 prop_assert_eq!(listed, newest_first);
             }
         }

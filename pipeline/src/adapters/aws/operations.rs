@@ -463,6 +463,23 @@ impl Operations for AwsOperations {
             .map_err(PortError::from)
     }
 
+    /// Searches the dead-letter queue only for a job with a failure note (a job that never
+    /// failed is not there), then forgets the note whatever the search found.
+    async fn erase(&self, id: JobId) -> PortResult<()> {
+        if crate::ports::FailureLog::failure(&self.store, id)
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let letter = DeadLetterId::Job(id);
+        self.act_on_one(&letter, Act::Delete).await?;
+        self.store
+            .forget_failures(std::slice::from_ref(&letter))
+            .await?;
+        Ok(())
+    }
+
     /// SQS's move task when the dead-letter queue holds only jobs (as far as the notes say);
     /// else, and where the endpoint has no move task, one message at a time, leaving the raw
     /// ones (held out of sight while the call runs, released at its end).

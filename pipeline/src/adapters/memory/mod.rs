@@ -13,9 +13,10 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{
-    on_existing, Attempt, Claim, ContentLimit, Cursor, DeadLetterId, Existing, Failure, FlowMinute,
-    HistoryWindow, IdempotencyKey, JobId, KeyRecord, Message, MessageContent, Outgoing, Page,
-    PageLimit, ReservedIds, StoredAnswer, KEY_LEASE, KEY_LIFETIME,
+    expired, on_existing, Attempt, Claim, ContentLimit, Cursor, DeadLetterId, Deletion, Existing,
+    Failure, FlowMinute, HistoryWindow, IdempotencyKey, JobId, KeyRecord, Lookup, Message,
+    MessageContent, MessageRetention, Outgoing, Page, PageLimit, ReservedIds, StoredAnswer,
+    KEY_LEASE, KEY_LIFETIME,
 };
 use crate::ports::{
     Count, DeadLetterPage, FailureLog, IdempotencyKeys, MessageQueue, MessageStore, OneDeadLetter,
@@ -23,15 +24,26 @@ use crate::ports::{
     RequeueAll, Unwritten,
 };
 
-/// `n` messages "message 0" .. "message n-1", oldest first.
+/// `n` messages "message 0" .. "message n-1", oldest first, their ids issued by
+/// [`test_ids`].
 pub fn stored_messages(n: usize) -> Vec<Message> {
     (0..n)
         .map(|i| {
-            Message::accept(
+            Message::new(
+                test_ids().issue(crate::domain::Delay::NONE),
                 MessageContent::parse(format!("message {i}"), ContentLimit::DEFAULT).unwrap(),
+                Default::default(),
             )
         })
         .collect()
+}
+
+/// The job id keys every test of a process shares: what one test's writer issues, its
+/// reader accepts.
+pub fn test_ids() -> &'static crate::domain::JobIdKeys {
+    static IDS: std::sync::LazyLock<crate::domain::JobIdKeys> =
+        std::sync::LazyLock::new(crate::domain::JobIdKeys::random);
+    &IDS
 }
 
 /// A failure a fake was told to have: transient, as the backends' outages are.
@@ -221,6 +233,13 @@ impl IdempotencyKeys for InMemoryKeys {
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     items: Mutex<BTreeMap<JobId, Message>>,
+    /// When each stored message expires, if it does.
+    expiries: Mutex<BTreeMap<JobId, u64>>,
+    /// Tombstones: when each deleted job was deleted.
+    deleted: Mutex<BTreeMap<JobId, u64>>,
+    retention: MessageRetention,
+    /// The test's clock, where it moves time; else the system's.
+    clock: Option<Arc<dyn Clock>>,
     /// The content of each message written, in the order of the writes.
     written: Mutex<Vec<String>>,
     puts: Mutex<usize>,
@@ -258,6 +277,26 @@ impl InMemoryStore {
     pub fn put_calls(&self) -> usize {
         *self.puts.lock().unwrap()
     }
+
+    /// A store that keeps each message for `retention` by `clock`.
+    pub fn with_retention(retention: MessageRetention, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            retention,
+            clock: Some(clock),
+            ..Self::default()
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock
+            .as_ref()
+            .map_or_else(|| SystemClock.now_ms_u64(), |c| c.now_ms_u64())
+    }
+
+    fn is_expired(&self, id: JobId) -> bool {
+        let expiry = self.expiries.lock().unwrap().get(&id).copied();
+        expired(expiry, self.now_ms())
+    }
 }
 
 #[async_trait]
@@ -280,9 +319,12 @@ impl MessageStore for InMemoryStore {
                 });
                 continue;
             }
-            // As the adapters do: the first write of a job wins; a repeat with the same
-            // content (a redelivery, or the job twice in one batch) changes nothing, one with
-            // other content is refused.
+            // As the adapters do: a deleted job stays deleted; the first write of a job wins;
+            // a repeat with the same content (a redelivery, or the job twice in one batch)
+            // changes nothing, one with other content is refused.
+            if self.deleted.lock().unwrap().contains_key(&message.id) {
+                continue;
+            }
             match items.get(&message.id) {
                 Some(stored) if stored == message => {}
                 Some(_) => unwritten.push(Unwritten {
@@ -293,6 +335,9 @@ impl MessageStore for InMemoryStore {
                 }),
                 None => {
                     items.insert(message.id, message.clone());
+                    if let Some(at) = self.retention.expires_at_ms(self.now_ms()) {
+                        self.expiries.lock().unwrap().insert(message.id, at);
+                    }
                     let content = message.content.as_str().to_owned();
                     self.written.lock().unwrap().push(content);
                 }
@@ -305,11 +350,32 @@ impl MessageStore for InMemoryStore {
         }
     }
 
-    async fn get(&self, id: JobId) -> PortResult<Option<Message>> {
+    async fn lookup(&self, id: JobId) -> PortResult<Lookup> {
         if self.failing {
             return Err(injected("injected store failure"));
         }
-        Ok(self.items.lock().unwrap().get(&id).cloned())
+        if let Some(&at_ms) = self.deleted.lock().unwrap().get(&id) {
+            return Ok(Lookup::Deleted { at_ms });
+        }
+        match self.items.lock().unwrap().get(&id) {
+            Some(_) if self.is_expired(id) => Ok(Lookup::Expired),
+            Some(message) => Ok(Lookup::Stored(message.clone())),
+            None => Ok(Lookup::Absent),
+        }
+    }
+
+    async fn delete(&self, id: JobId) -> PortResult<Deletion> {
+        if self.failing {
+            return Err(injected("injected store failure"));
+        }
+        let mut deleted = self.deleted.lock().unwrap();
+        if let Some(&at_ms) = deleted.get(&id) {
+            return Ok(Deletion::AlreadyDeleted { at_ms });
+        }
+        let at_ms = self.now_ms();
+        deleted.insert(id, at_ms);
+        self.items.lock().unwrap().remove(&id);
+        Ok(Deletion::Deleted { at_ms })
     }
 
     async fn list(&self, limit: PageLimit, before: Option<JobId>) -> PortResult<Page> {
@@ -320,7 +386,8 @@ impl MessageStore for InMemoryStore {
         let mut older = items
             .values()
             .rev()
-            .filter(|m| before.is_none_or(|b| m.id < b));
+            .filter(|m| before.is_none_or(|b| m.id < b))
+            .filter(|m| !self.is_expired(m.id));
         let messages: Vec<Message> = older.by_ref().take(limit.get()).cloned().collect();
         let next = match (older.next(), messages.last()) {
             (Some(_), Some(last)) => Some(Cursor::after(last)),
