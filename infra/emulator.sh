@@ -32,7 +32,7 @@ start() {
   # policies enforced on every call, each Lambda function run under a session of its own
   # execution role, as on AWS. infra/emulator_main.py corrects how it names SQS's batch calls.
   AUTH="${AUTH:-true}" BIND_HOST=127.0.0.1 GATEWAY_PORT="$port" IOT_MTLS_ENABLED=0 SFTP_ENABLED=0 \
-    SERVICES=sqs,dynamodb,lambda,cloudformation,apigateway,s3,iam,sts,logs,cognito-idp,sns,cloudwatch \
+    SERVICES=sqs,dynamodb,lambda,cloudformation,apigateway,s3,iam,sts,logs,cognito-idp,sns,cloudwatch,secretsmanager \
     AWS_ENDPOINT_URL="$endpoint" TMPDIR="$state/tmp" \
     setsid "$bin/python" "$root/infra/emulator_main.py" >"$state/log" 2>&1 </dev/null &
   echo $! >"$state/pid"
