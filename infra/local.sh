@@ -121,19 +121,22 @@ EOT
 watch() {
   local queue_url env_file="$root/.local/watch.env"
   queue_url=$(output QueueUrl) || { echo "watch: no local stack; run infra/local.sh up first" >&2; exit 1; }
-  # The list function signs cursors with the stack's secret; where it cannot be read (an
-  # emulator without Secrets Manager), a random one for this run. Never printed.
+  # The list function signs cursors with the stack's secret; where it cannot be read or
+  # carried, a random one for this run. Never printed.
   local cursor_secret
   cursor_secret=$(aws_ secretsmanager get-secret-value --secret-id "$(resource CursorSecret)" \
     --query SecretString 2>/dev/null) || cursor_secret=""
-  if [ "${#cursor_secret}" -lt 32 ]; then
+  # An env file value must be plain: the emulator's generated secrets hold punctuation
+  # (it ignores ExcludePunctuation), which the env file cannot carry unquoted.
+  if [ "${#cursor_secret}" -lt 32 ] || [[ ! "$cursor_secret" =~ ^[A-Za-z0-9]+$ ]]; then
     cursor_secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
   fi
-  # Job ids are tagged with the stack's key, so ids issued here read there and back.
+  # Job ids are tagged with the stack's key where it can be carried, so ids issued here read
+  # there and back; else with one of this run's.
   local job_id_secret
   job_id_secret=$(aws_ secretsmanager get-secret-value --secret-id "$(resource JobIdSecret)" \
     --query SecretString 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["current"])' 2>/dev/null) || job_id_secret=""
-  if [ "${#job_id_secret}" -lt 32 ]; then
+  if [ "${#job_id_secret}" -lt 32 ] || [[ ! "$job_id_secret" =~ ^[A-Za-z0-9]+$ ]]; then
     job_id_secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
   fi
   # The consumer notes a job's last failure at the queue's own maxReceiveCount, and job status
