@@ -36,6 +36,9 @@ pub struct SqliteQueue {
     fifo: bool,
     pub(super) arrived: Arc<Notify>,
     sends: mpsc::Sender<PendingSend>,
+    /// Receipts deleted since the last receive: written in the next receive's transaction
+    /// (or when the queue is dropped), not in one of their own.
+    deletes: std::sync::Mutex<Vec<String>>,
 }
 
 /// A body waiting for the group commit, and who to tell when it is durable.
@@ -73,6 +76,7 @@ impl SqliteQueue {
             fifo,
             arrived,
             sends,
+            deletes: std::sync::Mutex::default(),
         }
     }
 
@@ -154,9 +158,11 @@ impl SqliteQueue {
         let max_receives = i64::from(self.settings.max_receive_count);
         let clock = self.db.clock.clone();
         let fifo = self.fifo;
+        let deletes = std::mem::take(&mut *lock(&self.deletes));
         self.db
             .write(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                delete_received(&tx, &deletes)?;
                 let now = clock.now_ms();
                 // FIFO: oldest first, and nothing of a group that has a message in flight (a
                 // received message not yet deleted blocks the ones behind it).
@@ -187,12 +193,13 @@ impl SqliteQueue {
                         tracing::warn!(%message_id, receive_count, "moved to the dead-letter queue");
                         continue;
                     }
-                    let receipt = Uuid::new_v4().to_string();
-                    tx.execute(
+                    // Time-ordered, for the receipt's UNIQUE index, as the message ids.
+                    let receipt = time_ordered_id();
+                    tx.prepare_cached(
                         "UPDATE queue SET receive_count = receive_count + 1, visible_at_ms = ?1, receipt = ?2,
                          first_received_ms = coalesce(first_received_ms, ?4) WHERE seq = ?3",
-                        params![now + visibility_ms, receipt, seq, now],
-                    )?;
+                    )?
+                    .execute(params![now + visibility_ms, receipt, seq, now])?;
                     let first_received = first_received.unwrap_or(now);
                     let mut record = record(message_id, receipt, body, sent_at_ms, receive_count + 1, first_received);
                     if let Some(group) = group {
@@ -204,6 +211,42 @@ impl SqliteQueue {
                 Ok(records)
             })
             .await
+    }
+}
+
+/// A queue message id or receipt: a UUID whose leading bits are the time (as a UUIDv7's), so
+/// that it lands at the end of its UNIQUE index, and whose version is 8, so that it is never
+/// taken for a job id (a raw dead letter is named by its message id).
+fn time_ordered_id() -> String {
+    let mut bytes = *Uuid::now_v7().as_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    Uuid::from_bytes(bytes).to_string()
+}
+
+/// Deletes received messages by their receipts; a stale receipt deletes nothing.
+fn delete_received(tx: &rusqlite::Transaction<'_>, receipts: &[String]) -> rusqlite::Result<()> {
+    let mut delete = tx.prepare_cached("DELETE FROM queue WHERE receipt = ?1")?;
+    for receipt in receipts {
+        delete.execute([receipt])?;
+    }
+    Ok(())
+}
+
+/// The deletes noted since the last receive, written when the runner stops.
+impl Drop for SqliteQueue {
+    fn drop(&mut self) {
+        let deletes = std::mem::take(&mut *lock(&self.deletes));
+        if deletes.is_empty() {
+            return;
+        }
+        let mut conn = lock(&self.db.writer);
+        let written = conn.transaction().and_then(|tx| {
+            delete_received(&tx, &deletes)?;
+            tx.commit()
+        });
+        if let Err(error) = written {
+            tracing::warn!(%error, "deleting received messages at shutdown failed; they will be delivered again");
+        }
     }
 }
 
@@ -304,8 +347,11 @@ fn insert_group(conn: &mut Connection, group: &[PendingSend], now: i64) -> anyho
                 }
             }
             queued += 1;
+            // Time-ordered: each id lands at the end of the UNIQUE index, not on a page of its
+            // own (a random id dirtied a page a message; BENCHMARKS.md, "The runner against
+            // this machine's limit").
             insert.execute(params![
-                Uuid::new_v4().to_string(),
+                time_ordered_id(),
                 send.body,
                 now,
                 now + send.delay_ms,
@@ -401,19 +447,13 @@ impl QueueSource for SqliteQueue {
         }
     }
 
+    /// Noted now, written in the next receive's transaction (a write transaction a batch
+    /// fewer; BENCHMARKS.md). Until then the messages stay hidden; if the process dies first
+    /// they come back after their visibility timeout and are stored once more, which the
+    /// store's first-write-wins makes a no-op: SQS's own at-least-once.
     async fn delete(&self, receipt_handles: &[String]) -> PortResult<()> {
-        let handles = receipt_handles.to_vec();
-        self.db
-            .write(move |conn| {
-                let tx = conn.transaction()?;
-                for handle in &handles {
-                    tx.execute("DELETE FROM queue WHERE receipt = ?1", [handle])?;
-                }
-                tx.commit()?;
-                Ok(())
-            })
-            .await
-            .map_err(PortError::from)
+        lock(&self.deletes).extend_from_slice(receipt_handles);
+        Ok(())
     }
 }
 
