@@ -53,6 +53,7 @@ db.executemany(
     "INSERT INTO messages (id, content, attributes, expires_at_ms) VALUES (?, ?, NULL, ?)",
     ((f"00000000-0000-7000-8000-{i:012d}", "x" * 100, expires_at) for i in range(rows)),
 )
+db.execute("UPDATE counters SET n = n + ? WHERE name = 'stored'", (rows,))
 db.commit()
 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 db.close()

@@ -56,7 +56,14 @@ CREATE TABLE IF NOT EXISTS messages (
 /// Version 7: the data's lifecycle. Each stored message's expiry (NULL: kept for ever), the
 /// tombstones of deleted jobs (as DynamoDB's tombstone items), and the keys that tag job ids.
 /// A database that already holds jobs admits their untagged ids: those issued before now.
+/// And the count of stored messages, kept by every write to `messages`, so that stats read
+/// one row instead of counting the table (a count scans every message).
 const SCHEMA_V7: &str = "
+CREATE TABLE counters (
+    name TEXT    PRIMARY KEY,
+    n    INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO counters SELECT 'stored', count(*) FROM messages;
 ALTER TABLE messages ADD COLUMN expires_at_ms INTEGER;
 CREATE INDEX messages_by_expiry ON messages (expires_at_ms) WHERE expires_at_ms IS NOT NULL;
 CREATE TABLE deleted_jobs (
@@ -166,6 +173,8 @@ pub struct SqliteDb {
     next_reader: AtomicUsize,
     /// Where the queue's times come from (see [`pipeline::clock`]).
     pub(super) clock: Arc<dyn Clock>,
+    /// The consumer's flow not written yet ([`super::SqliteFlow`]).
+    pub(super) flow_pending: Mutex<super::flow::Pending>,
 }
 
 /// Reader connections: as many as the requests a two-core machine serves at once, with room.
@@ -219,6 +228,7 @@ impl SqliteDb {
             readers,
             next_reader: AtomicUsize::new(0),
             clock: clock(latest),
+            flow_pending: Mutex::default(),
         }))
     }
 
@@ -264,7 +274,11 @@ impl SqliteDb {
                 delayed,
                 dead_lettered: conn
                     .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?,
-                stored: conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?,
+                stored: conn.query_row(
+                    "SELECT n FROM counters WHERE name = 'stored'",
+                    [],
+                    |r| r.get(0),
+                )?,
                 oldest_age_ms,
             })
         })
@@ -294,7 +308,7 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 
 // A panic while holding a connection leaves SQLite consistent (the transaction rolls back
 // when dropped), so a poisoned lock is safe to take over.
-pub(super) fn lock(mutex: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -1,7 +1,9 @@
 //! The runner's flow history, minute by minute, in the same file as its queue and store:
-//! enqueued counts in the send's own transaction, the consumer's outcome and latencies a
-//! batch at a time ([`FlowLog`]), the backlog sampled ([`SqliteFlow::sample_backlog`]). A
-//! day is kept; older minutes go as new ones come.
+//! enqueued counts in the send's own transaction, the consumer's outcome and latencies
+//! gathered in memory and written at most once a second ([`FlowLog`]: a write transaction a
+//! batch cost the drain a quarter of its rate), the backlog sampled
+//! ([`SqliteFlow::sample_backlog`]). A day is kept; older minutes go as new ones come. What a
+//! kill loses is the last second of these counts, never a message.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,14 +40,48 @@ pub struct SqliteFlow {
     db: Arc<SqliteDb>,
 }
 
+/// Batches not written yet, and when the last write was: kept with the database, so that
+/// every reader of the history flushes what any writer gathered.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    batches: Vec<BatchFlow>,
+    written_ms: i64,
+}
+
+/// How long batch flows wait in memory at most before they are written.
+const FLUSH_EVERY_MS: i64 = 1000;
+
 impl SqliteFlow {
     pub fn new(db: Arc<SqliteDb>) -> Self {
         Self { db }
     }
 
+    /// Writes the batches gathered so far, in one transaction.
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        let batches = {
+            let mut pending = super::db::lock(&self.db.flow_pending);
+            pending.written_ms = self.db.clock.now_ms();
+            std::mem::take(&mut pending.batches)
+        };
+        if batches.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction()?;
+                for batch in &batches {
+                    write_batch(&tx, batch)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
     /// Notes the queue's depth now in its minute (the most seen in the minute stays), and
     /// forgets minutes older than a day. The runner calls it every few seconds.
     pub async fn sample_backlog(&self) -> anyhow::Result<()> {
+        self.flush().await?;
         let now = self.db.clock.now_ms();
         self.db
             .write(move |conn| {
@@ -77,6 +113,7 @@ impl SqliteFlow {
 
     /// The last `window` minutes, oldest first, each present.
     pub async fn history(&self, window: HistoryWindow) -> anyhow::Result<Vec<FlowMinute>> {
+        self.flush().await?;
         let now = self.db.clock.now_ms().max(0) as u64;
         let starts: Vec<u64> = window.minute_starts(now).collect();
         let first = starts[0] as i64;
@@ -145,47 +182,51 @@ impl SqliteFlow {
 #[async_trait]
 impl FlowLog for SqliteFlow {
     async fn record(&self, batch: &BatchFlow) -> PortResult<()> {
-        let batch = batch.clone();
-        self.db
-            .write(move |conn| {
-                let tx = conn.transaction()?;
-                let minute = minute_ms(batch.at_ms as i64);
-                tx.prepare_cached(
-                    "INSERT INTO flow_minutes (minute_ms, stored, failed_transient,
-                         failed_deployment, failed_permanent, dead_lettered)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (minute_ms) DO UPDATE SET
-                         stored = stored + ?2, failed_transient = failed_transient + ?3,
-                         failed_deployment = failed_deployment + ?4,
-                         failed_permanent = failed_permanent + ?5,
-                         dead_lettered = dead_lettered + ?6",
-                )?
-                .execute(params![
-                    minute,
-                    batch.stored as i64,
-                    batch.failed_transient as i64,
-                    batch.failed_deployment as i64,
-                    batch.failed_permanent as i64,
-                    batch.dead_lettered as i64,
-                ])?;
-                let mut counts: HashMap<u32, i64> = HashMap::new();
-                for &ms in &batch.latencies_ms {
-                    *counts.entry(latency::bucket(ms)).or_default() += 1;
-                }
-                let mut add = tx.prepare_cached(
-                    "INSERT INTO flow_latencies (minute_ms, bucket, count) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (minute_ms, bucket) DO UPDATE SET count = count + ?3",
-                )?;
-                for (bucket, count) in counts {
-                    add.execute(params![minute, bucket, count])?;
-                }
-                drop(add);
-                tx.commit()?;
-                Ok(())
-            })
-            .await
-            .map_err(Into::into)
+        let due = {
+            let mut pending = super::db::lock(&self.db.flow_pending);
+            pending.batches.push(batch.clone());
+            batch.at_ms as i64 >= pending.written_ms + FLUSH_EVERY_MS
+        };
+        if due {
+            self.flush().await?;
+        }
+        Ok(())
     }
+}
+
+/// Adds one batch's outcome and latencies to its minute, in the caller's transaction.
+fn write_batch(tx: &Connection, batch: &BatchFlow) -> rusqlite::Result<()> {
+    let minute = minute_ms(batch.at_ms as i64);
+    tx.prepare_cached(
+        "INSERT INTO flow_minutes (minute_ms, stored, failed_transient,
+             failed_deployment, failed_permanent, dead_lettered)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (minute_ms) DO UPDATE SET
+             stored = stored + ?2, failed_transient = failed_transient + ?3,
+             failed_deployment = failed_deployment + ?4,
+             failed_permanent = failed_permanent + ?5,
+             dead_lettered = dead_lettered + ?6",
+    )?
+    .execute(params![
+        minute,
+        batch.stored as i64,
+        batch.failed_transient as i64,
+        batch.failed_deployment as i64,
+        batch.failed_permanent as i64,
+        batch.dead_lettered as i64,
+    ])?;
+    let mut counts: HashMap<u32, i64> = HashMap::new();
+    for &ms in &batch.latencies_ms {
+        *counts.entry(latency::bucket(ms)).or_default() += 1;
+    }
+    let mut add = tx.prepare_cached(
+        "INSERT INTO flow_latencies (minute_ms, bucket, count) VALUES (?1, ?2, ?3)
+         ON CONFLICT (minute_ms, bucket) DO UPDATE SET count = count + ?3",
+    )?;
+    for (bucket, count) in counts {
+        add.execute(params![minute, bucket, count])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

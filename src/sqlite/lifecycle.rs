@@ -72,6 +72,7 @@ impl SqliteDb {
                      WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1 LIMIT ?2)",
                 )?
                 .execute(params![now, PRUNE_BATCH as i64])?;
+            super::store::count_stored(&tx, -(messages as i64))?;
             let tombstones = tx
                 .prepare_cached(
                     "DELETE FROM deleted_jobs WHERE id IN (SELECT id FROM deleted_jobs

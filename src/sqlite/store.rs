@@ -39,6 +39,16 @@ impl SqliteStore {
     }
 }
 
+/// Keeps the count of stored messages (`counters`) in step with a write to `messages`, in
+/// the write's transaction.
+pub(super) fn count_stored(tx: &rusqlite::Connection, change: i64) -> rusqlite::Result<()> {
+    if change != 0 {
+        tx.prepare_cached("UPDATE counters SET n = n + ?1 WHERE name = 'stored'")?
+            .execute([change])?;
+    }
+    Ok(())
+}
+
 /// Rows a read shows: not expired at `?now`.
 const LIVE: &str = "(expires_at_ms IS NULL OR expires_at_ms > :now)";
 
@@ -95,9 +105,12 @@ impl MessageStore for SqliteStore {
                          ON CONFLICT (id) DO NOTHING",
                     )?;
                     let mut stored = tx.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
+                    let mut inserted = 0;
                     for (id, content, attributes) in &rows {
                         let key = id.to_string();
-                        if insert.execute(params![key, content, attributes, expires_at])? == 0 {
+                        let added = insert.execute(params![key, content, attributes, expires_at])?;
+                        inserted += added;
+                        if added == 0 {
                             // Stored before, or deleted (no row: nothing to compare, done).
                             let kept: Option<String> =
                                 stored.query_row([&key], |r| r.get(0)).optional()?;
@@ -106,6 +119,7 @@ impl MessageStore for SqliteStore {
                             }
                         }
                     }
+                    count_stored(&tx, inserted as i64)?;
                 }
                 tx.commit()?;
                 Ok(refused)
@@ -185,7 +199,8 @@ impl MessageStore for SqliteStore {
                     "INSERT INTO deleted_jobs VALUES (?1, ?2, ?3)",
                     params![key, now, now + TOMBSTONE_KEPT.as_millis() as i64],
                 )?;
-                tx.execute("DELETE FROM messages WHERE id = ?1", [&key])?;
+                let removed = tx.execute("DELETE FROM messages WHERE id = ?1", [&key])?;
+                count_stored(&tx, -(removed as i64))?;
                 tx.commit()?;
                 Ok(Deletion::Deleted {
                     at_ms: u64::try_from(now).unwrap_or(0),
