@@ -186,7 +186,16 @@ async fn a_cursor_lists_only_strictly_older_messages(backend: &StoreBackend) {
         page.messages,
         vec![sent[2].clone(), sent[1].clone(), sent[0].clone()]
     );
-    assert_eq!(page.next, None);
+    // A store may not know that the page is the last (on DynamoDB a shard whose query
+    // filled its limit exactly): then the cursor it gives leads to nothing more.
+    if let Some(cursor) = page.next {
+        let rest = backend
+            .store()
+            .list(limit(10), Some(cursor.before))
+            .await
+            .unwrap();
+        assert_eq!((rest.messages, rest.next), (vec![], None));
+    }
 }
 
 async fn more_messages_than_one_write_call_takes_are_all_stored(backend: &StoreBackend) {

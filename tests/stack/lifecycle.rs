@@ -9,16 +9,7 @@ use pipeline::adapters::aws::sdk_config;
 use pipeline::domain::JobId;
 
 use crate::support::eventually;
-use crate::support::stack::{call, call_with, listed_ids, tokens, var};
-
-fn as_admin(method: &str, path: &str) -> (u16, serde_json::Value) {
-    call_with(
-        Some(&format!("Bearer {}", tokens().admin)),
-        method,
-        path,
-        "",
-    )
-}
+use crate::support::stack::{as_admin, call, listed_ids, var};
 
 fn post(body: &str) -> String {
     let (status, accepted) = call("POST", "/messages", body);

@@ -6,16 +6,7 @@ use std::time::{Duration, Instant};
 
 use pipeline::adapters::aws::sdk_config;
 
-use crate::support::stack::{call, call_text, call_with, dead_lettered, tokens, var};
-
-fn as_admin(method: &str, path: &str) -> (u16, serde_json::Value) {
-    call_with(
-        Some(&format!("Bearer {}", tokens().admin)),
-        method,
-        path,
-        "",
-    )
-}
+use crate::support::stack::{as_admin, call, call_text, call_with, dead_lettered, tokens, var};
 
 #[tokio::test]
 #[ignore = "needs a deployed stack: infra/test.sh"]

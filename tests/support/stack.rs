@@ -85,6 +85,16 @@ pub fn call(method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
     call_with(Some(&format!("Bearer {token}")), method, path, body)
 }
 
+/// A call with the operator's token (`messages/admin messages/read`).
+pub fn as_admin(method: &str, path: &str) -> (u16, serde_json::Value) {
+    call_with(
+        Some(&format!("Bearer {}", tokens().admin)),
+        method,
+        path,
+        "",
+    )
+}
+
 /// A call with this `Authorization` header, or none.
 pub fn call_with(
     authorization: Option<&str>,
