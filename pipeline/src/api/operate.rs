@@ -32,9 +32,7 @@ pub const PURGE_CONFIRMATION: &str = "purge";
 
 /// The job `raw` names, if this pipeline issued it: a forged id is a 404 before any read.
 fn job_id(raw: &str, ids: &JobIdKeys) -> Result<JobId, ApiError> {
-    raw.parse()
-        .ok()
-        .filter(|id| ids.issued(*id))
+    ids.parse(raw)
         .ok_or_else(|| ApiError::JobNotFound(raw.chars().take(100).collect()))
 }
 

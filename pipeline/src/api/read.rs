@@ -7,7 +7,7 @@ use lambda_http::{Body, Response};
 use super::answers::{MessageView, PageView};
 use super::response::json_response;
 use super::{ApiError, Reader};
-use crate::domain::{Cursor, JobId, Page, PageLimit};
+use crate::domain::{Cursor, Page, PageLimit};
 
 /// GET /messages?limit=&next=: newest first.
 #[tracing::instrument(skip_all)]
@@ -76,11 +76,7 @@ fn size_in_lambda_response(view: &MessageView) -> usize {
 pub async fn get_message(raw_id: &str, reader: Reader<'_>) -> Result<Response<Body>, ApiError> {
     let not_found = || ApiError::MessageNotFound(raw_id.chars().take(64).collect());
     // A string that is not a job id this pipeline issued cannot name a stored message.
-    let id: JobId = raw_id
-        .parse()
-        .ok()
-        .filter(|id| reader.ids.issued(*id))
-        .ok_or_else(not_found)?;
+    let id = reader.ids.parse(raw_id).ok_or_else(not_found)?;
     let message = reader
         .store
         .get(id)
@@ -93,7 +89,7 @@ pub async fn get_message(raw_id: &str, reader: Reader<'_>) -> Result<Response<Bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ContentLimit, CursorKey, Message, MessageContent};
+    use crate::domain::{ContentLimit, CursorKey, JobId, Message, MessageContent};
     use crate::testing::{body_json, stored_messages, InMemoryFailureLog, InMemoryStore};
 
     static KEY: std::sync::LazyLock<CursorKey> = std::sync::LazyLock::new(CursorKey::random);

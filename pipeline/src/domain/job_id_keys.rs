@@ -75,6 +75,12 @@ impl JobIdKeys {
         JobId::from_bytes(bytes).unwrap_or_else(|| unreachable!("still a UUIDv7"))
     }
 
+    /// The job id `raw` names, if it is one and this pipeline issued it: what every route
+    /// that takes an id asks before any read.
+    pub fn parse(&self, raw: &str) -> Option<JobId> {
+        raw.parse().ok().filter(|id| self.issued(*id))
+    }
+
     /// Whether this pipeline issued `id`: its tag verifies under the current or the previous
     /// key, or it predates tags. Constant-time in the tag.
     pub fn issued(&self, id: JobId) -> bool {

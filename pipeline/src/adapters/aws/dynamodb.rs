@@ -159,10 +159,7 @@ impl DynamoDbStore {
         match outcome {
             Ok(_) => Ok(()),
             Err(error)
-                if error.as_service_error().is_some_and(|e| {
-                    matches!(e, aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(refusal)
-                        if refusal.item().is_some_and(|old| old.contains_key("deleted_at")))
-                }) =>
+                if standing_item(&error).is_some_and(|old| old.contains_key("deleted_at")) =>
             {
                 tracing::info!(job_id = %message.id, "not stored: the job was deleted before this delivery");
                 Ok(())
@@ -298,20 +295,12 @@ impl MessageStore for DynamoDbStore {
             .await;
         match outcome {
             Ok(_) => Ok(Deletion::Deleted { at_ms: now_ms }),
-            Err(aws_sdk_dynamodb::error::SdkError::ServiceError(refusal))
-                if refusal.err().is_conditional_check_failed_exception() =>
-            {
-                let at_ms = match refusal.err() {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e) => {
-                        e.item().and_then(|old| number(old, "deleted_at"))
-                    }
-                    _ => None,
-                };
-                Ok(Deletion::AlreadyDeleted {
-                    at_ms: at_ms.unwrap_or(0),
-                })
-            }
-            Err(error) => Err(super::port_error(error, "DynamoDB PutItem")),
+            Err(error) => match standing_item(&error) {
+                Some(old) => Ok(Deletion::AlreadyDeleted {
+                    at_ms: number(old, "deleted_at").unwrap_or(0),
+                }),
+                None => Err(super::port_error(error, "DynamoDB PutItem")),
+            },
         }
     }
 
@@ -373,6 +362,22 @@ pub fn merge_newest_first(pages: Vec<ShardPage>, limit: PageLimit) -> anyhow::Re
         (true, None, frontier) => frontier.map(|before| Cursor { before }),
     };
     Ok(Page { messages, next })
+}
+
+/// The item that made a conditional `PutItem` fail (asked for with
+/// `ReturnValuesOnConditionCheckFailure::AllOld`); `None` for any other error.
+fn standing_item<R>(
+    error: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::put_item::PutItemError,
+        R,
+    >,
+) -> Option<&Item> {
+    match error.as_service_error()? {
+        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(
+            refusal,
+        ) => refusal.item(),
+        _ => None,
+    }
 }
 
 /// An epoch-milliseconds time as DynamoDB's TTL wants it: epoch seconds (rounded down, so

@@ -473,10 +473,12 @@ impl Operations for AwsOperations {
             return Ok(());
         }
         let letter = DeadLetterId::Job(id);
-        self.act_on_one(&letter, Act::Delete).await?;
-        self.store
-            .forget_failures(std::slice::from_ref(&letter))
-            .await?;
+        // Found and deleted, the note went with it; otherwise it goes now.
+        if self.act_on_one(&letter, Act::Delete).await? != OneDeadLetter::Done {
+            self.store
+                .forget_failures(std::slice::from_ref(&letter))
+                .await?;
+        }
         Ok(())
     }
 
