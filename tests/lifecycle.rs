@@ -10,7 +10,7 @@ use crate::support::{agent, data_file, eventually, post, Runner, TestStack};
 #[test]
 fn deletion_and_forged_ids_on_the_embedded_backend() {
     let data = data_file();
-    let runner = Runner::start(&data);
+    let runner = Runner::start_with(&data, POISON);
     scenario(&runner, &|body| runner.send_raw(body));
     runner.terminate();
     crate::support::remove_db(&data);
@@ -22,7 +22,7 @@ async fn deletion_and_forged_ids_on_the_aws_backend() {
     let target = stack.target();
     let send_raw = stack.raw_sender(tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || {
-        let runner = Runner::start_on_aws(&target, &[]);
+        let runner = Runner::start_on_aws(&target, POISON);
         scenario(&runner, &send_raw);
         runner.terminate();
     })
@@ -30,6 +30,9 @@ async fn deletion_and_forged_ids_on_the_aws_backend() {
     .unwrap();
     stack.teardown().await;
 }
+
+/// A store that refuses content with POISON for good: such a job is dead-lettered at once.
+const POISON: &[&str] = &["--store-faults", "poison=POISON"];
 
 fn records_consumed(runner: &Runner) -> u64 {
     runner.stats()["consumer"]["records"].as_u64().unwrap()
@@ -100,4 +103,32 @@ fn scenario(runner: &Runner, send_raw: &dyn Fn(&str)) {
             .then_some(())
     });
     gone(runner);
+
+    // A dead-lettered job's delete takes its dead letter and its note (content preview) too.
+    let dead = post(&agent, &runner.url, "a POISON with a person's data").unwrap();
+    eventually("dead-lettered", || {
+        (runner.call("GET", &format!("/jobs/{dead}")).1["status"] == "dead_lettered").then_some(())
+    });
+    let listed = |runner: &Runner| {
+        let (status, page) = runner.call("GET", "/dead-letters");
+        assert_eq!(status, 200, "{page}");
+        page["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["id"] == dead.as_str())
+    };
+    assert!(
+        listed(runner),
+        "the dead letter is listed before its delete"
+    );
+    assert_eq!(runner.call("DELETE", &format!("/messages/{dead}")).0, 200);
+    assert!(
+        !listed(runner),
+        "the dead letter is listed after its delete"
+    );
+    assert_eq!(
+        runner.call("GET", &format!("/jobs/{dead}")).1["status"],
+        "deleted"
+    );
 }
