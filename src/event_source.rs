@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -66,7 +67,7 @@ impl MappingCounts {
 }
 
 /// How long an idle poller waits for a first record before looking at `shutdown` again.
-const IDLE_POLL: Duration = Duration::from_secs(1);
+pub const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Pauses after the queue itself failed: short for a blip, doubling up to the maximum while
 /// it keeps failing, so a broken backend is not hammered.
 const ERROR_PAUSE_MIN: Duration = Duration::from_millis(50);
@@ -102,21 +103,48 @@ impl ConsumerParts {
     }
 }
 
+/// What a poller does with each batch: receive it, have the consumer handle it, and settle it
+/// (delete what was handled, leave the rest to come back).
+#[async_trait]
+pub trait Batches: Send + Sync + std::fmt::Debug {
+    /// Handles the next batch, gathered as `settings` says, waiting up to [`IDLE_POLL`] for a
+    /// first record. Returns how many records it held: 0 when none came.
+    async fn handle_next(&self, settings: MappingSettings) -> anyhow::Result<usize>;
+}
+
+/// Batches as Lambda's event source mapping handles them over SQS: a receive, the consumer's
+/// invocation, a delete of the records it did not report failed; each a call to a port.
+#[derive(Debug, Clone)]
+pub struct OverPorts {
+    pub source: Arc<dyn QueueSource>,
+    pub parts: ConsumerParts,
+}
+
+#[async_trait]
+impl Batches for OverPorts {
+    async fn handle_next(&self, settings: MappingSettings) -> anyhow::Result<usize> {
+        let event = gather(&*self.source, settings).await?;
+        let records = event.records.len();
+        if records > 0 {
+            invoke(&*self.source, self.parts.consumer(), settings, event).await;
+        }
+        Ok(records)
+    }
+}
+
 /// Runs the mapping until `shutdown` turns true; batches already being handled finish first.
 pub async fn run_mapping(
-    source: Arc<dyn QueueSource>,
-    parts: ConsumerParts,
+    batches: Arc<dyn Batches>,
     settings: MappingSettings,
     counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
 ) {
     let pollers: Vec<_> = (0..settings.concurrency)
         .map(|poller| {
-            let (source, parts, shutdown) = (source.clone(), parts.clone(), shutdown.clone());
+            let (batches, shutdown) = (batches.clone(), shutdown.clone());
             tokio::spawn(supervise(
                 poller,
-                source,
-                parts,
+                batches,
                 settings,
                 counts.clone(),
                 shutdown,
@@ -136,19 +164,17 @@ pub async fn run_mapping(
 /// visibility timeout.
 async fn supervise(
     poller: usize,
-    source: Arc<dyn QueueSource>,
-    parts: ConsumerParts,
+    batches: Arc<dyn Batches>,
     settings: MappingSettings,
     counts: Arc<MappingCounts>,
     shutdown: watch::Receiver<bool>,
 ) {
     let mut pause = ERROR_PAUSE_MIN;
     loop {
-        let (source, parts, counts) = (source.clone(), parts.clone(), counts.clone());
+        let (batches, counts) = (batches.clone(), counts.clone());
         let stop = shutdown.clone();
-        let run = tokio::spawn(async move {
-            poll(poller, &*source, parts.consumer(), settings, &counts, stop).await
-        });
+        let run =
+            tokio::spawn(async move { poll(poller, &*batches, settings, &counts, stop).await });
         match run.await {
             Ok(()) => return,
             Err(error) if error.is_panic() => {
@@ -169,8 +195,7 @@ async fn supervise(
 
 async fn poll(
     poller: usize,
-    source: &dyn QueueSource,
-    consumer: Consumer<'_>,
+    batches: &dyn Batches,
     settings: MappingSettings,
     counts: &MappingCounts,
     shutdown: watch::Receiver<bool>,
@@ -181,26 +206,20 @@ async fn poll(
         // drop records it had already received, which would then be hidden, and spend a
         // receive each, until the visibility timeout. A receive waits at most IDLE_POLL
         // (plus the batching window), so shutdown waits at most that long.
-        let event = gather(source, settings).await;
-        let event = match event {
-            Ok(event) if event.records.is_empty() => {
+        match batches.handle_next(settings).await {
+            Ok(records) => {
                 pause = ERROR_PAUSE_MIN;
-                continue;
+                if records > 0 {
+                    counts.invocations.fetch_add(1, Ordering::Relaxed);
+                    counts.records.fetch_add(records as u64, Ordering::Relaxed);
+                }
             }
-            Ok(event) => event,
             Err(error) => {
                 tracing::error!(poller, error = ?error, ?pause, "receive failed");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(ERROR_PAUSE_MAX);
-                continue;
             }
-        };
-        pause = ERROR_PAUSE_MIN;
-        counts.invocations.fetch_add(1, Ordering::Relaxed);
-        counts
-            .records
-            .fetch_add(event.records.len() as u64, Ordering::Relaxed);
-        invoke(source, consumer, settings, event).await;
+        }
     }
     tracing::debug!(poller, "poller stopped");
 }
@@ -215,11 +234,11 @@ pub async fn invoke(
     settings: MappingSettings,
     event: SqsEvent,
 ) {
-    let receipts: Vec<(Option<String>, Option<String>)> = event
+    let (ids, receipts): (Vec<Option<String>>, Vec<Option<String>>) = event
         .records
         .iter()
         .map(|r| (r.message_id.clone(), r.receipt_handle.clone()))
-        .collect();
+        .unzip();
     let records = event.records.len();
     let Ok(response) =
         tokio::time::timeout(settings.invocation_timeout, consumer.consume(event)).await
@@ -227,26 +246,32 @@ pub async fn invoke(
         tracing::error!(records, timeout = ?settings.invocation_timeout, "invocation timed out; the whole batch will be retried");
         return;
     };
+    let done: Vec<String> = done_records(&ids, &response)
+        .into_iter()
+        .filter_map(|index| receipts[index].clone())
+        .collect();
+    if let Err(error) = source.delete(&done).await {
+        tracing::warn!(error = ?error, "delete failed; the stored records will be redelivered and rewritten");
+    }
+}
+
+/// The records of a batch to delete after the consumer's `response`, by their place in the
+/// batch (`message_ids`, in order): those it did not report failed, or none when a failure
+/// names no record of the batch (Lambda's rule: an empty or unknown identifier fails the whole
+/// batch).
+pub fn done_records(message_ids: &[Option<String>], response: &SqsBatchResponse) -> Vec<usize> {
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    // Lambda's rule: an empty or unknown identifier fails the whole batch.
-    let whole_batch_failed = failed
-        .iter()
-        .any(|id| id.is_empty() || !receipts.iter().any(|(m, _)| m.as_deref() == Some(id)));
-    if whole_batch_failed {
-        return;
+    let named = |id: &str| message_ids.iter().any(|m| m.as_deref() == Some(id));
+    if failed.iter().any(|id| id.is_empty() || !named(id)) {
+        return Vec::new();
     }
-    let done: Vec<String> = receipts
-        .into_iter()
-        .filter(|(id, _)| !failed.contains(&id.as_deref().unwrap_or_default()))
-        .filter_map(|(_, receipt)| receipt)
-        .collect();
-    if let Err(error) = source.delete(&done).await {
-        tracing::warn!(error = ?error, "delete failed; the stored records will be redelivered and rewritten");
-    }
+    (0..message_ids.len())
+        .filter(|&i| !failed.contains(&message_ids[i].as_deref().unwrap_or_default()))
+        .collect()
 }
 
 /// Receives until the batch is full or the batching window, counted from the first record,
@@ -422,9 +447,12 @@ mod tests {
             concurrency: 1,
             ..MappingSettings::default()
         };
+        let batches = OverPorts {
+            source: source.clone(),
+            parts: ConsumerParts::storing_in(store.clone()),
+        };
         let mapping = tokio::spawn(run_mapping(
-            source.clone(),
-            ConsumerParts::storing_in(store.clone()),
+            Arc::new(batches),
             settings,
             Arc::new(MappingCounts::default()),
             stopped,

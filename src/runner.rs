@@ -19,10 +19,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::calls::CallCounter;
-use crate::event_source::{run_mapping, ConsumerParts, MappingCounts, MappingSettings};
+use crate::event_source::{
+    run_mapping, Batches, ConsumerParts, MappingCounts, MappingSettings, OverPorts,
+};
 use crate::faults::{FaultCounts, FaultPlan, Faulty};
 use crate::server::gateway::{Gate, IssuedTokens};
-use crate::sqlite::{Durability, SqliteDb, SqliteFlow, SqliteKeys, SqliteQueue, SqliteStore};
+use crate::sqlite::{
+    BatchInOneTransaction, Durability, SqliteDb, SqliteFlow, SqliteKeys, SqliteQueue, SqliteStore,
+};
 use crate::{private_file, server};
 use pipeline::adapters::aws::{AwsOperations, DynamoDbKeys, DynamoDbStore, SqsQueue, SqsRedrive};
 use pipeline::api::EnqueueLimits;
@@ -204,6 +208,10 @@ struct Pipeline {
     failures: Arc<dyn FailureLog>,
     operations: Arc<dyn Operations>,
     embedded: Option<Arc<SqliteQueue>>,
+    /// The embedded store, when the consumer's batches are each one transaction on the
+    /// embedded queue's file; none when faults are injected into the ports the consumer uses,
+    /// which batches then go through.
+    batch_store: Option<Arc<SqliteStore>>,
     flow: Option<Arc<SqliteFlow>>,
     calls: Option<CallCounter>,
     job_ids: JobIdKeys,
@@ -225,11 +233,13 @@ impl Pipeline {
             let faulty = Faulty::new(self.source, plan.clone());
             counts.push(("source", faulty.counts()));
             self.source = Arc::new(faulty);
+            self.batch_store = None;
         }
         if let Some(plan) = &args.store_faults {
             let faulty = Faulty::new(self.store, plan.clone());
             counts.push(("store", faulty.counts()));
             self.store = Arc::new(faulty);
+            self.batch_store = None;
         }
         (self, counts)
     }
@@ -267,9 +277,10 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 source: queue.clone(),
                 redrive: queue.clone(),
                 store: store.clone(),
-                failures: store,
+                failures: store.clone(),
                 operations: queue.clone(),
                 embedded: Some(queue),
+                batch_store: Some(store),
                 flow: Some(Arc::new(SqliteFlow::new(db.clone()))),
                 calls: None,
                 job_ids,
@@ -334,6 +345,7 @@ async fn pipeline(args: &Args) -> anyhow::Result<Pipeline> {
                 failures: store,
                 operations: Arc::new(operations),
                 embedded: None,
+                batch_store: None,
                 flow: None,
                 calls: Some(calls),
                 job_ids,
@@ -456,6 +468,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         policy,
         max_receive_count: args.max_receive_count,
     };
+    let batch_queue = pipeline.embedded.clone();
     let state = Arc::new(AppState {
         queue: pipeline.queue,
         keys: pipeline.keys,
@@ -491,18 +504,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokio::spawn(db.run_pruner(stopped.clone()));
     }
     let server = tokio::spawn(server::serve(listener, state, stopped.clone()));
-    let worker = tokio::spawn(run_mapping(
-        pipeline.source,
-        ConsumerParts {
-            store: pipeline.store,
-            notes: Some(notes),
-            retries: Some(retries),
-            flow: flow.map(|flow| flow as Arc<dyn FlowLog>),
-        },
-        mapping,
-        consumer,
-        stopped,
-    ));
+    let batches: Arc<dyn Batches> = match (batch_queue, pipeline.batch_store) {
+        (Some(queue), Some(store)) => Arc::new(BatchInOneTransaction::new(queue, &store, policy)),
+        _ => Arc::new(OverPorts {
+            source: pipeline.source,
+            parts: ConsumerParts {
+                store: pipeline.store,
+                notes: Some(notes),
+                retries: Some(retries),
+                flow: flow.map(|flow| flow as Arc<dyn FlowLog>),
+            },
+        }),
+    };
+    let worker = tokio::spawn(run_mapping(batches, mapping, consumer, stopped));
 
     shutdown_signal().await;
     println!("shutting down: finishing requests and batches in flight");

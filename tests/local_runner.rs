@@ -11,8 +11,23 @@ use crate::support::{
 
 #[test]
 fn every_acknowledged_message_is_kept_across_sigkills_under_store_faults() {
+    // Faults go into the ports: each batch is a receive, a store call and a delete.
+    kept_across_sigkills(
+        "embedded, SIGKILLed under load",
+        &["--store-faults", "error=0.2,partial=0.1,seed=11"],
+    );
+}
+
+// With no faults injected, each batch is one transaction (receive, store, delete): a kill
+// at any point of it must leave the batch queued or stored, never half of either.
+#[test]
+fn every_acknowledged_message_is_kept_across_sigkills_with_batches_in_one_transaction() {
+    kept_across_sigkills("embedded, batches in one transaction, SIGKILLed", &[]);
+}
+
+fn kept_across_sigkills(name: &str, faults: &[&str]) {
     let data = data_file();
-    let args = [
+    let mut args = vec![
         "--visibility-timeout-secs",
         "1",
         // Transient failures come back within seconds, so the rounds drain quickly.
@@ -20,11 +35,10 @@ fn every_acknowledged_message_is_kept_across_sigkills_under_store_faults() {
         "1",
         "--retry-max-secs",
         "2",
-        "--store-faults",
-        "error=0.2,partial=0.1,seed=11",
     ];
+    args.extend_from_slice(faults);
     let mut posts = Posts::default();
-    let mut rng = crate::support::seeded_rng("sigkills under store faults");
+    let mut rng = crate::support::seeded_rng(name);
     let (rounds, clients) = (3, 4);
     for round in 0..rounds {
         let runner = Runner::start_with(&data, &args);
@@ -59,12 +73,7 @@ fn every_acknowledged_message_is_kept_across_sigkills_under_store_faults() {
     let rows = stats["stored"].as_u64().unwrap() as usize;
     let ledger = Ledger::of(&posts, &stored, &dead).with_rows(rows, stored.len());
     // Faults counted by the last run only: the killed runs took theirs with them.
-    ledger.report(
-        "embedded, SIGKILLed under load",
-        posts.refused.len(),
-        rounds,
-        &stats["faults"],
-    );
+    ledger.report(name, posts.refused.len(), rounds, &stats["faults"]);
     assert!(
         ledger.acknowledged > 100,
         "too little load to mean anything: {ledger:?}"

@@ -49,10 +49,26 @@ pub struct Retries {
 #[derive(Debug, Clone, Copy)]
 pub struct Consumer<'a> {
     store: &'a dyn MessageStore,
-    notes: Option<&'a LastFailureNotes>,
-    retries: Option<&'a Retries>,
+    notes: Option<NotesIn<'a>>,
+    retries: Option<RetriesThrough<'a>>,
     flow: Option<&'a dyn FlowLog>,
     clock: &'a dyn Clock,
+}
+
+/// [`LastFailureNotes`] as the consumer holds it: borrowed, so that a port that lives only as
+/// long as one batch (the runner's ports bound to a batch's transaction) can be one.
+#[derive(Debug, Clone, Copy)]
+struct NotesIn<'a> {
+    log: &'a dyn FailureLog,
+    max_receive_count: u32,
+}
+
+/// [`Retries`], borrowed likewise.
+#[derive(Debug, Clone, Copy)]
+struct RetriesThrough<'a> {
+    redrive: &'a dyn Redrive,
+    policy: RetryPolicy,
+    max_receive_count: u32,
 }
 
 /// [`Consumer::consume`] with no failure notes and no retries, on the system clock (tests,
@@ -80,12 +96,56 @@ impl<'a> Consumer<'a> {
 
     /// The same consumer, noting each dead letter's failure in `notes`.
     pub fn noting_last_failures(self, notes: Option<&'a LastFailureNotes>) -> Self {
-        Self { notes, ..self }
+        match notes {
+            Some(notes) => self.noting_last_failures_in(&*notes.log, notes.max_receive_count),
+            None => Self {
+                notes: None,
+                ..self
+            },
+        }
+    }
+
+    /// The same consumer, noting each dead letter's failure in `log`, which may be borrowed
+    /// for one batch.
+    pub fn noting_last_failures_in(self, log: &'a dyn FailureLog, max_receive_count: u32) -> Self {
+        let notes = NotesIn {
+            log,
+            max_receive_count,
+        };
+        Self {
+            notes: Some(notes),
+            ..self
+        }
     }
 
     /// The same consumer, backing off and dead-letterring as `retries` says.
     pub fn retrying(self, retries: Option<&'a Retries>) -> Self {
-        Self { retries, ..self }
+        match retries {
+            Some(r) => self.retrying_through(&*r.redrive, r.policy, r.max_receive_count),
+            None => Self {
+                retries: None,
+                ..self
+            },
+        }
+    }
+
+    /// The same consumer, backing off and dead-letterring through `redrive`, which may be
+    /// borrowed for one batch.
+    pub fn retrying_through(
+        self,
+        redrive: &'a dyn Redrive,
+        policy: RetryPolicy,
+        max_receive_count: u32,
+    ) -> Self {
+        let retries = RetriesThrough {
+            redrive,
+            policy,
+            max_receive_count,
+        };
+        Self {
+            retries: Some(retries),
+            ..self
+        }
     }
 
     pub fn on_clock(self, clock: &'a dyn Clock) -> Self {
@@ -221,7 +281,7 @@ impl<'a> Consumer<'a> {
         &self,
         records: &[SqsMessage],
         failed: Vec<FailedRecord>,
-        retries: &Retries,
+        retries: RetriesThrough<'_>,
         outcome: &mut BatchOutcome,
     ) -> (Vec<(FailedRecord, DeadLetterId)>, Vec<FailedRecord>) {
         let (permanent, mut retried): (Vec<FailedRecord>, Vec<FailedRecord>) = failed
@@ -441,7 +501,7 @@ struct FailedRecord {
 async fn note_attempts<'f>(
     records: &[SqsMessage],
     failed: impl Iterator<Item = &'f FailedRecord>,
-    notes: &LastFailureNotes,
+    notes: NotesIn<'_>,
     clock: &dyn Clock,
 ) {
     let at_ms = clock.now_ms_u64();
@@ -480,7 +540,7 @@ async fn note_dead_letters(
     records: &[SqsMessage],
     moved: &[(FailedRecord, DeadLetterId)],
     retried: &[FailedRecord],
-    notes: &LastFailureNotes,
+    notes: NotesIn<'_>,
     clock: &dyn Clock,
 ) -> usize {
     let now_ms = clock.now_ms_u64();

@@ -63,15 +63,17 @@ impl SqliteFlow {
             pending.written_ms = self.db.clock.now_ms();
             std::mem::take(&mut pending.batches)
         };
+        self.write(batches).await
+    }
+
+    async fn write(&self, batches: Vec<BatchFlow>) -> anyhow::Result<()> {
         if batches.is_empty() {
             return Ok(());
         }
         self.db
             .write(move |conn| {
                 let tx = conn.transaction()?;
-                for batch in &batches {
-                    write_batch(&tx, batch)?;
-                }
+                write_batches(&tx, &batches)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -182,16 +184,28 @@ impl SqliteFlow {
 #[async_trait]
 impl FlowLog for SqliteFlow {
     async fn record(&self, batch: &BatchFlow) -> PortResult<()> {
-        let due = {
-            let mut pending = super::db::lock(&self.db.flow_pending);
-            pending.batches.push(batch.clone());
-            batch.at_ms as i64 >= pending.written_ms + FLUSH_EVERY_MS
-        };
-        if due {
-            self.flush().await?;
+        if let Some(due) = gather(&self.db, batch) {
+            self.write(due).await?;
         }
         Ok(())
     }
+}
+
+/// Adds `batch` to those waiting in memory; when they are due to be written (a second after
+/// the last write), takes them all, for the caller to write.
+pub(super) fn gather(db: &SqliteDb, batch: &BatchFlow) -> Option<Vec<BatchFlow>> {
+    let mut pending = super::db::lock(&db.flow_pending);
+    pending.batches.push(batch.clone());
+    if (batch.at_ms as i64) < pending.written_ms + FLUSH_EVERY_MS {
+        return None;
+    }
+    pending.written_ms = db.clock.now_ms();
+    Some(std::mem::take(&mut pending.batches))
+}
+
+/// Adds batches' outcomes and latencies to their minutes, in the caller's transaction.
+pub(super) fn write_batches(tx: &Connection, batches: &[BatchFlow]) -> rusqlite::Result<()> {
+    batches.iter().try_for_each(|batch| write_batch(tx, batch))
 }
 
 /// Adds one batch's outcome and latencies to its minute, in the caller's transaction.

@@ -11,6 +11,7 @@
 //! dead-letter table instead. Its times come from [`pipeline::clock`]: monotonic within a
 //! process, so a step of the system clock changes no visibility timeout.
 
+mod batch;
 mod db;
 mod flow;
 mod keys;
@@ -19,6 +20,7 @@ mod operations;
 mod queue;
 mod store;
 
+pub use batch::BatchInOneTransaction;
 pub use db::{Durability, SqliteDb, Stats};
 pub use flow::SqliteFlow;
 pub use keys::SqliteKeys;

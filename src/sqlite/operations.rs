@@ -26,19 +26,7 @@ impl FailureLog for SqliteStore {
         self.db
             .write(move |conn| {
                 let tx = conn.transaction()?;
-                for f in &failures {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO failures VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            f.id.key(),
-                            f.receive_count,
-                            f.first_failure_ms as i64,
-                            f.last_failure_ms as i64,
-                            f.last_error,
-                            f.preview
-                        ],
-                    )?;
-                }
+                note_failures(&tx, &failures)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -48,12 +36,7 @@ impl FailureLog for SqliteStore {
 
     async fn failure(&self, id: JobId) -> PortResult<Option<Failure>> {
         self.db
-            .read(move |conn| {
-                conn.prepare_cached("SELECT * FROM failures WHERE dead_letter = ?1")?
-                    .query_row([DeadLetterId::Job(id).key()], failure_of_row)
-                    .optional()?
-                    .transpose()
-            })
+            .read(move |conn| read_failure(conn, id))
             .await
             .map_err(PortError::from)
     }
@@ -65,23 +48,7 @@ impl FailureLog for SqliteStore {
         self.db
             .write(move |conn| {
                 let tx = conn.transaction()?;
-                let newest = attempts.iter().map(|a| a.at_ms).max().unwrap_or(0);
-                for a in &attempts {
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO attempts VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![
-                        a.job.to_string(),
-                        a.receive_count,
-                        a.at_ms as i64,
-                        a.class.to_string(),
-                        a.error
-                    ])?;
-                }
-                tx.execute(
-                    "DELETE FROM attempts WHERE at_ms < ?1",
-                    [newest.saturating_sub(ATTEMPTS_KEPT_MS) as i64],
-                )?;
+                note_attempts(&tx, &attempts)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -91,34 +58,82 @@ impl FailureLog for SqliteStore {
 
     async fn attempts(&self, id: JobId) -> PortResult<Vec<Attempt>> {
         self.db
-            .read(move |conn| {
-                let mut select = conn.prepare_cached(
-                    "SELECT receive_count, at_ms, class, error FROM attempts WHERE job_id = ?1
-                     ORDER BY receive_count, at_ms",
-                )?;
-                let rows = select.query_map([id.to_string()], |row| {
-                    Ok((
-                        row.get::<_, u32>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                    ))
-                })?;
-                rows.map(|row| {
-                    let (receive_count, at_ms, class, error) = row?;
-                    Ok(Attempt {
-                        job: id,
-                        receive_count,
-                        at_ms: at_ms.max(0) as u64,
-                        class: class.parse()?,
-                        error,
-                    })
-                })
-                .collect()
-            })
+            .read(move |conn| read_attempts(conn, id))
             .await
             .map_err(PortError::from)
     }
+}
+
+/// Notes dead letters' last failures, in the caller's transaction.
+pub(super) fn note_failures(tx: &Connection, failures: &[Failure]) -> rusqlite::Result<()> {
+    let mut note =
+        tx.prepare_cached("INSERT OR REPLACE INTO failures VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    for f in failures {
+        note.execute(params![
+            f.id.key(),
+            f.receive_count,
+            f.first_failure_ms as i64,
+            f.last_failure_ms as i64,
+            f.last_error,
+            f.preview
+        ])?;
+    }
+    Ok(())
+}
+
+/// Keeps failed attempts, in the caller's transaction; those older than [`ATTEMPTS_KEPT_MS`]
+/// go as new ones come, as DynamoDB's TTL removes them.
+pub(super) fn note_attempts(tx: &Connection, attempts: &[Attempt]) -> rusqlite::Result<()> {
+    let newest = attempts.iter().map(|a| a.at_ms).max().unwrap_or(0);
+    let mut keep =
+        tx.prepare_cached("INSERT OR IGNORE INTO attempts VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for a in attempts {
+        keep.execute(params![
+            a.job.to_string(),
+            a.receive_count,
+            a.at_ms as i64,
+            a.class.to_string(),
+            a.error
+        ])?;
+    }
+    tx.prepare_cached("DELETE FROM attempts WHERE at_ms < ?1")?
+        .execute([newest.saturating_sub(ATTEMPTS_KEPT_MS) as i64])?;
+    Ok(())
+}
+
+/// The failure noted for a job's dead letter, if any.
+pub(super) fn read_failure(conn: &Connection, id: JobId) -> anyhow::Result<Option<Failure>> {
+    conn.prepare_cached("SELECT * FROM failures WHERE dead_letter = ?1")?
+        .query_row([DeadLetterId::Job(id).key()], failure_of_row)
+        .optional()?
+        .transpose()
+}
+
+/// A job's failed attempts, in the order they happened.
+pub(super) fn read_attempts(conn: &Connection, id: JobId) -> anyhow::Result<Vec<Attempt>> {
+    let mut select = conn.prepare_cached(
+        "SELECT receive_count, at_ms, class, error FROM attempts WHERE job_id = ?1
+         ORDER BY receive_count, at_ms",
+    )?;
+    let rows = select.query_map([id.to_string()], |row| {
+        Ok((
+            row.get::<_, u32>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, String>(3)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (receive_count, at_ms, class, error) = row?;
+        Ok(Attempt {
+            job: id,
+            receive_count,
+            at_ms: at_ms.max(0) as u64,
+            class: class.parse()?,
+            error,
+        })
+    })
+    .collect()
 }
 
 fn failure_of_row(row: &Row<'_>) -> rusqlite::Result<anyhow::Result<Failure>> {

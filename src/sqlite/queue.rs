@@ -32,8 +32,8 @@ pub struct DeadLetter {
 #[derive(Debug)]
 pub struct SqliteQueue {
     pub(super) db: Arc<SqliteDb>,
-    settings: QueueSettings,
-    fifo: bool,
+    pub(super) settings: QueueSettings,
+    pub(super) fifo: bool,
     pub(super) arrived: Arc<Notify>,
     sends: mpsc::Sender<PendingSend>,
     /// Receipts deleted since the last receive: written in the next receive's transaction
@@ -164,54 +164,84 @@ impl SqliteQueue {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 delete_received(&tx, &deletes)?;
                 let now = clock.now_ms();
-                // FIFO: oldest first, and nothing of a group that has a message in flight (a
-                // received message not yet deleted blocks the ones behind it).
-                let sql = if fifo {
-                    "SELECT seq, message_id, body, sent_at_ms, receive_count, first_received_ms, group_id FROM queue
-                     WHERE visible_at_ms <= ?1 AND NOT EXISTS (
-                         SELECT 1 FROM queue AS ahead
-                         WHERE ahead.group_id = queue.group_id AND ahead.visible_at_ms > ?1)
-                     ORDER BY seq LIMIT ?2"
-                } else {
-                    "SELECT seq, message_id, body, sent_at_ms, receive_count, first_received_ms, group_id FROM queue
-                     WHERE visible_at_ms <= ?1 ORDER BY visible_at_ms, seq LIMIT ?2"
-                };
-                let due: Vec<DueRow> = tx
-                    .prepare_cached(sql)?
-                    .query_map(params![now, max as i64], DueRow::read)?
-                    .collect::<Result<_, _>>()?;
+                let due = take_due(&tx, fifo, now, max, max_receives)?;
                 let mut records = Vec::with_capacity(due.len());
-                for DueRow { seq, message_id, body, sent_at_ms, receive_count, first_received, group } in due {
-                    if receive_count >= max_receives {
-                        note_unnoted(&tx, &message_id, &body, receive_count, first_received.unwrap_or(now), now)?;
-                        tx.execute(
-                            "INSERT OR REPLACE INTO dead_letters (message_id, body, sent_at_ms, receive_count, dead_at_ms, group_id)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            params![message_id, body, sent_at_ms, receive_count, now, group],
-                        )?;
-                        tx.execute("DELETE FROM queue WHERE seq = ?1", [seq])?;
-                        tracing::warn!(%message_id, receive_count, "moved to the dead-letter queue");
-                        continue;
-                    }
+                for row in due {
                     // Time-ordered, for the receipt's UNIQUE index, as the message ids.
                     let receipt = time_ordered_id();
                     tx.prepare_cached(
                         "UPDATE queue SET receive_count = receive_count + 1, visible_at_ms = ?1, receipt = ?2,
                          first_received_ms = coalesce(first_received_ms, ?4) WHERE seq = ?3",
                     )?
-                    .execute(params![now + visibility_ms, receipt, seq, now])?;
-                    let first_received = first_received.unwrap_or(now);
-                    let mut record = record(message_id, receipt, body, sent_at_ms, receive_count + 1, first_received);
-                    if let Some(group) = group {
-                        record.attributes.insert("MessageGroupId".to_owned(), group);
-                    }
-                    records.push(record);
+                    .execute(params![now + visibility_ms, receipt, row.seq, now])?;
+                    records.push(row.received(receipt, now));
                 }
                 tx.commit()?;
                 Ok(records)
             })
             .await
     }
+}
+
+/// The messages a receive takes at `now`, up to `max`: visible ones, oldest first, and on a
+/// FIFO queue none of a group that has one in flight. Those received `max_receives` times
+/// already are moved to the dead-letter queue instead, as SQS's redrive policy does.
+pub(super) fn take_due(
+    tx: &Connection,
+    fifo: bool,
+    now: i64,
+    max: usize,
+    max_receives: i64,
+) -> rusqlite::Result<Vec<DueRow>> {
+    // FIFO: oldest first, and nothing of a group that has a message in flight (a received
+    // message not yet deleted blocks the ones behind it).
+    let sql = if fifo {
+        "SELECT seq, message_id, body, sent_at_ms, receive_count, first_received_ms, group_id FROM queue
+         WHERE visible_at_ms <= ?1 AND NOT EXISTS (
+             SELECT 1 FROM queue AS ahead
+             WHERE ahead.group_id = queue.group_id AND ahead.visible_at_ms > ?1)
+         ORDER BY seq LIMIT ?2"
+    } else {
+        "SELECT seq, message_id, body, sent_at_ms, receive_count, first_received_ms, group_id FROM queue
+         WHERE visible_at_ms <= ?1 ORDER BY visible_at_ms, seq LIMIT ?2"
+    };
+    let due: Vec<DueRow> = tx
+        .prepare_cached(sql)?
+        .query_map(params![now, max as i64], DueRow::read)?
+        .collect::<Result<_, _>>()?;
+    let mut taken = Vec::with_capacity(due.len());
+    for row in due {
+        if row.receive_count < max_receives {
+            taken.push(row);
+            continue;
+        }
+        let DueRow {
+            seq,
+            message_id,
+            body,
+            sent_at_ms,
+            receive_count,
+            first_received,
+            group,
+        } = row;
+        note_unnoted(
+            tx,
+            &message_id,
+            &body,
+            receive_count,
+            first_received.unwrap_or(now),
+            now,
+        )?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO dead_letters (message_id, body, sent_at_ms, receive_count, dead_at_ms, group_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![message_id, body, sent_at_ms, receive_count, now, group])?;
+        tx.prepare_cached("DELETE FROM queue WHERE seq = ?1")?
+            .execute([seq])?;
+        tracing::warn!(%message_id, receive_count, "moved to the dead-letter queue");
+    }
+    Ok(taken)
 }
 
 /// A queue message id or receipt: a UUID whose leading bits are the time (as a UUIDv7's), so
@@ -254,7 +284,7 @@ impl Drop for SqliteQueue {
 /// or it was a raw body it could not name), so that the dead-letter listing and its count
 /// always agree.
 fn note_unnoted(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     message_id: &str,
     body: &str,
     receive_count: i64,
@@ -304,8 +334,8 @@ fn spawn_group_commit(db: Arc<SqliteDb>, arrived: Arc<Notify>) -> mpsc::Sender<P
 }
 
 /// A queued row as a receive reads it: the columns of its SELECT, in order.
-struct DueRow {
-    seq: i64,
+pub(super) struct DueRow {
+    pub(super) seq: i64,
     message_id: String,
     body: String,
     sent_at_ms: i64,
@@ -325,6 +355,23 @@ impl DueRow {
             first_received: row.get(5)?,
             group: row.get(6)?,
         })
+    }
+
+    /// The record a consumer is handed for this row, received at `now` under `receipt`.
+    pub(super) fn received(self, receipt: String, now: i64) -> SqsMessage {
+        let first_received = self.first_received.unwrap_or(now);
+        let mut record = record(
+            self.message_id,
+            receipt,
+            self.body,
+            self.sent_at_ms,
+            self.receive_count + 1,
+            first_received,
+        );
+        if let Some(group) = self.group {
+            record.attributes.insert("MessageGroupId".to_owned(), group);
+        }
+        record
     }
 }
 

@@ -21,7 +21,7 @@ use pipeline::ports::{MessageStore, PortError, PortResult, PutBatchError};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(super) db: Arc<SqliteDb>,
-    retention: MessageRetention,
+    pub(super) retention: MessageRetention,
 }
 
 impl SqliteStore {
@@ -47,6 +47,86 @@ pub(super) fn count_stored(tx: &rusqlite::Connection, change: i64) -> rusqlite::
             .execute([change])?;
     }
     Ok(())
+}
+
+/// Stores `messages` in the caller's transaction, first write wins; returns the jobs
+/// refused (stored before with other content). A job that was deleted is not stored again.
+pub(super) fn put_messages(
+    tx: &rusqlite::Connection,
+    messages: &[Message],
+    retention: MessageRetention,
+    now_ms: u64,
+) -> rusqlite::Result<Vec<JobId>> {
+    let expires_at = retention.expires_at_ms(now_ms).map(|ms| ms as i64);
+    // A tombstone wins in the insert itself: a deleted job is not stored again.
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO messages (id, content, attributes, expires_at_ms)
+         SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM deleted_jobs WHERE id = ?1)
+         ON CONFLICT (id) DO NOTHING",
+    )?;
+    let mut stored = tx.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
+    let mut refused = Vec::new();
+    let mut inserted = 0;
+    for message in messages {
+        let key = message.id.to_string();
+        let content = message.content.as_str();
+        let attributes = attributes_column(&message.attributes);
+        let added = insert.execute(params![key, content, attributes, expires_at])?;
+        inserted += added;
+        if added == 0 {
+            // Stored before, or deleted (no row: nothing to compare, done).
+            let kept: Option<String> = stored.query_row([&key], |r| r.get(0)).optional()?;
+            if kept.is_some_and(|kept| kept != content) {
+                refused.push(message.id);
+            }
+        }
+    }
+    count_stored(tx, inserted as i64).map(|()| refused)
+}
+
+/// What the store holds for `id` at `now`.
+pub(super) fn lookup(conn: &rusqlite::Connection, id: JobId, now: i64) -> anyhow::Result<Lookup> {
+    let key = id.to_string();
+    let deleted: Option<i64> = conn
+        .prepare_cached("SELECT deleted_at_ms FROM deleted_jobs WHERE id = ?1")?
+        .query_row([&key], |r| r.get(0))
+        .optional()?;
+    if let Some(at_ms) = deleted {
+        return Ok(Lookup::Deleted {
+            at_ms: u64::try_from(at_ms).unwrap_or(0),
+        });
+    }
+    let sql = format!("SELECT content, attributes, {LIVE} FROM messages WHERE id = :id");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row(rusqlite::named_params! {":id": key, ":now": now}, |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, bool>(2)?))
+        })
+        .optional()?;
+    match row {
+        None => Ok(Lookup::Absent),
+        Some((_, _, false)) => Ok(Lookup::Expired),
+        Some((content, attributes, true)) => {
+            Ok(Lookup::Stored(message_from_row(key, content, attributes)?))
+        }
+    }
+}
+
+/// What the consumer is told of the jobs [`put_messages`] refused.
+pub(super) fn refusal(refused: Vec<JobId>) -> Result<(), PutBatchError> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        jobs = refused.len(),
+        "repeats of stored jobs with other content were refused; the stored messages are kept"
+    );
+    Err(PutBatchError::each(
+        refused,
+        PortError::permanent(anyhow!(
+            "the job is stored with other content; a stored message is never rewritten"
+        )),
+    ))
 }
 
 /// Rows a read shows: not expired at `?now`.
@@ -80,97 +160,25 @@ impl MessageStore for SqliteStore {
     /// redelivery; with other content it is refused and reported unwritten, and the stored
     /// message is kept.
     async fn put_batch(&self, messages: &[Message]) -> Result<(), PutBatchError> {
-        let rows: Vec<(JobId, String, Option<String>)> = messages
-            .iter()
-            .map(|m| {
-                (
-                    m.id,
-                    m.content.as_str().to_owned(),
-                    attributes_column(&m.attributes),
-                )
-            })
-            .collect();
+        let owned = messages.to_vec();
         let (clock, retention) = (self.db.clock.clone(), self.retention);
         let refused = self
             .db
             .write(move |conn| {
-                let expires_at = retention.expires_at_ms(clock.now_ms_u64()).map(|ms| ms as i64);
                 let tx = conn.transaction()?;
-                let mut refused = Vec::new();
-                {
-                    // A tombstone wins in the insert itself: a deleted job is not stored again.
-                    let mut insert = tx.prepare_cached(
-                        "INSERT INTO messages (id, content, attributes, expires_at_ms)
-                         SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM deleted_jobs WHERE id = ?1)
-                         ON CONFLICT (id) DO NOTHING",
-                    )?;
-                    let mut stored = tx.prepare_cached("SELECT content FROM messages WHERE id = ?1")?;
-                    let mut inserted = 0;
-                    for (id, content, attributes) in &rows {
-                        let key = id.to_string();
-                        let added = insert.execute(params![key, content, attributes, expires_at])?;
-                        inserted += added;
-                        if added == 0 {
-                            // Stored before, or deleted (no row: nothing to compare, done).
-                            let kept: Option<String> =
-                                stored.query_row([&key], |r| r.get(0)).optional()?;
-                            if kept.is_some_and(|kept| &kept != content) {
-                                refused.push(*id);
-                            }
-                        }
-                    }
-                    count_stored(&tx, inserted as i64)?;
-                }
+                let refused = put_messages(&tx, &owned, retention, clock.now_ms_u64())?;
                 tx.commit()?;
                 Ok(refused)
             })
             .await
             .map_err(|cause| PutBatchError::all(messages, cause.into()))?;
-        if refused.is_empty() {
-            return Ok(());
-        }
-        tracing::warn!(
-            jobs = refused.len(),
-            "repeats of stored jobs with other content were refused; the stored messages are kept"
-        );
-        Err(PutBatchError::each(
-            refused,
-            PortError::permanent(anyhow!(
-                "the job is stored with other content; a stored message is never rewritten"
-            )),
-        ))
+        refusal(refused)
     }
 
     async fn lookup(&self, id: JobId) -> PortResult<Lookup> {
         let now = self.db.clock.now_ms();
         self.db
-            .read(move |conn| {
-                let key = id.to_string();
-                let deleted: Option<i64> = conn
-                    .prepare_cached("SELECT deleted_at_ms FROM deleted_jobs WHERE id = ?1")?
-                    .query_row([&key], |r| r.get(0))
-                    .optional()?;
-                if let Some(at_ms) = deleted {
-                    return Ok(Lookup::Deleted {
-                        at_ms: u64::try_from(at_ms).unwrap_or(0),
-                    });
-                }
-                let sql =
-                    format!("SELECT content, attributes, {LIVE} FROM messages WHERE id = :id");
-                let row = conn
-                    .prepare_cached(&sql)?
-                    .query_row(rusqlite::named_params! {":id": key, ":now": now}, |r| {
-                        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, bool>(2)?))
-                    })
-                    .optional()?;
-                match row {
-                    None => Ok(Lookup::Absent),
-                    Some((_, _, false)) => Ok(Lookup::Expired),
-                    Some((content, attributes, true)) => {
-                        Ok(Lookup::Stored(message_from_row(key, content, attributes)?))
-                    }
-                }
-            })
+            .read(move |conn| lookup(conn, id, now))
             .await
             .map_err(PortError::from)
     }
