@@ -107,9 +107,16 @@ impl ConsumerParts {
 /// (delete what was handled, leave the rest to come back).
 #[async_trait]
 pub trait Batches: Send + Sync + std::fmt::Debug {
-    /// Handles the next batch, gathered as `settings` says, waiting up to [`IDLE_POLL`] for a
-    /// first record. Returns how many records it held: 0 when none came.
-    async fn handle_next(&self, settings: MappingSettings) -> anyhow::Result<usize>;
+    /// Handles the next batch (or batches), gathered as `settings` says, waiting up to
+    /// [`IDLE_POLL`] for a first record. Nothing handled when none came.
+    async fn handle_next(&self, settings: MappingSettings) -> anyhow::Result<Handled>;
+}
+
+/// What [`Batches::handle_next`] handled: invocations of the consumer, and their records.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Handled {
+    pub invocations: usize,
+    pub records: usize,
 }
 
 /// Batches as Lambda's event source mapping handles them over SQS: a receive, the consumer's
@@ -122,13 +129,17 @@ pub struct OverPorts {
 
 #[async_trait]
 impl Batches for OverPorts {
-    async fn handle_next(&self, settings: MappingSettings) -> anyhow::Result<usize> {
+    async fn handle_next(&self, settings: MappingSettings) -> anyhow::Result<Handled> {
         let event = gather(&*self.source, settings).await?;
         let records = event.records.len();
-        if records > 0 {
-            invoke(&*self.source, self.parts.consumer(), settings, event).await;
+        if records == 0 {
+            return Ok(Handled::default());
         }
-        Ok(records)
+        invoke(&*self.source, self.parts.consumer(), settings, event).await;
+        Ok(Handled {
+            invocations: 1,
+            records,
+        })
     }
 }
 
@@ -207,12 +218,14 @@ async fn poll(
         // receive each, until the visibility timeout. A receive waits at most IDLE_POLL
         // (plus the batching window), so shutdown waits at most that long.
         match batches.handle_next(settings).await {
-            Ok(records) => {
+            Ok(handled) => {
                 pause = ERROR_PAUSE_MIN;
-                if records > 0 {
-                    counts.invocations.fetch_add(1, Ordering::Relaxed);
-                    counts.records.fetch_add(records as u64, Ordering::Relaxed);
-                }
+                counts
+                    .invocations
+                    .fetch_add(handled.invocations as u64, Ordering::Relaxed);
+                counts
+                    .records
+                    .fetch_add(handled.records as u64, Ordering::Relaxed);
             }
             Err(error) => {
                 tracing::error!(poller, error = ?error, ?pause, "receive failed");

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use super::db::{lock, SqliteDb};
 use super::{flow, operations, store, SqliteQueue, SqliteStore};
-use crate::event_source::{done_records, Batches, MappingSettings, IDLE_POLL};
+use crate::event_source::{done_records, Batches, Handled, MappingSettings, IDLE_POLL};
 use pipeline::domain::{
     Attempt, BatchFlow, Deletion, Failure, JobId, Lookup, Message, MessageRetention, Page,
     PageLimit, RetryPolicy,
@@ -58,16 +58,16 @@ impl BatchInOneTransaction {
         }
     }
 
-    /// One try: takes the due rows and, when there are at least `least` of them (a batching
-    /// window waits for a full batch), handles them. Returns how many were handled, or none
-    /// and how many were due.
-    async fn try_batch(&self, max: usize, least: usize) -> anyhow::Result<Tried> {
-        let this = self.clone();
-        let db = self.queue.db.clone();
-        tokio::task::spawn_blocking(move || {
-            in_transaction(&mut lock(&db.writer), |conn| this.handle(conn, max, least))
-        })
-        .await?
+    /// One try, in its own transaction on `conn` (the writer): takes the due rows and, when
+    /// there are at least `least` of them (a batching window waits for a full batch), handles
+    /// them. A panic in it is an error, and the transaction is rolled back.
+    pub(super) fn handle_in_transaction(
+        &self,
+        conn: &mut Connection,
+        max: usize,
+        least: usize,
+    ) -> anyhow::Result<Tried> {
+        in_transaction(conn, |conn| self.handle(conn, max, least))
     }
 
     fn handle(&self, conn: &mut Connection, max: usize, least: usize) -> anyhow::Result<Tried> {
@@ -131,18 +131,24 @@ impl BatchInOneTransaction {
 }
 
 /// What one try did.
-enum Tried {
+pub(super) enum Tried {
     Handled(usize),
     Waiting { due: usize },
 }
+
+/// How long a consumer's turn on the writer lasts at most: then the poller sees shutdown,
+/// and its counts move on.
+const TURN: Duration = Duration::from_millis(100);
 
 #[async_trait]
 impl Batches for BatchInOneTransaction {
     /// As [`crate::event_source::OverPorts`] gathers: what is due at once, or with a batching
     /// window a full batch, or what is due when the window, counted from the first record
-    /// seen, ends.
-    async fn handle_next(&self, settings: MappingSettings) -> anyhow::Result<usize> {
+    /// seen, ends. Then batch after batch on the writer thread, while records are due, for
+    /// up to a [`TURN`].
+    async fn handle_next(&self, settings: MappingSettings) -> anyhow::Result<Handled> {
         let max = settings.batch_size.max(1);
+        let windowed = !settings.batching_window.is_zero();
         let idle_until = Instant::now() + IDLE_POLL;
         let mut window_ends: Option<Instant> = None;
         loop {
@@ -152,20 +158,27 @@ impl Batches for BatchInOneTransaction {
             arrived.as_mut().enable();
             let now = Instant::now();
             let least = match window_ends {
-                _ if settings.batching_window.is_zero() => 1,
+                _ if !windowed => 1,
                 Some(ends) if now >= ends => 1,
                 _ => max,
             };
-            let due = match self.try_batch(max, least).await? {
-                Tried::Handled(records) => return Ok(records),
-                Tried::Waiting { due } => due,
-            };
-            if due > 0 && window_ends.is_none() {
+            let later_least = if windowed { max } else { 1 };
+            let drained = self
+                .queue
+                .drain(self.clone(), max, (least, later_least), TURN)
+                .await?;
+            if drained.batches > 0 {
+                return Ok(Handled {
+                    invocations: drained.batches,
+                    records: drained.records,
+                });
+            }
+            if drained.due > 0 && window_ends.is_none() {
                 window_ends = Some(now + settings.batching_window);
             }
             let until = match window_ends {
                 Some(ends) => ends,
-                None if now >= idle_until => return Ok(0),
+                None if now >= idle_until => return Ok(Handled::default()),
                 None => idle_until,
             };
             // Also wake now and then: hidden messages become visible without a send.
@@ -178,24 +191,29 @@ impl Batches for BatchInOneTransaction {
 }
 
 /// Runs `work` in a write transaction on `conn`: committed if it returns `Ok`, rolled back if
-/// it fails or panics. By hand, not with a `rusqlite::Transaction`: the batch's ports hold the
+/// it fails or panics (the writer thread it runs on goes on). By hand, not with a `rusqlite::Transaction`: the batch's ports hold the
 /// connection itself, and must be `Sync`.
 fn in_transaction<T>(
     conn: &mut Connection,
     work: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)));
     let outcome = match done {
         Ok(Ok(value)) => conn
-            .execute_batch("COMMIT")
-            .map(|()| value)
+            .prepare_cached("COMMIT")
+            .and_then(|mut commit| commit.execute([]))
+            .map(|_| value)
             .map_err(anyhow::Error::from),
         Ok(Err(error)) => Err(error),
-        Err(panic) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            std::panic::resume_unwind(panic);
-        }
+        Err(panic) => Err(anyhow!(
+            "the consumer panicked: {}",
+            panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("non-string panic")
+        )),
     };
     if outcome.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");

@@ -177,6 +177,9 @@ pub struct SqliteDb {
     pub(super) flow_pending: Mutex<super::flow::Pending>,
 }
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
 /// Reader connections: as many as the requests a two-core machine serves at once, with room.
 const READERS: usize = 4;
 
@@ -204,6 +207,9 @@ impl SqliteDb {
             let conn =
                 Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
             conn.busy_timeout(Duration::from_secs(5))?;
+            // The writer alone runs more distinct statements than rusqlite's default 16 keeps,
+            // and one evicted is parsed again at its next use.
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             conn.pragma_update(None, "journal_mode", "WAL")?;
             let synchronous = match durability {
                 Durability::Process => "NORMAL",

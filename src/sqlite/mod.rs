@@ -19,6 +19,7 @@ mod lifecycle;
 mod operations;
 mod queue;
 mod store;
+mod writer;
 
 pub use batch::BatchInOneTransaction;
 pub use db::{Durability, SqliteDb, Stats};

@@ -13,7 +13,9 @@ use std::sync::mpsc;
 use tokio::sync::{oneshot, Notify};
 use uuid::Uuid;
 
+use super::batch::BatchInOneTransaction;
 use super::db::{lock, SqliteDb, Stats};
+use super::writer::{DrainRequest, Drained, Job};
 use pipeline::domain::{truncate_chars, DeadLetterId, Outgoing, QueuedMessage, PREVIEW_CHARS};
 use pipeline::ports::QueueSettings;
 use pipeline::ports::{MessageQueue, PortError, PortResult, QueueSource, Redrive};
@@ -35,27 +37,25 @@ pub struct SqliteQueue {
     pub(super) settings: QueueSettings,
     pub(super) fifo: bool,
     pub(super) arrived: Arc<Notify>,
-    sends: mpsc::Sender<PendingSend>,
+    /// The writer thread ([`super::writer`]): sends, and the consumer's batches.
+    writer: mpsc::Sender<Job>,
     /// Receipts deleted since the last receive: written in the next receive's transaction
     /// (or when the queue is dropped), not in one of their own.
     deletes: std::sync::Mutex<Vec<String>>,
 }
 
 /// A body waiting for the group commit, and who to tell when it is durable.
-struct PendingSend {
+pub(super) struct PendingSend {
     body: String,
     delay_ms: i64,
     /// FIFO only: the message group, and the id that deduplicates sends (the job id).
     group: Option<String>,
     dedup_id: Option<String>,
-    done: oneshot::Sender<Result<(), String>>,
+    pub(super) done: oneshot::Sender<Result<(), String>>,
 }
 
 /// How long a FIFO queue remembers a deduplication id (SQS's deduplication interval).
 const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
-
-/// Most sends one group commit takes.
-const GROUP_COMMIT_MAX: usize = 1024;
 
 impl SqliteQueue {
     pub fn new(db: Arc<SqliteDb>, settings: QueueSettings) -> Self {
@@ -69,13 +69,13 @@ impl SqliteQueue {
 
     fn with_kind(db: Arc<SqliteDb>, settings: QueueSettings, fifo: bool) -> Self {
         let arrived = Arc::new(Notify::new());
-        let sends = spawn_group_commit(db.clone(), arrived.clone());
+        let writer = super::writer::spawn(db.clone(), arrived.clone());
         Self {
             db,
             settings,
             fifo,
             arrived,
-            sends,
+            writer,
             deletes: std::sync::Mutex::default(),
         }
     }
@@ -117,9 +117,34 @@ impl SqliteQueue {
     }
 
     fn enqueue(&self, pending: PendingSend) -> anyhow::Result<()> {
-        self.sends
-            .send(pending)
+        self.writer
+            .send(Job::Send(pending))
             .map_err(|_| anyhow!("the queue's writer has stopped"))
+    }
+
+    /// Gives `consumer` a turn on the writer thread ([`DrainRequest`]) and waits for it.
+    pub(super) async fn drain(
+        &self,
+        consumer: BatchInOneTransaction,
+        max: usize,
+        (least, later_least): (usize, usize),
+        turn: Duration,
+    ) -> anyhow::Result<Drained> {
+        let (done, drained) = oneshot::channel();
+        let request = DrainRequest {
+            consumer,
+            max,
+            least,
+            later_least,
+            until: std::time::Instant::now() + turn,
+            done,
+        };
+        self.writer
+            .send(Job::Drain(request))
+            .map_err(|_| anyhow!("the queue's writer has stopped"))?;
+        drained
+            .await
+            .map_err(|_| anyhow!("the queue's writer has stopped"))?
     }
 
     pub async fn dead_lettered(&self) -> anyhow::Result<i64> {
@@ -311,28 +336,6 @@ fn note_unnoted(
     )
 }
 
-/// Sends arriving together share one transaction (group commit): under load, hundreds of
-/// 202s cost one commit, which is what makes the embedded queue keep up with HTTP. Each
-/// sender is answered only after the commit that holds its message.
-fn spawn_group_commit(db: Arc<SqliteDb>, arrived: Arc<Notify>) -> mpsc::Sender<PendingSend> {
-    let (sends, pending) = mpsc::channel::<PendingSend>();
-    std::thread::spawn(move || {
-        // Ends when the queue, and with it the last sender, is dropped.
-        while let Ok(first) = pending.recv() {
-            let mut group = vec![first];
-            group.extend(pending.try_iter().take(GROUP_COMMIT_MAX - 1));
-            let committed = insert_group(&mut lock(&db.writer), &group, db.clock.now_ms())
-                .map_err(|e| format!("{e:#}"));
-            for send in group {
-                // A sender that gave up waiting needs no answer.
-                let _ = send.done.send(committed.clone());
-            }
-            arrived.notify_waiters();
-        }
-    });
-    sends
-}
-
 /// A queued row as a receive reads it: the columns of its SELECT, in order.
 pub(super) struct DueRow {
     pub(super) seq: i64,
@@ -375,7 +378,11 @@ impl DueRow {
     }
 }
 
-fn insert_group(conn: &mut Connection, group: &[PendingSend], now: i64) -> anyhow::Result<()> {
+pub(super) fn insert_group(
+    conn: &mut Connection,
+    group: &[PendingSend],
+    now: i64,
+) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(

@@ -145,7 +145,7 @@ async fn scenario(file: &File, batches: Arc<dyn Batches>) -> (Vec<usize>, Vec<Ta
     let mut handled = Vec::new();
     let mut tables = Vec::new();
     for _ in 0..3 {
-        handled.push(batches.handle_next(settings).await.unwrap());
+        handled.push(batches.handle_next(settings).await.unwrap().records);
         tables.push(file.tables().await);
         file.clock.advance(Duration::from_secs(60));
     }
