@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension as _};
 use serde::Serialize;
 
 use pipeline::clock::{Clock, ProcessClock};
@@ -264,27 +264,39 @@ impl SqliteDb {
     pub async fn stats(self: &Arc<Self>) -> anyhow::Result<Stats> {
         let now = self.clock.now_ms();
         self.read(move |conn| {
-            // One pass over the queue for its counts and its oldest message.
-            let (queued, in_flight, delayed, oldest_age_ms) = conn.query_row(
-                "SELECT coalesce(sum(visible_at_ms <= ?1), 0),
-                        coalesce(sum(visible_at_ms > ?1 AND receive_count > 0), 0),
-                        coalesce(sum(visible_at_ms > ?1 AND receive_count = 0), 0),
-                        ?1 - min(sent_at_ms)
-                 FROM queue",
-                [now],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
+            // Nothing here reads every queued row (the watcher of a drain asks often, and a
+            // scan of a deep queue slowed what it watched): counts come from the b-trees' own
+            // counts, the hidden rows from the visibility index, the oldest from the first by
+            // `seq` (sent times only grow with it: a requeued dead letter is sent anew).
+            let total: i64 = conn
+                .prepare_cached("SELECT count(*) FROM queue")?
+                .query_row([], |r| r.get(0))?;
+            let (mut in_flight, mut delayed) = (0, 0);
+            let mut hidden = conn
+                .prepare_cached("SELECT receive_count > 0 FROM queue WHERE visible_at_ms > ?1")?;
+            let mut rows = hidden.query([now])?;
+            while let Some(row) = rows.next()? {
+                if row.get::<_, bool>(0)? {
+                    in_flight += 1;
+                } else {
+                    delayed += 1;
+                }
+            }
+            let queued = total - in_flight - delayed;
+            let oldest_age_ms: Option<i64> = conn
+                .prepare_cached("SELECT ?1 - sent_at_ms FROM queue ORDER BY seq LIMIT 1")?
+                .query_row([now], |r| r.get(0))
+                .optional()?;
             Ok(Stats {
                 queued,
                 in_flight,
                 delayed,
                 dead_lettered: conn
-                    .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))?,
-                stored: conn.query_row(
-                    "SELECT n FROM counters WHERE name = 'stored'",
-                    [],
-                    |r| r.get(0),
-                )?,
+                    .prepare_cached("SELECT count(*) FROM dead_letters")?
+                    .query_row([], |r| r.get(0))?,
+                stored: conn
+                    .prepare_cached("SELECT n FROM counters WHERE name = 'stored'")?
+                    .query_row([], |r| r.get(0))?,
                 oldest_age_ms,
             })
         })
