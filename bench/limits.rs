@@ -8,6 +8,8 @@
 //!                                          into DB's queue table (the runner's schema, WAL,
 //!                                          synchronous=NORMAL), with time-ordered or random
 //!                                          message ids; each 202 after its commit
+//!   limits fill DB N                       fills DB's queue with N envelopes, as the enqueue
+//!                                          function makes them
 //!   limits drain DB N ROWS_PER_TX          fills DB's queue with N envelopes (not timed),
 //!                                          then moves them to the messages table ROWS_PER_TX
 //!                                          a transaction, each body parsed as the consumer
@@ -45,6 +47,10 @@ fn main() {
             };
             serve(arg(2), Some(spawn_writer(open(&arg(3)), ordered)));
         }
+        "fill" => fill(
+            &mut open(&arg(2)),
+            arg(3).parse().unwrap_or_else(|_| usage()),
+        ),
         "drain" => drain(
             &arg(2),
             arg(3).parse().unwrap_or_else(|_| usage()),
@@ -55,7 +61,7 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: limits http PORT | limits enqueue PORT DB ordered|random | limits drain DB N ROWS_PER_TX");
+    eprintln!("usage: limits http PORT | limits enqueue PORT DB ordered|random | limits fill DB N | limits drain DB N ROWS_PER_TX");
     std::process::exit(2)
 }
 
@@ -170,8 +176,8 @@ async fn answer(
     )
 }
 
-fn drain(path: &str, n: usize, per_tx: usize) {
-    let mut conn = open(path);
+/// Queues `n` envelopes, visible now, in one transaction.
+fn fill(conn: &mut Connection, n: usize) {
     let now = now_ms();
     let tx = conn.transaction().unwrap();
     {
@@ -190,6 +196,11 @@ fn drain(path: &str, n: usize, per_tx: usize) {
         }
     }
     tx.commit().unwrap();
+}
+
+fn drain(path: &str, n: usize, per_tx: usize) {
+    let mut conn = open(path);
+    fill(&mut conn, n);
 
     let started = Instant::now();
     let mut moved = 0;

@@ -7,14 +7,14 @@
 # prints Markdown for BENCHMARKS.md. Everything binds 127.0.0.1.
 #
 #   bench/limits.sh               # 3 rounds
-#   ROUNDS=5 DRAIN_N=100000 bench/limits.sh
+#   ROUNDS=5 DRAIN_N=400000 bench/limits.sh
 #
 # Needs wrk (Debian: apt-get install wrk).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 rounds="${ROUNDS:-3}"
-drain_n="${DRAIN_N:-60000}"
+drain_n="${DRAIN_N:-200000}"
 port="${BENCH_PORT:-3902}"
 url="http://127.0.0.1:$port"
 work=$(mktemp -d)
@@ -27,7 +27,7 @@ stop() {
 trap 'stop; rm -rf "$work"' EXIT
 
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
-cargo build --quiet --locked --profile runner --bin message-pipeline --example limits --example loadgen
+cargo build --quiet --locked --profile runner --bin message-pipeline --example limits
 bin="${CARGO_TARGET_DIR:-target}/runner"
 runner="$bin/message-pipeline"
 
@@ -72,20 +72,20 @@ hit() {
 record() { echo "$1 $2 $(load)" >>"$work/results"; }   # name, "value p99"
 stored() { curl -fs "$url/_local/stats" | sed -E 's/.*"stored":([0-9]+).*/\1/'; }
 rss() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status"; }
-# The runner's worker alone: DRAIN_N messages queued with no worker, then the runner
-# restarted on the same file with one (and "$@"); messages/s from when it answers (the limit's
-# clock, too, starts after its database is open) until all are stored.
+# The runner's worker alone: DRAIN_N messages queued with no worker (the same rows the drain
+# limit moves, written by `limits fill`), then the runner started on the file with one (and
+# "$@"); messages/s from when it answers (the limit's clock, too, starts after its file is
+# open) until all are stored, read every 20 ms.
 runner_drain() {
   local name=$1 started finished stored_at_start
   shift
-  runner_start --consumers 0
-  "$bin/examples/loadgen" post "$url/messages" "$drain_n" 32 >/dev/null
-  stop
+  runner_start --consumers 0; stop
+  "$bin/examples/limits" fill "$work/db" "$drain_n"
   RUST_LOG=warn setsid "$runner" --listen "127.0.0.1:$port" --no-auth --data "$work/db" "$@" >"$work/log" 2>&1 &
   pid=$!
   wait_up
   started=$(date +%s.%N); stored_at_start=$(stored)
-  while [ "$(stored)" -lt "$drain_n" ]; do sleep 0.01; done
+  while [ "$(stored)" -lt "$drain_n" ]; do sleep 0.02; done
   finished=$(date +%s.%N)
   echo "rss-$name $(rss) - $(load)" >>"$work/results"
   stop

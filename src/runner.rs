@@ -121,7 +121,8 @@ pub struct Args {
     #[arg(long, default_value_t = 30)]
     pub visibility_timeout_secs: u64,
     /// Seconds one consumer invocation may take (Lambda's function timeout); past it the
-    /// batch is abandoned and retried after the visibility timeout.
+    /// batch is abandoned and retried after the visibility timeout. An embedded batch is one
+    /// transaction that waits on nothing, so only batches over SQS (or with faults) reach it.
     #[arg(long, default_value_t = 30)]
     pub consumer_timeout_secs: u64,
     /// Receives before a message moves to the dead-letter queue (embedded backend; on SQS,

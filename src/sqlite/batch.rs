@@ -108,12 +108,14 @@ impl BatchInOneTransaction {
         let Settling { waits, moved } = std::mem::take(&mut *lock(&ports.settling));
         let conn = ports.conn.into_inner().unwrap_or_else(|p| p.into_inner());
         let visibility = queue.settings.visibility_timeout;
+        let mut removed = moved.len();
         for (index, seq) in seqs.iter().enumerate() {
             if moved.contains(seq) {
                 continue;
             }
             if done.contains(&index) {
-                conn.prepare_cached("DELETE FROM queue WHERE seq = ?1")?
+                removed += conn
+                    .prepare_cached("DELETE FROM queue WHERE seq = ?1")?
                     .execute([seq])?;
                 continue;
             }
@@ -126,6 +128,7 @@ impl BatchInOneTransaction {
             )?
             .execute(params![now + hidden.as_millis() as i64, now, seq])?;
         }
+        super::db::add_to_counter(conn, "queued", -(removed as i64))?;
         Ok(Tried::Handled(seqs.len()))
     }
 }

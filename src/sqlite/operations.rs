@@ -168,6 +168,7 @@ fn move_back(conn: &Connection, now: i64, job: Option<JobId>) -> anyhow::Result<
         ),
         params![now, job],
     )?;
+    super::db::add_to_counter(conn, "queued", moved as i64)?;
     conn.execute(
         &format!(
             "DELETE FROM dead_letters WHERE ({JOB_OF_BODY}) IS NOT NULL AND (?1 IS NULL OR ({JOB_OF_BODY}) = ?1)"
@@ -305,10 +306,13 @@ impl Operations for SqliteQueue {
                 let tx = conn.transaction()?;
                 let job = id.to_string();
                 for table in ["queue", "dead_letters"] {
-                    tx.execute(
+                    let removed = tx.execute(
                         &format!("DELETE FROM {table} WHERE ({JOB_OF_BODY}) = ?1"),
                         [&job],
                     )?;
+                    if table == "queue" {
+                        super::db::add_to_counter(&tx, "queued", -(removed as i64))?;
+                    }
                 }
                 tx.execute(
                     "DELETE FROM failures WHERE dead_letter = ?1",

@@ -235,6 +235,7 @@ pub(super) fn take_due(
         .query_map(params![now, max as i64], DueRow::read)?
         .collect::<Result<_, _>>()?;
     let mut taken = Vec::with_capacity(due.len());
+    let moved = due.len();
     for row in due {
         if row.receive_count < max_receives {
             taken.push(row);
@@ -266,6 +267,7 @@ pub(super) fn take_due(
             .execute([seq])?;
         tracing::warn!(%message_id, receive_count, "moved to the dead-letter queue");
     }
+    super::db::add_to_counter(tx, "queued", -((moved - taken.len()) as i64))?;
     Ok(taken)
 }
 
@@ -281,10 +283,11 @@ fn time_ordered_id() -> String {
 /// Deletes received messages by their receipts; a stale receipt deletes nothing.
 fn delete_received(tx: &rusqlite::Transaction<'_>, receipts: &[String]) -> rusqlite::Result<()> {
     let mut delete = tx.prepare_cached("DELETE FROM queue WHERE receipt = ?1")?;
+    let mut deleted = 0;
     for receipt in receipts {
-        delete.execute([receipt])?;
+        deleted += delete.execute([receipt])?;
     }
-    Ok(())
+    super::db::add_to_counter(tx, "queued", -(deleted as i64))
 }
 
 /// The deletes noted since the last receive, written when the runner stops.
@@ -417,6 +420,7 @@ pub(super) fn insert_group(
             [now - DEDUP_WINDOW_MS],
         )?;
         super::flow::add_enqueued(&tx, now, queued)?;
+        super::db::add_to_counter(&tx, "queued", queued)?;
     }
     tx.commit()?;
     Ok(())
@@ -567,7 +571,9 @@ impl Redrive for SqliteQueue {
                              SELECT message_id, body, sent_at_ms, receive_count, ?2, group_id FROM queue WHERE message_id = ?1",
                             params![message_id, now],
                         )?;
-                        tx.execute("DELETE FROM queue WHERE message_id = ?1", [message_id])?;
+                        let removed =
+                            tx.execute("DELETE FROM queue WHERE message_id = ?1", [message_id])?;
+                        super::db::add_to_counter(&tx, "queued", -(removed as i64))?;
                     }
                     moved.push(message_id);
                 }

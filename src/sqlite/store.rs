@@ -42,11 +42,7 @@ impl SqliteStore {
 /// Keeps the count of stored messages (`counters`) in step with a write to `messages`, in
 /// the write's transaction.
 pub(super) fn count_stored(tx: &rusqlite::Connection, change: i64) -> rusqlite::Result<()> {
-    if change != 0 {
-        tx.prepare_cached("UPDATE counters SET n = n + ?1 WHERE name = 'stored'")?
-            .execute([change])?;
-    }
-    Ok(())
+    super::db::add_to_counter(tx, "stored", change)
 }
 
 /// Stores `messages` in the caller's transaction, first write wins; returns the jobs

@@ -110,6 +110,8 @@ impl File {
                     rows("SELECT sum(stored) || ' ' || sum(failed_transient) || ' ' || sum(failed_deployment) || ' '
                               || sum(failed_permanent) || ' ' || sum(dead_lettered) FROM flow_minutes")?,
                     rows("SELECT CAST(n AS TEXT) FROM counters WHERE name = 'stored'")?,
+                    rows("SELECT (SELECT n FROM counters WHERE name = 'queued') || ' counted, '
+                              || (SELECT count(*) FROM queue) || ' rows'")?,
                 ])
             })
             .await
@@ -176,7 +178,9 @@ async fn a_batch_in_one_transaction_leaves_what_the_ports_leave() {
         ]
     );
     assert_eq!(in_one[0][1], [newer_backed_off]);
+    assert_eq!(over_ports[0][7], ["3 counted, 3 rows"]);
     over_ports[0][1] = in_one[0][1].clone();
+    over_ports[0][7] = in_one[0][7].clone();
     assert_eq!(in_one, over_ports);
 
     let (after_first, last) = (&in_one[0], &in_one[1]);
@@ -193,4 +197,6 @@ async fn a_batch_in_one_transaction_leaves_what_the_ports_leave() {
         "stored, failed by class, dead-lettered"
     );
     assert_eq!(last[6], ["2"]);
+    assert_eq!(after_first[7], ["1 counted, 1 rows"]);
+    assert_eq!(last[7], ["0 counted, 0 rows"]);
 }
