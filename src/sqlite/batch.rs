@@ -67,10 +67,44 @@ impl BatchInOneTransaction {
         max: usize,
         least: usize,
     ) -> anyhow::Result<Tried> {
-        in_transaction(conn, |conn| self.handle(conn, max, least))
+        let mut taken = Vec::new();
+        let tried = in_transaction(conn, |conn| self.handle(conn, max, least, &mut taken));
+        if let (Err(error), false) = (&tried, taken.is_empty()) {
+            // As Lambda after an invocation that failed: every record comes back after the
+            // visibility timeout with a receive spent, so that a batch that always fails
+            // reaches the dead-letter queue instead of being taken again for ever.
+            tracing::error!(
+                ?error,
+                records = taken.len(),
+                "a batch failed; its records come back after the visibility timeout"
+            );
+            in_transaction(conn, |conn| self.spend_a_receive(conn, &taken))?;
+        }
+        tried
     }
 
-    fn handle(&self, conn: &mut Connection, max: usize, least: usize) -> anyhow::Result<Tried> {
+    /// Marks rows received once more and hides them for the visibility timeout.
+    fn spend_a_receive(&self, conn: &mut Connection, seqs: &[i64]) -> anyhow::Result<()> {
+        let now = self.queue.db.clock.now_ms();
+        let hidden_until = now + self.queue.settings.visibility_timeout.as_millis() as i64;
+        let mut received = conn.prepare_cached(
+            "UPDATE queue SET receive_count = receive_count + 1, visible_at_ms = ?1,
+             first_received_ms = coalesce(first_received_ms, ?2) WHERE seq = ?3",
+        )?;
+        for seq in seqs {
+            received.execute(params![hidden_until, now, seq])?;
+        }
+        Ok(())
+    }
+
+    /// Takes the due rows (their `seq`s into `taken`) and handles them.
+    fn handle(
+        &self,
+        conn: &mut Connection,
+        max: usize,
+        least: usize,
+        taken: &mut Vec<i64>,
+    ) -> anyhow::Result<Tried> {
         let queue = &*self.queue;
         let db = &*queue.db;
         let now = db.clock.now_ms();
@@ -80,9 +114,8 @@ impl BatchInOneTransaction {
             return Ok(Tried::Waiting { due: due.len() });
         }
         let mut event = SqsEvent::default();
-        let mut seqs = Vec::with_capacity(due.len());
         for row in due {
-            seqs.push(row.seq);
+            taken.push(row.seq);
             // The receipt is the row: the batch's ports find it by it, within this transaction.
             let receipt = row.seq.to_string();
             event.records.push(row.received(receipt, now));
@@ -109,7 +142,7 @@ impl BatchInOneTransaction {
         let conn = ports.conn.into_inner().unwrap_or_else(|p| p.into_inner());
         let visibility = queue.settings.visibility_timeout;
         let mut removed = moved.len();
-        for (index, seq) in seqs.iter().enumerate() {
+        for (index, seq) in taken.iter().enumerate() {
             if moved.contains(seq) {
                 continue;
             }
@@ -129,7 +162,7 @@ impl BatchInOneTransaction {
             .execute(params![now + hidden.as_millis() as i64, now, seq])?;
         }
         super::db::add_to_counter(conn, "queued", -(removed as i64))?;
-        Ok(Tried::Handled(seqs.len()))
+        Ok(Tried::Handled(taken.len()))
     }
 }
 

@@ -200,3 +200,32 @@ async fn a_batch_in_one_transaction_leaves_what_the_ports_leave() {
     assert_eq!(after_first[7], ["1 counted, 1 rows"]);
     assert_eq!(last[7], ["0 counted, 0 rows"]);
 }
+
+// A batch whose transaction fails after its rows were taken (here the settling's delete,
+// refused by a trigger: a full disk or a bug would do the same) is rolled back whole, and
+// its records still spend a receive, as after a Lambda invocation that failed: otherwise a
+// batch that always fails would be taken again for ever and never reach the dead-letter queue.
+#[tokio::test]
+async fn a_batch_that_fails_is_rolled_back_and_its_records_spend_a_receive() {
+    let file = File::open();
+    file.queue.send(&job("kept")).await.unwrap();
+    file.db
+        .write(|conn| {
+            conn.execute_batch(
+                "CREATE TRIGGER refuse_deletes BEFORE DELETE ON queue
+                 BEGIN SELECT RAISE(ABORT, 'injected: the delete is refused'); END",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let batches = file.in_one_transaction();
+    let settings = MappingSettings::default();
+
+    let error = batches.handle_next(settings).await.unwrap_err();
+
+    assert!(format!("{error:#}").contains("injected"), "{error:#}");
+    let tables = file.tables().await;
+    assert!(tables[0].is_empty(), "nothing stored: {:?}", tables[0]);
+    assert_eq!(tables[1], [r#"{"v":1,"job_ received 1 hidden"#]);
+}
