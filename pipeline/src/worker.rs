@@ -671,7 +671,8 @@ fn decode_guarded(record: &SqsMessage, limit: ContentLimit) -> Result<Message, R
     })
 }
 
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+/// What a caught panic says, for a log line or a record's failure.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
         .copied()

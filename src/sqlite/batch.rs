@@ -38,7 +38,7 @@ use pipeline::domain::{
 use pipeline::ports::{
     FailureLog, FlowLog, MessageStore, PortError, PortResult, PutBatchError, Redrive,
 };
-use pipeline::worker::Consumer;
+use pipeline::worker::{panic_text, Consumer};
 
 /// The runner's consumer on its embedded queue: each batch one transaction.
 #[derive(Debug, Clone)]
@@ -86,13 +86,9 @@ impl BatchInOneTransaction {
     /// Marks rows received once more and hides them for the visibility timeout.
     fn spend_a_receive(&self, conn: &mut Connection, seqs: &[i64]) -> anyhow::Result<()> {
         let now = self.queue.db.clock.now_ms();
-        let hidden_until = now + self.queue.settings.visibility_timeout.as_millis() as i64;
-        let mut received = conn.prepare_cached(
-            "UPDATE queue SET receive_count = receive_count + 1, visible_at_ms = ?1,
-             first_received_ms = coalesce(first_received_ms, ?2) WHERE seq = ?3",
-        )?;
-        for seq in seqs {
-            received.execute(params![hidden_until, now, seq])?;
+        let visibility = self.queue.settings.visibility_timeout;
+        for &seq in seqs {
+            mark_received(conn, seq, now, visibility)?;
         }
         Ok(())
     }
@@ -155,15 +151,22 @@ impl BatchInOneTransaction {
             // Reported failed: received, as a receive over SQS leaves it, and hidden until its
             // backoff ends (the consumer set it) or else the visibility timeout.
             let hidden = waits.get(seq).copied().unwrap_or(visibility);
-            conn.prepare_cached(
-                "UPDATE queue SET receive_count = receive_count + 1, visible_at_ms = ?1,
-                 first_received_ms = coalesce(first_received_ms, ?2) WHERE seq = ?3",
-            )?
-            .execute(params![now + hidden.as_millis() as i64, now, seq])?;
+            mark_received(conn, *seq, now, hidden)?;
         }
         super::db::add_to_counter(conn, "queued", -(removed as i64))?;
         Ok(Tried::Handled(taken.len()))
     }
+}
+
+/// Marks a row received at `now` (one receive more, its first receive kept) and hides it
+/// for `hidden`, as a receive over SQS leaves a record that is not deleted.
+fn mark_received(conn: &Connection, seq: i64, now: i64, hidden: Duration) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE queue SET receive_count = receive_count + 1, visible_at_ms = ?1,
+         first_received_ms = coalesce(first_received_ms, ?2) WHERE seq = ?3",
+    )?
+    .execute(params![now + hidden.as_millis() as i64, now, seq])
+    .map(|_| ())
 }
 
 /// What one try did.
@@ -227,8 +230,8 @@ impl Batches for BatchInOneTransaction {
 }
 
 /// Runs `work` in a write transaction on `conn`: committed if it returns `Ok`, rolled back if
-/// it fails or panics (the writer thread it runs on goes on). By hand, not with a `rusqlite::Transaction`: the batch's ports hold the
-/// connection itself, and must be `Sync`.
+/// it fails or panics (the writer thread it runs on goes on). By hand, not with a
+/// `rusqlite::Transaction`: the batch's ports hold the connection itself, and must be `Sync`.
 fn in_transaction<T>(
     conn: &mut Connection,
     work: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
@@ -242,14 +245,7 @@ fn in_transaction<T>(
             .map(|_| value)
             .map_err(anyhow::Error::from),
         Ok(Err(error)) => Err(error),
-        Err(panic) => Err(anyhow!(
-            "the consumer panicked: {}",
-            panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("non-string panic")
-        )),
+        Err(panic) => Err(anyhow!("the consumer panicked: {}", panic_text(&*panic))),
     };
     if outcome.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
