@@ -216,7 +216,9 @@ impl Batches for BatchInOneTransaction {
                 window_ends = Some(now + settings.batching_window);
             }
             let until = match window_ends {
-                Some(ends) => ends,
+                Some(ends) if now < ends => ends,
+                // The window ended and nothing was taken: another poller took the rows.
+                Some(_) => return Ok(Handled::default()),
                 None if now >= idle_until => return Ok(Handled::default()),
                 None => idle_until,
             };

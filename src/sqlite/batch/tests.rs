@@ -229,3 +229,28 @@ async fn a_batch_that_fails_is_rolled_back_and_its_records_spend_a_receive() {
     assert!(tables[0].is_empty(), "nothing stored: {:?}", tables[0]);
     assert_eq!(tables[1], [r#"{"v":1,"job_ received 1 hidden"#]);
 }
+
+// Two pollers with a batching window see the same record due; one takes it when the window
+// ends. The other must come back with nothing (and so see shutdown), not wait for a window
+// that has ended on rows that are gone: it span there, and a runner with
+// `--batching-window-ms 50 --consumers 4` never stopped.
+#[tokio::test]
+async fn a_poller_whose_window_ended_on_rows_another_took_comes_back_empty() {
+    let file = File::open();
+    file.queue.send(&job("only")).await.unwrap();
+    let settings = MappingSettings {
+        batch_size: 10,
+        batching_window: Duration::from_millis(50),
+        ..MappingSettings::default()
+    };
+    let (first, second) = (file.in_one_transaction(), file.in_one_transaction());
+
+    let both = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(first.handle_next(settings), second.handle_next(settings))
+    })
+    .await
+    .expect("a poller never came back");
+
+    let records = both.0.unwrap().records + both.1.unwrap().records;
+    assert_eq!(records, 1);
+}
